@@ -1,0 +1,1 @@
+"""The ``sparsedp`` command line."""

@@ -1,0 +1,147 @@
+"""``sparsedp trial``: prune, train and measure steps-to-result for one trial."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+import warnings
+
+import torch
+
+from sparsedp.cli.common import finite_float, is_terminal, positive_int, stderr_console
+from sparsedp.data import load_dataset, prepare_splits
+from sparsedp.pruning.prune import PRUNERS, PruneSettings
+from sparsedp.training import EngineSettings, EvalResult, TrialConfig, run_trial
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("trial", help="run one trial and report its steps-to-result")
+    p.add_argument("--workload", required=True, help="see `sparsedp workloads`")
+    p.add_argument("--sparsity", type=finite_float, required=True,
+                   help="fraction of prunable weights removed, in [0, 1)")
+    p.add_argument("--batch-size", type=positive_int, required=True)
+    p.add_argument("--lr", type=finite_float, required=True, help="learning rate")
+    p.add_argument("--momentum", type=finite_float)
+    p.add_argument("--decay-steps", type=positive_int)
+    p.add_argument("--end-lr-factor", type=finite_float)
+    p.add_argument("--seed", type=int, default=0, help="model init / pruning seed")
+    p.add_argument("--data-seed", type=int, default=0, help="training batch order seed")
+    p.add_argument("--data-dir", help="directory holding the data set's files")
+    p.add_argument("--goal-error", type=finite_float)
+    p.add_argument("--max-steps", type=positive_int)
+    p.add_argument("--eval-every", type=positive_int)
+    p.add_argument("--hidden-units", type=int, default=0,
+                   help="simple-cnn only: add a hidden FC layer (1024 = Shallue et al.'s wide "
+                        "variant, without dropout)")
+    p.add_argument("--pruner", choices=PRUNERS, default="snip")
+    p.add_argument("--prune-biases", action="store_true",
+                   help="also prune biases (the authors' code did; they start at zero)")
+    p.add_argument("--snip-batches", type=positive_int,
+                   help="SNIP on this many mini-batches of 100 (default: whole training split)")
+    p.add_argument("--early-exit", action="store_true",
+                   help="exact early-exit evaluation (same outcome, faster)")
+    p.add_argument("--threads", type=positive_int, help="torch CPU threads")
+    p.add_argument("--device", default="cpu", help="cpu or cuda")
+    p.add_argument("--save-mask-report", help="write the sparsity report as JSON here")
+    p.add_argument("--json", action="store_true", help="print the result as JSON on stdout")
+    p.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    console = stderr_console()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    pruning = PruneSettings(args.pruner, args.prune_biases, snip_batches=args.snip_batches)
+    config = TrialConfig(
+        workload=args.workload,
+        sparsity=args.sparsity,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        momentum=args.momentum,
+        decay_steps=args.decay_steps,
+        end_lr_factor=args.end_lr_factor,
+        seed=args.seed,
+        data_seed=args.data_seed,
+        goal_error=args.goal_error,
+        max_steps=args.max_steps,
+        eval_every=args.eval_every,
+        hidden_units=args.hidden_units,
+        pruning=pruning,
+    )
+    spec = config.spec
+    started = time.perf_counter()
+    dataset = load_dataset(spec.dataset, args.data_dir)
+    data = prepare_splits(dataset)
+    if config.batch_size > data.num_train:
+        raise ValueError(
+            f"batch size {config.batch_size} is larger than the training split "
+            f"({data.num_train} examples)"
+        )
+    console.print(f"data: {dataset.label} from {dataset.source} "
+                  f"({data.num_train} train / {data.num_val} validation)")
+    console.print(f"workload {spec.name}: goal error {config.resolved_goal_error:g}, "
+                  f"budget {config.resolved_max_steps:,} steps, "
+                  f"check every {config.resolved_eval_every}")
+
+    def progress(step: int, check: EvalResult) -> None:
+        if is_terminal() or step % (config.resolved_eval_every * 25) == 0:
+            bound = "" if check.exact else " (lower bound)"
+            console.print(f"  step {step:>6}  validation error {check.error:.4f}{bound}")
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = run_trial(
+            config,
+            data,
+            engine=EngineSettings(early_exit=args.early_exit, device=args.device),
+            progress=progress,
+        )
+    for warning in caught:
+        console.print(f"[yellow]warning:[/] {warning.message}")
+    console.print("sparsity report (prunable parameters):")
+    console.print(_format_report(result.mask_report), markup=False)
+    if args.save_mask_report:
+        with open(args.save_mask_report, "w") as f:
+            json.dump(result.mask_report, f, indent=2)
+    total = time.perf_counter() - started
+    summary = {
+        "workload": spec.name,
+        "dataset": dataset.label,
+        "sparsity": config.sparsity,
+        "batch_size": config.batch_size,
+        "status": result.status,
+        "steps_to_result": result.steps_to_result,
+        "steps_taken": result.steps_taken,
+        "final_val_error": result.final_val_error,
+        "final_error_exact": result.final_error_exact,
+        "wall_time": result.wall_time,
+        "total_time": total,
+        "samples_per_second": result.samples_per_second,
+        "eval_share": result.eval_share,
+        "measured_sparsity": result.mask_report["sparsity"],
+        "message": result.message,
+    }
+    if args.json:
+        print(json.dumps(summary, indent=2))
+    else:
+        error = "n/a" if result.final_val_error is None else f"{result.final_val_error:.4f}"
+        print(f"status: {result.status}")
+        print(f"steps-to-result: {result.steps_to_result if result.steps_to_result else '-'}"
+              f" (steps taken {result.steps_taken})")
+        print(f"final validation error: {error}")
+        print(f"wall time: {result.wall_time:.1f} s (training {result.train_time:.1f} s, "
+              f"evaluation {result.eval_time:.1f} s, pruning {result.prune_time:.1f} s)")
+        if result.message:
+            print(result.message)
+    return 0
+
+
+def _format_report(report: dict) -> str:
+    lines = [f"  {'parameter':<16} {'kept':>8} {'total':>8} {'sparsity':>9}"]
+    for layer in report["layers"]:
+        lines.append(f"  {layer['name']:<16} {layer['kept']:>8} {layer['total']:>8} "
+                     f"{layer['sparsity']:>8.2%}")
+    lines.append(f"  {'all':<16} {report['kept']:>8} {report['total']:>8} "
+                 f"{report['sparsity']:>8.2%}")
+    return "\n".join(lines)

@@ -1,0 +1,118 @@
+"""Validation split and normalisation exactly as the authors' code makes them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from sparsedp.data.sources import ImageDataset
+
+VALIDATION_FRACTION = 0.1
+
+
+def split_train_validation(
+    n_train: int, fraction: float = VALIDATION_FRACTION
+) -> tuple[np.ndarray, np.ndarray]:
+    """Indices (train, validation) of the official training set.
+
+    A list ``0..n-1`` is shuffled by ``numpy.random.RandomState(0).shuffle``; the first
+    ``int(n * fraction)`` entries become validation, the rest training.
+    """
+    if not 0 < fraction < 1:
+        raise ValueError(f"validation fraction must be in (0, 1), got {fraction}")
+    order = list(range(n_train))
+    np.random.RandomState(0).shuffle(order)
+    n_val = int(n_train * fraction)
+    order_array = np.asarray(order, dtype=np.int64)
+    return order_array[n_val:], order_array[:n_val]
+
+
+def channel_statistics(images: np.ndarray, per_channel: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and std of ``images / 255`` (uint8, N×C×H×W), per channel or one global value."""
+    channels = images.shape[1]
+    sums = np.zeros(channels, dtype=np.float64)
+    squares = np.zeros(channels, dtype=np.float64)
+    chunk = 5000
+    for start in range(0, images.shape[0], chunk):
+        block = np.asarray(images[start : start + chunk], dtype=np.float64) / 255.0
+        sums += block.sum(axis=(0, 2, 3))
+        squares += (block * block).sum(axis=(0, 2, 3))
+    count = images.shape[0] * images.shape[2] * images.shape[3]
+    if not per_channel:
+        count *= channels
+        sums = np.full(channels, sums.sum())
+        squares = np.full(channels, squares.sum())
+    mean = sums / count
+    std = np.sqrt(np.maximum(squares / count - mean * mean, 0.0))
+    return mean, std
+
+
+@dataclass
+class SplitData:
+    """A data set split into training/validation, normalised on the fly.
+
+    Images stay uint8 (possibly memory-mapped and shared between processes); each batch is
+    gathered and standardised as it is needed. Statistics come from the official training set
+    (the authors normalised before splitting off validation): one global mean/std for
+    grey-scale sets, per channel for CIFAR-10.
+    """
+
+    dataset: ImageDataset
+    train_index: np.ndarray
+    val_index: np.ndarray
+    mean: np.ndarray
+    std: np.ndarray
+    _val_cache: tuple[torch.Tensor, torch.Tensor] | None = field(default=None, repr=False)
+
+    @property
+    def num_train(self) -> int:
+        return int(self.train_index.shape[0])
+
+    @property
+    def num_val(self) -> int:
+        return int(self.val_index.shape[0])
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        c, h, w = self.dataset.train_images.shape[1:]
+        return int(c), int(h), int(w)
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.dataset.classes)
+
+    def normalize(self, images: np.ndarray | torch.Tensor) -> torch.Tensor:
+        """uint8 N×C×H×W → float32 ``(x / 255 - mean) / std``."""
+        x = torch.as_tensor(np.asarray(images)).to(torch.float32).div_(255.0)
+        mean = torch.as_tensor(self.mean, dtype=torch.float32).view(1, -1, 1, 1)
+        std = torch.as_tensor(self.std, dtype=torch.float32).view(1, -1, 1, 1)
+        return x.sub_(mean).div_(std)
+
+    def train_batch(self, positions: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+        """The training examples at ``positions`` (indices into the training split)."""
+        rows = self.train_index[positions]
+        order = np.argsort(rows, kind="stable")
+        sorted_rows = rows[order]
+        images = np.empty((rows.shape[0], *self.image_shape), dtype=np.uint8)
+        images[order] = self.dataset.train_images[sorted_rows]
+        labels = torch.from_numpy(np.asarray(self.dataset.train_labels[rows], dtype=np.int64))
+        return self.normalize(images), labels
+
+    def validation(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The whole validation split, normalised (computed once, then cached)."""
+        if self._val_cache is None:
+            rows = np.sort(self.val_index)
+            images = self.normalize(self.dataset.train_images[rows])
+            labels = torch.from_numpy(np.asarray(self.dataset.train_labels[rows], dtype=np.int64))
+            self._val_cache = (images.contiguous(), labels)
+        return self._val_cache
+
+
+def prepare_splits(dataset: ImageDataset, fraction: float = VALIDATION_FRACTION) -> SplitData:
+    """Split off validation as the authors did and compute the normalisation statistics."""
+    train_index, val_index = split_train_validation(dataset.train_images.shape[0], fraction)
+    per_channel = dataset.train_images.shape[1] > 1
+    mean, std = channel_statistics(dataset.train_images, per_channel)
+    return SplitData(dataset, train_index, val_index, mean, std)

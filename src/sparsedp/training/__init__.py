@@ -1,0 +1,40 @@
+"""Training: TF-semantics optimizers, schedules, workloads and the steps-to-result trainer."""
+
+from sparsedp.training.evaluation import EvalResult, Evaluator, error_allowance
+from sparsedp.training.optimizers import OPTIMIZERS, TFOptimizer
+from sparsedp.training.schedules import SCHEDULES, Schedule
+from sparsedp.training.trainer import (
+    COMPLETE,
+    INCOMPLETE,
+    INFEASIBLE,
+    STATUSES,
+    STOPPED,
+    EngineSettings,
+    TrialResult,
+    run_trial,
+)
+from sparsedp.training.trial_config import TrialConfig
+from sparsedp.training.workloads import METAPARAMETERS, WORKLOADS, Workload, get_workload
+
+__all__ = [
+    "COMPLETE",
+    "INCOMPLETE",
+    "INFEASIBLE",
+    "METAPARAMETERS",
+    "OPTIMIZERS",
+    "SCHEDULES",
+    "STATUSES",
+    "STOPPED",
+    "WORKLOADS",
+    "EngineSettings",
+    "EvalResult",
+    "Evaluator",
+    "Schedule",
+    "TFOptimizer",
+    "TrialConfig",
+    "TrialResult",
+    "Workload",
+    "error_allowance",
+    "get_workload",
+    "run_trial",
+]
