@@ -8,6 +8,7 @@ from sparsedp.data.splits import (
     channel_statistics,
     prepare_splits,
     split_train_validation,
+    train_split_size,
 )
 
 __all__ = [
@@ -21,4 +22,5 @@ __all__ = [
     "load_dataset",
     "prepare_splits",
     "split_train_validation",
+    "train_split_size",
 ]

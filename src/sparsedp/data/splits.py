@@ -10,6 +10,13 @@ import torch
 from sparsedp.data.sources import ImageDataset
 
 VALIDATION_FRACTION = 0.1
+OFFICIAL_TRAIN_SIZES = {"mnist": 60_000, "fashion-mnist": 60_000, "cifar10": 50_000}
+
+
+def train_split_size(dataset: str, fraction: float = VALIDATION_FRACTION) -> int:
+    """Examples left for training after the validation split (MNIST 54,000; CIFAR-10 45,000)."""
+    total = OFFICIAL_TRAIN_SIZES[dataset]
+    return total - int(total * fraction)
 
 
 def split_train_validation(
