@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import argparse
 import os
+import sqlite3
 import sys
 
 from sparsedp import __version__
-from sparsedp.cli import trial_cmd, workloads_cmd
+from sparsedp.cli import experiment_cmds, trial_cmd, workloads_cmd
 from sparsedp.cli.common import CliError
 
 
@@ -22,6 +23,7 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     for module in _COMMANDS:
         module.add_parser(subparsers)
+    experiment_cmds.add_parsers(subparsers)
     return parser
 
 
@@ -36,6 +38,11 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("sparsedp: interrupted", file=sys.stderr)
         return 130
+    except sqlite3.Error as exc:
+        if os.environ.get("SPARSEDP_DEBUG"):
+            raise
+        print(f"sparsedp: error: results database: {exc}", file=sys.stderr)
+        return 2
     except (CliError, ValueError, OSError, KeyError) as exc:
         if os.environ.get("SPARSEDP_DEBUG"):
             raise

@@ -10,6 +10,7 @@ the error it reports is a lower bound, flagged ``exact=False``.
 
 from __future__ import annotations
 
+import copy
 import math
 from dataclasses import dataclass
 
@@ -60,6 +61,25 @@ class Evaluator:
         self.batch_size = batch_size
         self.early_exit = early_exit
         self._previously_wrong = torch.zeros(self.total, dtype=torch.bool, device=y.device)
+        self.channels_last = channels_last
+        self._eval_model: nn.Module | None = None
+
+    def _model_for_eval(self, model: nn.Module) -> nn.Module:
+        """``model`` itself, or a channels-last copy refreshed with its current weights.
+
+        The copy keeps the training model's own memory layout (and so its float rounding)
+        untouched: only evaluation runs in the faster layout.
+        """
+        if not self.channels_last:
+            return model
+        if self._eval_model is None:
+            self._eval_model = copy.deepcopy(model).to(memory_format=torch.channels_last)
+        with torch.no_grad():
+            for target, source in zip(
+                self._eval_model.parameters(), model.parameters(), strict=True
+            ):
+                target.copy_(source)
+        return self._eval_model
 
     def _order(self) -> torch.Tensor:
         if not self.early_exit:
@@ -69,6 +89,7 @@ class Evaluator:
 
     @torch.inference_mode()
     def __call__(self, model: nn.Module) -> EvalResult:
+        model = self._model_for_eval(model)
         order = self._order()
         wrong_now = torch.zeros_like(self._previously_wrong)
         looked_at = torch.zeros_like(self._previously_wrong)

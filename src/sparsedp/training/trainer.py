@@ -33,7 +33,7 @@ class EngineSettings:
 
     early_exit: bool = False
     eval_batch_size: int = 1000
-    channels_last: bool = False
+    channels_last: bool = False  # evaluation only (training keeps the default layout)
     micro_batch: int | None = None
     device: str = "cpu"
 
@@ -108,8 +108,6 @@ def run_trial(
         seed=config.seed,
         **({"hidden_units": config.hidden_units} if config.hidden_units else {}),
     ).to(device)
-    if engine.channels_last:
-        model = model.to(memory_format=torch.channels_last)
     mask = prune(model, config.sparsity, config.pruning, data, seed=config.seed, saliency=saliency)
     prune_time = time.perf_counter() - started
 
@@ -136,8 +134,6 @@ def run_trial(
     for step in range(1, max_steps + 1):
         x, y = data.train_batch(stream.next())
         x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
-        if engine.channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
         optimizer.zero_grad()
         loss_value = 0.0
         for start in range(0, config.batch_size, micro):

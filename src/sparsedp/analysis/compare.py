@@ -1,0 +1,128 @@
+"""Sparse versus dense: step ratios per batch size, their mean in perfect scaling, B_crit ratios.
+
+* ``ratio(B) = S_sparse(B) / S_dense(B)`` for every (workload, batch size) where both
+  studies have a result.
+* The *perfect-scaling ratio* is the geometric mean of ``ratio(B)`` over the batch sizes in
+  the dense curve's perfect-scaling region (``B <= perfect_scaling_end`` of the dense
+  curve), also reported as ``log2`` (the paper reads about 2^1.5 at 90% sparsity).
+* The *critical batch ratio* is ``B_crit(sparse) / B_crit(dense)`` from the fits; its
+  interval pairs the curves' independent bootstrap resamples one to one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from sparsedp.analysis.curves import Curve
+from sparsedp.analysis.fit import BootstrapFit, ScalingFit, percentile_interval
+from sparsedp.analysis.regimes import PERFECT_SCALING_TOL, perfect_scaling_end
+
+DENSE_SPARSITY = 0.0
+
+
+def _is_dense(sparsity: pd.Series | float, dense_sparsity: float) -> pd.Series | bool:
+    return np.isclose(sparsity, dense_sparsity, rtol=0.0, atol=1e-9)
+
+
+def sparse_dense_ratios(best: pd.DataFrame, dense_sparsity: float = DENSE_SPARSITY) -> pd.DataFrame:
+    """Per (workload, sparsity, batch size): steps over the dense study's steps.
+
+    Columns ``workload, sparsity, batch_size, steps, dense_steps, ratio, log2_ratio``; only
+    rows where both the sparse and the dense study have a result, dense rows excluded.
+    """
+    columns = ["workload", "sparsity", "batch_size", "steps", "dense_steps", "ratio", "log2_ratio"]
+    if best is None or len(best) == 0:
+        return pd.DataFrame(columns=columns)
+    have = best[np.isfinite(best["steps"].astype(float))]
+    dense_mask = _is_dense(have["sparsity"].astype(float), dense_sparsity)
+    dense = have[dense_mask][["workload", "batch_size", "steps"]].rename(
+        columns={"steps": "dense_steps"}
+    )
+    sparse = have[~dense_mask][["workload", "sparsity", "batch_size", "steps"]]
+    merged = sparse.merge(dense, on=["workload", "batch_size"], how="inner")
+    merged["ratio"] = merged["steps"].astype(float) / merged["dense_steps"].astype(float)
+    merged["log2_ratio"] = np.log2(merged["ratio"])
+    merged = merged.sort_values(["workload", "sparsity", "batch_size"]).reset_index(drop=True)
+    return merged[columns]
+
+
+@dataclass(frozen=True)
+class PerfectScalingRatio:
+    """Geometric-mean sparse/dense step ratio over the dense perfect-scaling region."""
+
+    workload: str
+    sparsity: float
+    dense_perfect_scaling_end: int | None
+    batch_sizes: list[int]
+    geomean_ratio: float | None
+    log2_ratio: float | None
+
+
+def perfect_scaling_ratio(
+    ratios: pd.DataFrame,
+    dense_curve: Curve,
+    sparsity: float,
+    *,
+    tol: float = PERFECT_SCALING_TOL,
+) -> PerfectScalingRatio:
+    """Mean ratio of one sparse curve to its dense curve over dense perfect scaling.
+
+    ``ratios`` is the output of :func:`sparse_dense_ratios`; ``dense_curve`` is the dense
+    curve of the same workload. The ratio is None when no batch size qualifies.
+    """
+    end = perfect_scaling_end(dense_curve.batch_sizes, dense_curve.steps, tol)
+    rows = ratios[
+        (ratios["workload"] == dense_curve.workload)
+        & np.isclose(ratios["sparsity"].astype(float), sparsity, rtol=0.0, atol=1e-9)
+    ]
+    rows = rows[rows["batch_size"].astype(int) <= end] if end is not None else rows.iloc[0:0]
+    sizes = [int(b) for b in rows["batch_size"]]
+    if not sizes:
+        return PerfectScalingRatio(dense_curve.workload, float(sparsity), end, [], None, None)
+    log2_mean = float(np.mean(np.log2(rows["ratio"].astype(float))))
+    return PerfectScalingRatio(
+        workload=dense_curve.workload,
+        sparsity=float(sparsity),
+        dense_perfect_scaling_end=end,
+        batch_sizes=sizes,
+        geomean_ratio=float(2.0**log2_mean),
+        log2_ratio=log2_mean,
+    )
+
+
+@dataclass(frozen=True)
+class CriticalBatchRatio:
+    """``B_crit(sparse) / B_crit(dense)`` with a bootstrap interval when available."""
+
+    ratio: float | None
+    ci: tuple[float, float] | None
+    fraction_fit: float | None
+
+
+def critical_batch_ratio(
+    sparse_fit: ScalingFit | None,
+    dense_fit: ScalingFit | None,
+    sparse_boot: BootstrapFit | None = None,
+    dense_boot: BootstrapFit | None = None,
+    confidence: float = 0.95,
+) -> CriticalBatchRatio:
+    """Ratio of fitted critical batch sizes, sparse over dense.
+
+    The interval takes resample ``r`` of each curve's bootstrap together (the curves are
+    resampled independently) and is the percentile interval of the ratios where both fits
+    succeeded; ``fraction_fit`` is the share of such resamples.
+    """
+    ratio = None
+    if sparse_fit is not None and dense_fit is not None:
+        ratio = sparse_fit.b_crit / dense_fit.b_crit
+    ci, fraction = None, None
+    if sparse_boot is not None and dense_boot is not None:
+        n = min(len(sparse_boot.b_crit_samples), len(dense_boot.b_crit_samples))
+        if n:
+            samples = sparse_boot.b_crit_samples[:n] / dense_boot.b_crit_samples[:n]
+            fraction = float(np.isfinite(samples).mean())
+            ci = percentile_interval(samples, confidence)
+    return CriticalBatchRatio(ratio=ratio, ci=ci, fraction_fit=fraction)

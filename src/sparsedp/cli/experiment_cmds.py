@@ -1,0 +1,168 @@
+"""``sparsedp run``, ``status`` and ``export``: run an experiment file and read its results."""
+
+from __future__ import annotations
+
+import argparse
+import math
+import time
+from pathlib import Path
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from sparsedp.cli.common import CliError, is_terminal, positive_int, stderr_console
+from sparsedp.experiment import ExperimentSpec, load_experiment
+from sparsedp.experiment.runner import RunEvent, best_per_study, run_experiment
+from sparsedp.store import ResultStore, trials_frame
+
+STATUS_COLUMNS = ("complete", "incomplete", "infeasible", "stopped", "failed")
+
+
+def add_parsers(subparsers: argparse._SubParsersAction) -> None:
+    run_p = subparsers.add_parser("run", help="run every missing trial of an experiment file")
+    run_p.add_argument("experiment", help="experiment TOML file")
+    run_p.add_argument("--workers", type=positive_int, help="override the file's workers")
+    run_p.add_argument("--retry-failed", action="store_true",
+                       help="run trials stored as failed again")
+    run_p.set_defaults(handler=run)
+
+    status_p = subparsers.add_parser("status", help="per-study progress and best results")
+    status_p.add_argument("experiment", help="experiment TOML file")
+    status_p.set_defaults(handler=status)
+
+    export_p = subparsers.add_parser("export", help="write all trials as CSV or Parquet")
+    export_p.add_argument("experiment", help="experiment TOML file")
+    export_p.add_argument("--format", choices=("csv", "parquet"), default="csv")
+    export_p.add_argument("--out", help="output file (default: <results>/trials.<format>)")
+    export_p.set_defaults(handler=export)
+
+
+def _label(study) -> str:
+    return f"{study.workload} s={study.sparsity:g} B={study.batch_size}"
+
+
+def run(args: argparse.Namespace) -> int:
+    spec = load_experiment(args.experiment)
+    console = stderr_console()
+    console.print(f"experiment [bold]{spec.name}[/]: {len(spec.studies())} studies × "
+                  f"{spec.trials} trials, results in {spec.results_dir}")
+    started = time.perf_counter()
+    with ResultStore(spec.results_dir) as store:
+        if is_terminal():
+            summary = _run_with_progress(spec, store, args, console)
+        else:
+            summary = run_experiment(spec, store, workers=args.workers,
+                                     retry_failed=args.retry_failed,
+                                     on_event=lambda e: _plain_event(e, console))
+    elapsed = time.perf_counter() - started
+    counts = ", ".join(f"{n} {s}" for s, n in sorted(summary.statuses.items())) or "nothing"
+    console.print(f"ran {summary.finished} of {summary.planned} missing trials in "
+                  f"{elapsed:.0f} s ({counts}); failed attempts: {summary.failed_attempts}")
+    status(argparse.Namespace(experiment=args.experiment))
+    return 0
+
+
+def _plain_event(event: RunEvent, console: Console) -> None:
+    if event.kind == "plan":
+        console.print(f"{event.total} trials to run")
+    elif event.kind == "study-start" and event.study is not None:
+        hint = " (neighbour-first order)" if event.order_from else ""
+        console.print(f"study {_label(event.study)}{hint}")
+    elif event.kind == "trial" and event.record is not None and event.study is not None:
+        r = event.record
+        steps = r.steps_to_result if r.steps_to_result is not None else "-"
+        console.print(f"  [{event.done}/{event.total}] trial {r.trial_index:>3} {r.status:<10} "
+                      f"steps {steps!s:>6}  ({r.wall_time:.1f} s)")
+    elif event.kind == "failure" and event.failure is not None:
+        console.print(f"  trial {event.failure.index} attempt {event.failure.attempt} failed: "
+                      f"{event.failure.error}")
+
+
+def _run_with_progress(spec: ExperimentSpec, store: ResultStore, args, console: Console):
+    progress = Progress(
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+        TimeRemainingColumn(), console=console, transient=False,
+    )
+    best: dict[str, int] = {}
+    with progress:
+        task_id = progress.add_task("trials", total=None)
+
+        def on_event(event: RunEvent) -> None:
+            if event.kind == "plan":
+                progress.update(task_id, total=event.total)
+            elif event.kind == "study-start" and event.study is not None:
+                progress.update(task_id, description=_label(event.study))
+            elif event.kind == "trial" and event.record is not None and event.study:
+                r = event.record
+                if r.steps_to_result is not None:
+                    key = event.study.key
+                    best[key] = min(best.get(key, math.inf), r.steps_to_result)
+                shown = best.get(event.study.key)
+                progress.console.print(
+                    f"{_label(event.study)}  trial {r.trial_index:>3}  {r.status:<10} "
+                    f"steps {r.steps_to_result or '-'!s:>6}  best {shown or '-'!s:>6}"
+                )
+                progress.update(task_id, completed=event.done)
+            elif event.kind == "failure" and event.failure is not None:
+                progress.console.print(f"[red]trial {event.failure.index} failed:[/] "
+                                       f"{event.failure.error}")
+
+        return run_experiment(spec, store, workers=args.workers,
+                              retry_failed=args.retry_failed, on_event=on_event)
+
+
+def status(args: argparse.Namespace) -> int:
+    spec = load_experiment(args.experiment)
+    if not (spec.results_dir / ResultStore.FILENAME).exists():
+        raise CliError(f"no results yet for {spec.name} in {spec.results_dir}: "
+                       f"run `sparsedp run {args.experiment}` first")
+    with ResultStore(spec.results_dir, read_only=True) as store:
+        rows = store.trial_rows(spec.name)
+    best = best_per_study(rows)
+    by_study: dict[str, list[dict]] = {}
+    for row in rows:
+        by_study.setdefault(row["study_key"], []).append(row)
+    table = Table(title=f"{spec.name}: {spec.trials} trials per study")
+    for column in ("workload", "sparsity", "batch", "done", *STATUS_COLUMNS, "best steps",
+                   "best trial"):
+        table.add_column(column, justify="right" if column not in ("workload", "best trial")
+                         else "left")
+    for study in spec.studies():
+        trials = by_study.get(study.key, [])
+        counts = {s: sum(1 for t in trials if t["status"] == s) for s in STATUS_COLUMNS}
+        top = best.get(study.key)
+        if top is not None:
+            meta = ", ".join(f"{k}={_fmt(top[k])}" for k in ("lr", "momentum", "decay_steps",
+                                                              "end_lr_factor")
+                             if top[k] is not None)
+            best_cells = (str(top["steps_to_result"]), f"#{top['trial_index']} {meta}")
+        else:
+            best_cells = ("-", "")
+        table.add_row(study.workload, f"{study.sparsity:g}", str(study.batch_size),
+                      f"{len(trials)}/{spec.trials}", *(str(counts[s]) for s in STATUS_COLUMNS),
+                      *best_cells)
+    Console(soft_wrap=True, width=200 if not is_terminal() else None).print(table)
+    return 0
+
+
+def _fmt(value: float) -> str:
+    return f"{value:.5g}"
+
+
+def export(args: argparse.Namespace) -> int:
+    spec = load_experiment(args.experiment)
+    with ResultStore(spec.results_dir, read_only=True) as store:
+        frame = trials_frame(store, spec.name)
+    out = Path(args.out) if args.out else spec.results_dir / f"trials.{args.format}"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if args.format == "csv":
+        frame.to_csv(out, index=False)
+    else:
+        try:
+            frame.to_parquet(out, index=False)
+        except ImportError as exc:
+            raise CliError("parquet export needs pyarrow: pip install 'sparsedp[parquet]'") \
+                from exc
+    print(f"wrote {len(frame)} trials to {out}")
+    return 0

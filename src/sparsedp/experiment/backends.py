@@ -1,0 +1,194 @@
+"""Execution backends: in-process, local worker processes (the default), Ray for a cluster."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+from collections.abc import Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
+from typing import Any
+
+from sparsedp.experiment.records import TrialRecord
+from sparsedp.experiment.worker import TaskFailure, TrialTask, WorkerContext
+
+Outcome = TrialRecord | TaskFailure
+
+
+class InProcessBackend:
+    """Runs trials one at a time in this process; the stopping limit is always current."""
+
+    def __init__(self, context: WorkerContext, best: dict[str, int]) -> None:
+        self.context = context
+        self.best = best
+        self.capacity = 1
+        self._queue: list[TrialTask] = []
+
+    def submit(self, task: TrialTask) -> None:
+        self._queue.append(task)
+
+    def in_flight(self) -> int:
+        return len(self._queue)
+
+    def completed(self) -> Iterator[tuple[TrialTask, Outcome]]:
+        while self._queue:
+            task = self._queue.pop(0)
+            key = task.study.key
+            yield task, self.context.run(task, step_limit=lambda key=key: self.best.get(key))
+
+    def update_best(self, study_key: str, steps: int) -> None:
+        self.best[study_key] = steps  # shared dict: nothing else to do
+
+    def shutdown(self) -> None:
+        self._queue.clear()
+
+
+# -- local processes ------------------------------------------------------------------------
+_WORKER: dict[str, Any] = {}
+
+
+def _init_worker(
+    context_args: tuple, shared_best: Any, positions: dict[str, int], parent_pid: int
+) -> None:
+    _WORKER["context"] = WorkerContext(*context_args)
+    _WORKER["best"] = shared_best
+    _WORKER["positions"] = positions
+    _WORKER["parent"] = parent_pid
+
+
+def _live_limit(study_key: str) -> int | None:
+    if os.getppid() != _WORKER["parent"]:
+        raise SystemExit("the experiment's main process is gone")  # orphaned: stop working
+    value = _WORKER["best"][_WORKER["positions"][study_key]]
+    return None if value < 0 else int(value)
+
+
+def _run_in_worker(task: TrialTask) -> Outcome:
+    return _WORKER["context"].run(task, step_limit=lambda: _live_limit(task.study.key))
+
+
+class ProcessBackend:
+    """``workers`` local processes; each loads its data once and shares the best-so-far of
+    every study through shared memory, so the stopping rule sees other workers' results."""
+
+    def __init__(self, workers: int, context_args: tuple, study_keys: list[str]) -> None:
+        ctx = multiprocessing.get_context("spawn")
+        self.capacity = workers
+        self._positions = {key: i for i, key in enumerate(study_keys)}
+        self._best = ctx.Array("q", [-1] * max(1, len(study_keys)), lock=False)
+        self._args = (context_args, self._best, self._positions, os.getpid())
+        self._ctx = ctx
+        self._pool = self._new_pool()
+        self._futures: dict[Future, TrialTask] = {}
+
+    def _new_pool(self) -> ProcessPoolExecutor:
+        return ProcessPoolExecutor(
+            self.capacity, mp_context=self._ctx, initializer=_init_worker, initargs=self._args
+        )
+
+    def submit(self, task: TrialTask) -> None:
+        self._futures[self._pool.submit(_run_in_worker, task)] = task
+
+    def in_flight(self) -> int:
+        return len(self._futures)
+
+    def completed(self) -> Iterator[tuple[TrialTask, Outcome]]:
+        if not self._futures:
+            return
+        done, _ = wait(list(self._futures), return_when=FIRST_COMPLETED)
+        broken = False
+        for future in done:
+            task = self._futures.pop(future)
+            try:
+                yield task, future.result()
+            except BrokenProcessPool as exc:
+                broken = True
+                yield (
+                    task,
+                    TaskFailure(
+                        task.study.key, task.index, task.attempt, f"worker process died: {exc}", ""
+                    ),
+                )
+        if broken:  # every in-flight task of a broken pool is lost: report and rebuild
+            for future, task in list(self._futures.items()):
+                self._futures.pop(future)
+                yield (
+                    task,
+                    TaskFailure(
+                        task.study.key,
+                        task.index,
+                        task.attempt,
+                        "worker pool broke while the trial ran",
+                        "",
+                    ),
+                )
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = self._new_pool()
+
+    def update_best(self, study_key: str, steps: int) -> None:
+        self._best[self._positions[study_key]] = steps
+
+    def shutdown(self) -> None:
+        for process in list(getattr(self._pool, "_processes", {}).values()):
+            process.terminate()
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+
+class RayBackend:
+    """Trials as Ray tasks on a cluster (``ray.init(address="auto")`` or a local Ray).
+
+    Each Ray worker process keeps its own :class:`WorkerContext` (data loaded once). The
+    stopping limit is the study's best when the trial is dispatched.
+    """
+
+    def __init__(self, workers: int, context_args: tuple) -> None:
+        try:
+            import ray
+        except ImportError as exc:
+            raise ValueError(
+                "engine backend 'ray' needs Ray: pip install 'sparsedp[ray]' "
+                '(or use backend = "local")'
+            ) from exc
+        self._ray = ray
+        if not ray.is_initialized():
+            ray.init(address=os.environ.get("RAY_ADDRESS"), ignore_reinit_error=True)
+        self.capacity = workers
+
+        @ray.remote
+        def run_remote(task: TrialTask) -> Outcome:
+            if "context" not in _WORKER:
+                _WORKER["context"] = WorkerContext(*context_args)
+            return _WORKER["context"].run(task)
+
+        self._remote = run_remote
+        self._refs: dict[Any, TrialTask] = {}
+
+    def submit(self, task: TrialTask) -> None:
+        self._refs[self._remote.remote(task)] = task
+
+    def in_flight(self) -> int:
+        return len(self._refs)
+
+    def completed(self) -> Iterator[tuple[TrialTask, Outcome]]:
+        if not self._refs:
+            return
+        ready, _ = self._ray.wait(list(self._refs), num_returns=1)
+        for ref in ready:
+            task = self._refs.pop(ref)
+            try:
+                yield task, self._ray.get(ref)
+            except Exception as exc:
+                yield (
+                    task,
+                    TaskFailure(
+                        task.study.key, task.index, task.attempt, f"ray task failed: {exc}", ""
+                    ),
+                )
+
+    def update_best(self, study_key: str, steps: int) -> None:
+        """Ray trials get the limit at dispatch time (see TrialTask.best_known)."""
+
+    def shutdown(self) -> None:
+        for ref in self._refs:
+            self._ray.cancel(ref, force=True)
+        self._refs.clear()

@@ -1,0 +1,52 @@
+"""What a finished trial leaves behind, independent of where it is stored."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+
+@dataclass(frozen=True)
+class TrialRecord:
+    """A finished trial: its identity, metaparameters, outcome and measurements."""
+
+    study_key: str
+    trial_index: int
+    seed: int
+    metaparameters: dict[str, float]
+    status: str
+    steps_to_result: int | None
+    steps_taken: int
+    final_val_error: float | None
+    final_error_exact: bool
+    curve: list[tuple[int, float, bool]]
+    wall_time: float
+    train_time: float
+    eval_time: float
+    prune_time: float
+    samples_per_second: float
+    eval_share: float
+    eval_examples: int
+    message: str
+    attempts: int
+    mask_report: dict[str, Any] | None = None
+    engine: dict[str, Any] | None = None
+    provenance: dict[str, Any] | None = None
+
+
+class Ledger(Protocol):
+    """Where an experiment's trials are kept (the SQLite store implements this)."""
+
+    def register_experiment(self, name: str, config: dict, studies: list[dict]) -> None: ...
+
+    def finished_trials(self, study_key: str) -> dict[int, str]: ...
+
+    def best_steps(self, study_key: str) -> tuple[int, int] | None: ...
+
+    def write_trial(self, trial: TrialRecord, *, replace: bool = False) -> None: ...
+
+    def record_failure(
+        self, study_key: str, trial_index: int, attempt: int, error: str, traceback: str
+    ) -> None: ...
+
+    def failure_count(self, study_key: str, trial_index: int) -> int: ...

@@ -1,0 +1,274 @@
+"""Run an experiment: every missing trial of every study, each stored the moment it ends.
+
+Resuming is the same call: trials already in the ledger are skipped, so after Ctrl-C,
+``kill -9`` or a crash the next run finishes only what is missing (a trial that was in flight
+starts over). Trials that raise are recorded as failed attempts and retried up to
+``max_retries`` times; after that the trial is stored with status ``failed``.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+
+from sparsedp.experiment.backends import InProcessBackend, ProcessBackend, RayBackend
+from sparsedp.experiment.ordering import order_trials
+from sparsedp.experiment.provenance import provenance
+from sparsedp.experiment.records import Ledger, TrialRecord
+from sparsedp.experiment.spec import ExperimentSpec, StudySpec
+from sparsedp.experiment.worker import TaskFailure, TrialTask, WorkerContext
+from sparsedp.search import sobol_unit_points
+from sparsedp.training import STOPPED, get_workload
+
+FAILED = "failed"
+
+
+@dataclass
+class RunEvent:
+    """Something the runner reports while it works (for progress displays)."""
+
+    kind: str  # "plan" | "study-start" | "trial" | "failure" | "done"
+    study: StudySpec | None = None
+    record: TrialRecord | None = None
+    failure: TaskFailure | None = None
+    total: int = 0
+    done: int = 0
+    order_from: str | None = None
+
+
+@dataclass
+class RunSummary:
+    """Counts of what one invocation of the runner did."""
+
+    planned: int = 0
+    finished: int = 0
+    failed_attempts: int = 0
+    statuses: dict[str, int] = field(default_factory=dict)
+
+
+def study_descriptor(study: StudySpec) -> dict:
+    """What the store keeps about a study."""
+    workload = get_workload(study.workload)
+    return {
+        "key": study.key,
+        "workload": study.workload,
+        "dataset": workload.dataset,
+        "model": workload.model,
+        "optimizer": workload.optimizer,
+        "sparsity": study.sparsity,
+        "batch_size": study.batch_size,
+        "spec": _jsonable(asdict(study)),
+    }
+
+
+def _jsonable(value):
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    return value
+
+
+def pending_trials(
+    spec: ExperimentSpec, ledger: Ledger, study: StudySpec, retry_failed: bool = False
+) -> list[int]:
+    """Trial indices of ``study`` that still have to run."""
+    stored = ledger.finished_trials(study.key)
+    redo = set()
+    if not spec.engine.stop_hopeless:
+        redo.add(STOPPED)  # their own outcome is wanted now: run them in full
+    if retry_failed:
+        redo.add(FAILED)
+    return [i for i in range(spec.trials) if i not in stored or stored[i] in redo]
+
+
+def run_experiment(
+    spec: ExperimentSpec,
+    ledger: Ledger,
+    *,
+    workers: int | None = None,
+    retry_failed: bool = False,
+    on_event: Callable[[RunEvent], None] | None = None,
+) -> RunSummary:
+    """Run every missing trial of ``spec``, writing each to ``ledger`` as it ends."""
+    emit = on_event or (lambda event: None)
+    studies = spec.studies()
+    ledger.register_experiment(spec.name, spec.to_dict(), [study_descriptor(s) for s in studies])
+    workers = workers or spec.workers
+    summary = RunSummary()
+
+    pending = {s.key: pending_trials(spec, ledger, s, retry_failed) for s in studies}
+    stored = {s.key: ledger.finished_trials(s.key) for s in studies}
+    summary.planned = sum(len(v) for v in pending.values())
+    total = summary.planned
+    emit(RunEvent("plan", total=total))
+    if total == 0:
+        emit(RunEvent("done", total=0))
+        return summary
+
+    points = {s.key: s.space().points(spec.trials) for s in studies}
+    units = {s.key: sobol_unit_points(len(s.space().dimensions), spec.trials) for s in studies}
+    best: dict[str, int] = {}
+    best_index: dict[str, int] = {}
+    for s in studies:
+        found = ledger.best_steps(s.key)
+        if found is not None:
+            best[s.key], best_index[s.key] = found
+
+    context_args = (
+        spec.engine,
+        str(spec.data_dir) if spec.data_dir else None,
+        str(spec.results_dir / "cache"),
+        provenance(spec.engine.device),
+    )
+    backend = _make_backend(spec, workers, context_args, [s.key for s in studies], best)
+    for key, steps in best.items():
+        backend.update_best(key, steps)
+
+    queue: deque[TrialTask] = deque()
+    study_iter = iter(studies)
+
+    def refill() -> None:
+        while not queue:
+            study = next(study_iter, None)
+            if study is None:
+                return
+            todo = pending[study.key]
+            if not todo:
+                continue
+            order_from = None
+            if spec.engine.order == "neighbour":
+                todo, order_from = order_trials(
+                    study, studies, todo, units[study.key], lambda s: best_index.get(s.key)
+                )
+            emit(
+                RunEvent(
+                    "study-start",
+                    study=study,
+                    total=total,
+                    done=summary.finished,
+                    order_from=order_from,
+                )
+            )
+            for index in todo:
+                queue.append(TrialTask(study, index, points[study.key][index]))
+
+    def dispatch() -> None:
+        while backend.in_flight() < backend.capacity:
+            refill()
+            if not queue:
+                return
+            task = queue.popleft()
+            backend.submit(
+                TrialTask(
+                    task.study, task.index, task.point, task.attempt, best.get(task.study.key)
+                )
+            )
+
+    try:
+        dispatch()
+        while backend.in_flight():
+            for task, outcome in backend.completed():
+                if isinstance(outcome, TaskFailure):
+                    summary.failed_attempts += 1
+                    ledger.record_failure(
+                        outcome.study_key,
+                        outcome.index,
+                        outcome.attempt,
+                        outcome.error,
+                        outcome.traceback,
+                    )
+                    emit(
+                        RunEvent(
+                            "failure",
+                            study=task.study,
+                            failure=outcome,
+                            total=total,
+                            done=summary.finished,
+                        )
+                    )
+                    if outcome.attempt <= spec.engine.max_retries:
+                        queue.appendleft(
+                            TrialTask(task.study, task.index, task.point, outcome.attempt + 1)
+                        )
+                        continue
+                    outcome = _failed_record(task, outcome)
+                replace = task.index in stored[task.study.key]
+                ledger.write_trial(outcome, replace=replace)
+                summary.finished += 1
+                summary.statuses[outcome.status] = summary.statuses.get(outcome.status, 0) + 1
+                if outcome.steps_to_result is not None and (
+                    task.study.key not in best
+                    or (outcome.steps_to_result, task.index)
+                    < (best[task.study.key], best_index[task.study.key])
+                ):
+                    best[task.study.key] = outcome.steps_to_result
+                    best_index[task.study.key] = task.index
+                    backend.update_best(task.study.key, outcome.steps_to_result)
+                emit(
+                    RunEvent(
+                        "trial",
+                        study=task.study,
+                        record=outcome,
+                        total=total,
+                        done=summary.finished,
+                    )
+                )
+            dispatch()
+    finally:
+        backend.shutdown()
+    emit(RunEvent("done", total=total, done=summary.finished))
+    return summary
+
+
+def _make_backend(
+    spec: ExperimentSpec,
+    workers: int,
+    context_args: tuple,
+    study_keys: list[str],
+    best: dict[str, int],
+):
+    if spec.engine.backend == "ray":
+        return RayBackend(workers, context_args)
+    if workers <= 1:
+        return InProcessBackend(WorkerContext(*context_args), best)
+    return ProcessBackend(workers, context_args, study_keys)
+
+
+def _failed_record(task: TrialTask, failure: TaskFailure) -> TrialRecord:
+    config = task.study.trial_config(task.index, task.point)
+    return TrialRecord(
+        study_key=task.study.key,
+        trial_index=task.index,
+        seed=config.seed,
+        metaparameters=dict(task.point),
+        status=FAILED,
+        steps_to_result=None,
+        steps_taken=0,
+        final_val_error=None,
+        final_error_exact=False,
+        curve=[],
+        wall_time=0.0,
+        train_time=0.0,
+        eval_time=0.0,
+        prune_time=0.0,
+        samples_per_second=0.0,
+        eval_share=0.0,
+        eval_examples=0,
+        message=failure.error,
+        attempts=failure.attempt,
+    )
+
+
+def best_per_study(rows: list[dict]) -> dict[str, dict]:
+    """Lowest steps-to-result among complete trials per study (ties: lower trial index)."""
+    out: dict[str, dict] = {}
+    for row in rows:
+        if row["status"] != "complete" or row["steps_to_result"] is None:
+            continue
+        current = out.get(row["study_key"])
+        candidate = (row["steps_to_result"], row["trial_index"])
+        if current is None or candidate < (current["steps_to_result"], current["trial_index"]):
+            out[row["study_key"]] = row
+    return out

@@ -1,0 +1,195 @@
+"""Worker side of an experiment: load data once, run trial tasks, return records.
+
+A worker keeps each data set it has loaded (memory-mapped uint8 arrays, shared through the
+page cache between processes) and a cache of SNIP saliencies. A saliency depends only on the
+model's initialisation and the training data, not on the sparsity or the batch size, so trial i
+of every study in a row of the grid shares it; it is kept on disk under the results directory.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import traceback
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from sparsedp.data import SplitData, load_dataset, prepare_splits
+from sparsedp.experiment.records import TrialRecord
+from sparsedp.experiment.spec import EngineOptions, StudySpec
+from sparsedp.models import build_model
+from sparsedp.pruning import compute_saliency
+from sparsedp.training import EngineSettings, TrialConfig, run_trial
+from sparsedp.training.tuning import default_micro_batch, measure_eval_settings
+
+
+@dataclass(frozen=True)
+class TrialTask:
+    """One trial to run: the study, the trial index and its metaparameters."""
+
+    study: StudySpec
+    index: int
+    point: dict[str, float]
+    attempt: int = 1
+    best_known: int | None = None  # best steps of the study when dispatched (static limit)
+
+
+@dataclass(frozen=True)
+class TaskFailure:
+    """A trial that raised: what to record before retrying it."""
+
+    study_key: str
+    index: int
+    attempt: int
+    error: str
+    traceback: str
+
+
+class WorkerContext:
+    """Per-process state: loaded data sets, saliency cache, engine settings."""
+
+    def __init__(
+        self,
+        engine: EngineOptions,
+        data_dir: str | None,
+        cache_dir: str | None,
+        provenance: dict[str, Any],
+    ) -> None:
+        self.engine = engine
+        self.data_dir = data_dir
+        self.cache_dir = Path(cache_dir) if cache_dir else None
+        self.provenance = provenance
+        self._data: dict[str, SplitData] = {}
+        self._eval_choice: dict[str, tuple[bool, int]] = {}
+        if engine.threads:
+            torch.set_num_threads(engine.threads)
+
+    def data(self, dataset: str) -> SplitData:
+        if dataset not in self._data:
+            self._data[dataset] = prepare_splits(load_dataset(dataset, self.data_dir))
+        return self._data[dataset]
+
+    def engine_settings(self, config: TrialConfig, data: SplitData) -> EngineSettings:
+        """Speed settings for a trial: given in the experiment file, else measured/chosen."""
+        engine = self.engine
+        micro = engine.micro_batch or default_micro_batch(config.batch_size, engine.device)
+        if engine.eval_batch_size:
+            channels_last, eval_batch = False, engine.eval_batch_size
+        else:
+            channels_last, eval_batch = self._eval_settings(config, data)
+        return EngineSettings(early_exit=engine.early_exit, eval_batch_size=eval_batch,
+                              channels_last=channels_last, micro_batch=micro,
+                              device=engine.device)
+
+    def _eval_settings(self, config: TrialConfig, data: SplitData) -> tuple[bool, int]:
+        spec = config.spec
+        key = f"{spec.dataset}|{spec.model}|{config.hidden_units}"
+        if key not in self._eval_choice:
+            channels, size, _ = data.image_shape
+
+            def make_model() -> torch.nn.Module:
+                return build_model(spec.model, channels=channels, image_size=size,
+                                   num_classes=data.num_classes, seed=0,
+                                   **({"hidden_units": config.hidden_units}
+                                      if config.hidden_units else {})).to(self.engine.device)
+
+            x = data.validation()[0].to(self.engine.device)
+            cache = self.cache_dir / "eval-settings.json" if self.cache_dir else None
+            self._eval_choice[key] = measure_eval_settings(make_model, x, cache_file=cache,
+                                                           cache_key=key)
+        return self._eval_choice[key]
+
+    def saliency(self, config: TrialConfig, data: SplitData) -> dict[str, torch.Tensor] | None:
+        """SNIP saliency for the trial's initialisation, from the disk cache when present."""
+        if config.sparsity == 0.0 or config.pruning.method != "snip":
+            return None
+        spec = config.spec
+        identity = {
+            "dataset": spec.dataset,
+            "model": spec.model,
+            "hidden_units": config.hidden_units,
+            "seed": config.seed,
+            "pruning": asdict(config.pruning),
+            "source": data.dataset.source,
+        }
+        digest = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:24]
+        path = self.cache_dir / "saliency" / f"{digest}.pt" if self.cache_dir else None
+        if path is not None and path.exists():
+            try:
+                return torch.load(path, weights_only=True)
+            except (OSError, RuntimeError, EOFError):
+                path.unlink(missing_ok=True)  # damaged by an interrupted write: recompute
+        channels, size, _ = data.image_shape
+        model = build_model(
+            spec.model,
+            channels=channels,
+            image_size=size,
+            num_classes=data.num_classes,
+            seed=config.seed,
+            **({"hidden_units": config.hidden_units} if config.hidden_units else {}),
+        )
+        scores = compute_saliency(model, config.pruning, data, config.seed)
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(f".{os.getpid()}.tmp")
+            torch.save({k: v.cpu() for k, v in scores.items()}, tmp)
+            os.replace(tmp, path)
+        return scores
+
+    def run(self, task: TrialTask, step_limit=None) -> TrialRecord | TaskFailure:
+        """Run one trial; exceptions come back as a :class:`TaskFailure`."""
+        try:
+            config = task.study.trial_config(task.index, task.point)
+            data = self.data(config.spec.dataset)
+            saliency = self.saliency(config, data)
+            stop = self.engine.stop_hopeless
+
+            def limit() -> int | None:
+                live = step_limit() if step_limit is not None else None  # may exit an orphan
+                known = [v for v in (live, task.best_known) if v is not None]
+                return min(known) if known and stop else None
+
+            engine = self.engine_settings(config, data)
+            result = run_trial(config, data, engine=engine, saliency=saliency, step_limit=limit)
+            return TrialRecord(
+                study_key=task.study.key,
+                trial_index=task.index,
+                seed=config.seed,
+                metaparameters=dict(task.point),
+                status=result.status,
+                steps_to_result=result.steps_to_result,
+                steps_taken=result.steps_taken,
+                final_val_error=result.final_val_error,
+                final_error_exact=result.final_error_exact,
+                curve=result.curve,
+                wall_time=result.wall_time,
+                train_time=result.train_time,
+                eval_time=result.eval_time,
+                prune_time=result.prune_time,
+                samples_per_second=result.samples_per_second,
+                eval_share=result.eval_share,
+                eval_examples=result.eval_examples,
+                message=result.message,
+                attempts=task.attempt,
+                mask_report=result.mask_report,
+                engine=asdict(engine),
+                provenance={
+                    **self.provenance,
+                    "dataset_label": data.dataset.label,
+                    "data_source": data.dataset.source,
+                },
+            )
+        except (KeyboardInterrupt, SystemExit):
+            raise
+        except BaseException as exc:
+            return TaskFailure(
+                task.study.key,
+                task.index,
+                task.attempt,
+                f"{type(exc).__name__}: {exc}",
+                traceback.format_exc(),
+            )

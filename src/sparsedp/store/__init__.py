@@ -1,0 +1,6 @@
+"""Results store: one SQLite file per experiment directory (the embedded default)."""
+
+from sparsedp.store.frames import trials_frame
+from sparsedp.store.sqlite import TRIAL_COLUMNS, ResultStore
+
+__all__ = ["TRIAL_COLUMNS", "ResultStore", "trials_frame"]

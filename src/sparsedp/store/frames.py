@@ -1,0 +1,59 @@
+"""Stored trials as a pandas DataFrame (one row per trial), the input of analysis and export."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+
+from sparsedp.store.sqlite import TRIAL_COLUMNS, ResultStore
+from sparsedp.training.workloads import get_workload
+
+DATASET_LABELS = {"mnist": "MNIST", "fashion-mnist": "Fashion-MNIST", "cifar10": "CIFAR-10"}
+
+
+def trials_frame(store: ResultStore, experiment: str) -> pd.DataFrame:
+    """Every stored trial of ``experiment`` with its study's fields, in study/trial order."""
+    records = []
+    for row in store.trial_rows(experiment):
+        spec = json.loads(row["spec_json"])
+        workload = get_workload(row["workload"])
+        provenance = json.loads(row["provenance_json"]) if row["provenance_json"] else {}
+        records.append({
+            "experiment": experiment,
+            "study_key": row["study_key"],
+            "workload": row["workload"],
+            "dataset": row["dataset"],
+            "dataset_label": provenance.get("dataset_label")
+            or DATASET_LABELS.get(row["dataset"], row["dataset"]),
+            "model": row["model"],
+            "optimizer": row["optimizer"],
+            "sparsity": row["sparsity"],
+            "batch_size": row["batch_size"],
+            "trial_index": row["trial_index"],
+            "seed": row["seed"],
+            "lr": row["lr"],
+            "momentum": row["momentum"],
+            "decay_steps": row["decay_steps"],
+            "end_lr_factor": row["end_lr_factor"],
+            "status": row["status"],
+            "steps_to_result": row["steps_to_result"],
+            "steps_taken": row["steps_taken"],
+            "final_val_error": row["final_val_error"],
+            "final_error_exact": bool(row["final_error_exact"]),
+            "goal_error": spec.get("goal_error") or workload.goal_error,
+            "max_steps": spec.get("max_steps") or workload.max_steps,
+            "eval_every": spec.get("eval_every") or workload.eval_every,
+            "wall_time": row["wall_time"],
+            "samples_per_second": row["samples_per_second"],
+            "eval_share": row["eval_share"],
+            "eval_examples": row["eval_examples"],
+            "attempts": row["attempts"],
+            "message": row["message"],
+            "curve": row["curve_json"],
+        })
+    frame = pd.DataFrame.from_records(records, columns=list(TRIAL_COLUMNS))
+    frame["steps_to_result"] = frame["steps_to_result"].astype("float64")
+    for column in ("momentum", "decay_steps", "end_lr_factor", "final_val_error"):
+        frame[column] = frame[column].astype("float64")
+    return frame

@@ -1,0 +1,251 @@
+"""SQLite results store.
+
+Each trial is written in one transaction the moment it ends, so an interrupted experiment
+loses at most the trials that were still running. WAL mode lets ``status``/``report`` read
+while a run writes. A trial is identified by (study key, trial index): writing it twice is
+refused unless the caller asks to replace it (used only to upgrade a ``stopped`` trial when
+stopping is switched off).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from sparsedp.experiment.records import TrialRecord
+
+SCHEMA_VERSION = 1
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS experiments (
+    name TEXT PRIMARY KEY,
+    config_json TEXT NOT NULL,
+    created REAL NOT NULL,
+    updated REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS studies (
+    key TEXT PRIMARY KEY,
+    workload TEXT NOT NULL,
+    dataset TEXT NOT NULL,
+    model TEXT NOT NULL,
+    optimizer TEXT NOT NULL,
+    sparsity REAL NOT NULL,
+    batch_size INTEGER NOT NULL,
+    spec_json TEXT NOT NULL,
+    created REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS experiment_studies (
+    experiment TEXT NOT NULL REFERENCES experiments(name),
+    study_key TEXT NOT NULL REFERENCES studies(key),
+    position INTEGER NOT NULL,
+    PRIMARY KEY (experiment, study_key)
+);
+CREATE TABLE IF NOT EXISTS trials (
+    study_key TEXT NOT NULL REFERENCES studies(key),
+    trial_index INTEGER NOT NULL,
+    seed INTEGER NOT NULL,
+    lr REAL, momentum REAL, decay_steps REAL, end_lr_factor REAL,
+    status TEXT NOT NULL,
+    steps_to_result INTEGER,
+    steps_taken INTEGER NOT NULL,
+    final_val_error REAL,
+    final_error_exact INTEGER NOT NULL,
+    curve_json TEXT NOT NULL,
+    wall_time REAL, train_time REAL, eval_time REAL, prune_time REAL,
+    samples_per_second REAL, eval_share REAL, eval_examples INTEGER,
+    message TEXT,
+    attempts INTEGER NOT NULL,
+    mask_json TEXT,
+    engine_json TEXT,
+    provenance_json TEXT,
+    finished REAL NOT NULL,
+    PRIMARY KEY (study_key, trial_index)
+);
+CREATE TABLE IF NOT EXISTS failures (
+    study_key TEXT NOT NULL,
+    trial_index INTEGER NOT NULL,
+    attempt INTEGER NOT NULL,
+    error TEXT NOT NULL,
+    traceback TEXT,
+    time REAL NOT NULL
+);
+"""
+
+_TRIAL_FIELDS = (
+    "study_key", "trial_index", "seed", "lr", "momentum", "decay_steps", "end_lr_factor",
+    "status", "steps_to_result", "steps_taken", "final_val_error", "final_error_exact",
+    "curve_json", "wall_time", "train_time", "eval_time", "prune_time", "samples_per_second",
+    "eval_share", "eval_examples", "message", "attempts", "mask_json", "engine_json",
+    "provenance_json", "finished",
+)
+
+TRIAL_COLUMNS = (
+    "experiment", "study_key", "workload", "dataset", "dataset_label", "model", "optimizer",
+    "sparsity", "batch_size", "trial_index", "seed", "lr", "momentum", "decay_steps",
+    "end_lr_factor", "status", "steps_to_result", "steps_taken", "final_val_error",
+    "final_error_exact", "goal_error", "max_steps", "eval_every", "wall_time",
+    "samples_per_second", "eval_share", "eval_examples", "attempts", "message", "curve",
+)
+
+
+class ResultStore:
+    """The experiment directory's ``sparsedp.sqlite``."""
+
+    FILENAME = "sparsedp.sqlite"
+
+    def __init__(self, directory: str | Path, *, read_only: bool = False) -> None:
+        self.directory = Path(directory)
+        self.path = self.directory / self.FILENAME
+        if read_only:
+            if not self.path.exists():
+                raise FileNotFoundError(
+                    f"no results at {self.path}: run the experiment first (`sparsedp run`)"
+                )
+            self._db = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, timeout=30)
+        else:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=FULL")
+            self._db.executescript(_SCHEMA)
+            self._db.execute(
+                "INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
+            )
+        self._db.row_factory = sqlite3.Row
+
+    def close(self) -> None:
+        self._db.close()
+
+    def __enter__(self) -> ResultStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- writing ---------------------------------------------------------------------------
+    def register_experiment(self, name: str, config: dict, studies: Iterable[dict]) -> None:
+        """Record the experiment's configuration and its studies (idempotent)."""
+        now = time.time()
+        with self._transaction():
+            self._db.execute(
+                "INSERT INTO experiments VALUES (?, ?, ?, ?) ON CONFLICT(name) DO UPDATE SET "
+                "config_json = excluded.config_json, updated = excluded.updated",
+                (name, json.dumps(config, sort_keys=True), now, now),
+            )
+            for position, study in enumerate(studies):
+                self._db.execute(
+                    "INSERT OR IGNORE INTO studies VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (study["key"], study["workload"], study["dataset"], study["model"],
+                     study["optimizer"], study["sparsity"], study["batch_size"],
+                     json.dumps(study["spec"], sort_keys=True), now),
+                )
+                self._db.execute(
+                    "INSERT INTO experiment_studies VALUES (?, ?, ?) ON CONFLICT DO UPDATE "
+                    "SET position = excluded.position",
+                    (name, study["key"], position),
+                )
+
+    def write_trial(self, trial: TrialRecord, *, replace: bool = False) -> None:
+        """Commit one finished trial atomically."""
+        meta = trial.metaparameters
+        verb = "INSERT OR REPLACE" if replace else "INSERT"
+        with self._transaction():
+            self._db.execute(
+                f"{verb} INTO trials ({', '.join(_TRIAL_FIELDS)}) "
+                f"VALUES ({', '.join('?' * len(_TRIAL_FIELDS))})",
+                (
+                    trial.study_key, trial.trial_index, trial.seed, meta.get("lr"),
+                    meta.get("momentum"), meta.get("decay_steps"), meta.get("end_lr_factor"),
+                    trial.status, trial.steps_to_result, trial.steps_taken,
+                    trial.final_val_error, int(trial.final_error_exact),
+                    json.dumps(trial.curve), trial.wall_time, trial.train_time,
+                    trial.eval_time, trial.prune_time, trial.samples_per_second,
+                    trial.eval_share, trial.eval_examples, trial.message, trial.attempts,
+                    json.dumps(trial.mask_report) if trial.mask_report is not None else None,
+                    json.dumps(trial.engine) if trial.engine is not None else None,
+                    json.dumps(trial.provenance) if trial.provenance is not None else None,
+                    time.time(),
+                ),
+            )
+
+    def record_failure(
+        self, study_key: str, trial_index: int, attempt: int, error: str, traceback: str
+    ) -> None:
+        """Log one failed attempt of a trial (the trial itself is written separately)."""
+        with self._transaction():
+            self._db.execute(
+                "INSERT INTO failures VALUES (?, ?, ?, ?, ?, ?)",
+                (study_key, trial_index, attempt, error, traceback, time.time()),
+            )
+
+    def _transaction(self):
+        return _Transaction(self._db)
+
+    # -- reading ---------------------------------------------------------------------------
+    def finished_trials(self, study_key: str) -> dict[int, str]:
+        """trial_index → status of every stored trial of a study."""
+        rows = self._db.execute(
+            "SELECT trial_index, status FROM trials WHERE study_key = ?", (study_key,)
+        ).fetchall()
+        return {int(r["trial_index"]): r["status"] for r in rows}
+
+    def best_steps(self, study_key: str) -> tuple[int, int] | None:
+        """(steps_to_result, trial_index) of the study's best complete trial, if any."""
+        row = self._db.execute(
+            "SELECT steps_to_result, trial_index FROM trials WHERE study_key = ? AND "
+            "status = 'complete' ORDER BY steps_to_result, trial_index LIMIT 1",
+            (study_key,),
+        ).fetchone()
+        return (int(row[0]), int(row[1])) if row else None
+
+    def failure_count(self, study_key: str, trial_index: int) -> int:
+        row = self._db.execute(
+            "SELECT COUNT(*) FROM failures WHERE study_key = ? AND trial_index = ?",
+            (study_key, trial_index),
+        ).fetchone()
+        return int(row[0])
+
+    def experiment_config(self, name: str) -> dict | None:
+        row = self._db.execute(
+            "SELECT config_json FROM experiments WHERE name = ?", (name,)
+        ).fetchone()
+        return json.loads(row[0]) if row else None
+
+    def trial_rows(self, experiment: str) -> list[dict[str, Any]]:
+        """Every stored trial of ``experiment`` joined with its study, in study order."""
+        rows = self._db.execute(
+            "SELECT es.position, s.workload, s.dataset, s.model, s.optimizer, s.sparsity, "
+            "s.batch_size, s.spec_json, t.* FROM experiment_studies es "
+            "JOIN studies s ON s.key = es.study_key "
+            "JOIN trials t ON t.study_key = es.study_key "
+            "WHERE es.experiment = ? ORDER BY es.position, t.trial_index",
+            (experiment,),
+        ).fetchall()
+        return [dict(r) for r in rows]
+
+    def study_rows(self, experiment: str) -> list[dict[str, Any]]:
+        """The experiment's studies in order, with their specs."""
+        rows = self._db.execute(
+            "SELECT es.position, s.* FROM experiment_studies es JOIN studies s "
+            "ON s.key = es.study_key WHERE es.experiment = ? ORDER BY es.position",
+            (experiment,),
+        ).fetchall()
+        return [dict(r) for r in rows]
+
+
+class _Transaction:
+    """``BEGIN IMMEDIATE`` … ``COMMIT`` (rolled back on error)."""
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self._db = db
+
+    def __enter__(self) -> None:
+        self._db.execute("BEGIN IMMEDIATE")
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        self._db.execute("COMMIT" if exc_type is None else "ROLLBACK")

@@ -1,0 +1,169 @@
+"""End-to-end runs of tiny experiments on real MNIST: storage, resume, kill -9, failures."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from sparsedp.experiment import load_experiment
+from sparsedp.experiment.runner import run_experiment
+from sparsedp.store import ResultStore, trials_frame
+
+TINY = """
+name = "tiny"
+workloads = ["mnist-simplecnn-momentum"]
+sparsities = [0.0, 0.5]
+batch_sizes = [16, 32]
+trials = 3
+results = "{results}"
+data_dir = "{data}"
+goal_error = 0.6
+max_steps = 40
+eval_every = 8
+[pruning]
+snip_batches = 1
+[engine]
+eval_batch_size = 1000
+stop_hopeless = {stop}
+"""
+
+
+@pytest.fixture()
+def tiny_file(tmp_path, shared_data_dir, monkeypatch):
+    monkeypatch.setenv("SPARSEDP_CACHE_DIR", str(tmp_path / "cache"))
+
+    def make(name: str = "exp", stop: bool = True) -> Path:
+        path = tmp_path / f"{name}.toml"
+        path.write_text(TINY.format(results=tmp_path / name, data=shared_data_dir / "mnist",
+                                    stop=str(stop).lower()))
+        return path
+
+    return make
+
+
+def _table(results_dir: Path) -> list[tuple]:
+    db = sqlite3.connect(results_dir / "sparsedp.sqlite")
+    rows = db.execute(
+        "SELECT study_key, trial_index, status, steps_to_result, steps_taken, final_val_error, "
+        "lr, momentum FROM trials ORDER BY study_key, trial_index"
+    ).fetchall()
+    db.close()
+    return rows
+
+
+def test_run_stores_every_trial_and_resume_is_a_no_op(tiny_file):
+    spec = load_experiment(tiny_file())
+    with ResultStore(spec.results_dir) as store:
+        summary = run_experiment(spec, store)
+        assert summary.planned == summary.finished == 12
+        frame = trials_frame(store, spec.name)
+    assert len(frame) == 12
+    assert set(frame["status"]) <= {"complete", "incomplete", "infeasible", "stopped"}
+    assert (frame["status"] == "complete").any()
+    # every trial of a study gets the same Sobol point for the same index
+    first = frame[frame.trial_index == 0]
+    assert first["lr"].nunique() == 1 and first["lr"].iloc[0] == pytest.approx(0.01)
+    assert first["momentum"].iloc[0] == pytest.approx(0.99684, abs=1e-5)
+    before = _table(spec.results_dir)
+    with ResultStore(spec.results_dir) as store:
+        again = run_experiment(spec, store)
+    assert again.planned == 0
+    assert _table(spec.results_dir) == before
+
+
+def test_more_trials_continue_the_study(tiny_file):
+    path = tiny_file()
+    spec = load_experiment(path)
+    with ResultStore(spec.results_dir) as store:
+        run_experiment(spec, store)
+    path.write_text(path.read_text().replace("trials = 3", "trials = 4"))
+    spec = load_experiment(path)
+    with ResultStore(spec.results_dir) as store:
+        summary = run_experiment(spec, store)
+    assert summary.planned == 4  # one new trial per study, nothing redone
+
+
+def test_changing_a_result_affecting_option_makes_new_studies(tiny_file):
+    path = tiny_file()
+    spec = load_experiment(path)
+    with ResultStore(spec.results_dir) as store:
+        run_experiment(spec, store)
+    before = _table(spec.results_dir)
+    path.write_text(path.read_text().replace("goal_error = 0.6", "goal_error = 0.7"))
+    spec2 = load_experiment(path)
+    with ResultStore(spec2.results_dir) as store:
+        assert run_experiment(spec2, store).planned == 12
+    after = _table(spec.results_dir)
+    assert len(after) == 24
+    assert [row for row in after if row in before] == before  # old rows untouched
+
+
+def test_same_config_same_results(tiny_file):
+    tables = []
+    for name in ("a", "b"):
+        spec = load_experiment(tiny_file(name))
+        with ResultStore(spec.results_dir) as store:
+            run_experiment(spec, store)
+        tables.append(_table(spec.results_dir))
+    assert tables[0] == tables[1]
+
+
+def test_kill_minus_nine_and_resume_matches_uninterrupted(tiny_file):
+    reference_spec = load_experiment(tiny_file("reference"))
+    with ResultStore(reference_spec.results_dir) as store:
+        run_experiment(reference_spec, store)
+    reference = _table(reference_spec.results_dir)
+
+    path = tiny_file("killed")
+    results = load_experiment(path).results_dir
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    command = [sys.executable, "-m", "sparsedp.cli.main", "run", str(path)]
+    kills = 0
+    for delay in (4.0, 2.5, 3.0, 2.0):
+        process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL,
+                                   stderr=subprocess.DEVNULL, start_new_session=True)
+        time.sleep(delay)
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            kills += 1
+        process.wait()
+    final = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    assert final.returncode == 0, final.stderr
+    assert kills >= 1
+    table = _table(results)
+    assert len({(row[0], row[1]) for row in table}) == len(table) == 12  # no duplicates
+    assert table == reference
+
+
+
+
+def test_failing_trials_are_recorded_and_retried(tiny_file, monkeypatch):
+    from sparsedp.experiment import worker
+
+    calls = {"n": 0}
+    original = worker.run_trial
+
+    def flaky(config, data, **kwargs):
+        calls["n"] += 1
+        if config.batch_size == 32 and config.sparsity == 0.5 and config.seed % 1_000_003 == 1:
+            raise RuntimeError("simulated crash")
+        return original(config, data, **kwargs)
+
+    monkeypatch.setattr(worker, "run_trial", flaky)
+    spec = load_experiment(tiny_file())
+    with ResultStore(spec.results_dir) as store:
+        summary = run_experiment(spec, store)
+        frame = trials_frame(store, spec.name)
+        failures = store.failure_count(spec.studies()[-1].key, 1)
+    assert summary.failed_attempts == 3  # first attempt + max_retries (2)
+    assert failures == 3
+    failed = frame[frame.status == "failed"]
+    assert len(failed) == 1 and "simulated crash" in failed["message"].iloc[0]
+    assert len(frame) == 12  # the experiment went on

@@ -1,0 +1,222 @@
+"""HTML report and summary.json: completeness, partial results, escaping."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from sparsedp.report import write_report
+
+SPARSITIES = (0.0, 0.9)
+BATCH_SIZES = (16, 64, 256, 1024)
+
+
+def make_trials(
+    workloads=("toy-sgd", "toy-momentum"),
+    drop_batch_size: int | None = None,
+    no_result=(),
+    label: str = "Toy",
+    experiment: str = "toy",
+    n_trials: int = 6,
+) -> pd.DataFrame:
+    """Synthetic trials on a small grid; ``drop_batch_size`` removes one batch size entirely,
+    ``no_result`` lists ``(workload, sparsity, batch_size)`` studies with no complete trial."""
+    rng = np.random.default_rng(1)
+    rows = []
+    statuses = ("complete", "incomplete", "complete", "infeasible", "stopped", "complete")
+    for workload in workloads:
+        optimizer = workload.split("-")[-1]
+        for sparsity in SPARSITIES:
+            for batch_size in BATCH_SIZES:
+                if batch_size == drop_batch_size:
+                    continue
+                truth = 200 * (1 + 2 * sparsity) * (1 + 128 / batch_size)
+                for i in range(n_trials):
+                    status = statuses[i % len(statuses)]
+                    if (workload, sparsity, batch_size) in no_result and status == "complete":
+                        status = "incomplete"
+                    steps = truth * (1 + rng.uniform(0, 0.5))
+                    rows.append(
+                        {
+                            "experiment": experiment,
+                            "study_key": f"{workload}|{sparsity}|{batch_size}",
+                            "workload": workload,
+                            "dataset": "toyset",
+                            "dataset_label": label,
+                            "model": "toy-cnn",
+                            "optimizer": optimizer,
+                            "sparsity": sparsity,
+                            "batch_size": batch_size,
+                            "trial_index": i,
+                            "seed": i,
+                            "lr": 10 ** rng.uniform(-3, 0),
+                            "momentum": 1 - 10 ** rng.uniform(-3, 0)
+                            if optimizer != "sgd"
+                            else np.nan,
+                            "decay_steps": np.nan,
+                            "end_lr_factor": np.nan,
+                            "status": status,
+                            "steps_to_result": steps if status == "complete" else np.nan,
+                            "steps_taken": int(steps),
+                            "final_val_error": 0.01,
+                            "goal_error": 0.02,
+                            "max_steps": 10_000,
+                            "eval_every": 16,
+                            "wall_time": 1.0,
+                            "samples_per_second": 1.0,
+                            "eval_share": 0.1,
+                        }
+                    )
+    return pd.DataFrame(rows)
+
+
+def expected_studies(workloads=("toy-sgd", "toy-momentum")) -> list[dict]:
+    return [
+        {"workload": w, "sparsity": s, "batch_size": b}
+        for w in workloads
+        for s in SPARSITIES
+        for b in BATCH_SIZES
+    ]
+
+
+PROVENANCE = {
+    "sparsedp": "0.1.0",
+    "torch": "2.x",
+    "python": "3.11",
+    "git_commit": "abc123",
+    "host": "testhost",
+    "device": "cpu",
+}
+
+
+@pytest.fixture(scope="module")
+def full_report(tmp_path_factory):
+    out = tmp_path_factory.mktemp("report")
+    trials = make_trials()
+    path = write_report(
+        trials,
+        out,
+        experiment_config={
+            "name": "toy-exp",
+            "trials_per_study": 6,
+            "expected_studies": expected_studies(),
+        },
+        provenance=PROVENANCE,
+        engine_notes={"stop_hopeless_trials": True},
+        analysis_options={"n_resamples": 20},
+        dpi=60,
+    )
+    return out, path, path.read_text(encoding="utf-8")
+
+
+def test_report_lists_every_study_and_embeds_all_figures(full_report):
+    out, path, html = full_report
+    assert path == out / "report.html"
+    for workload in ("toy-sgd", "toy-momentum"):
+        for sparsity in SPARSITIES:
+            for batch_size in BATCH_SIZES:
+                assert f"{workload}|{sparsity}|{batch_size}" in html
+    pngs = sorted(p.name for p in (out / "figures").glob("*.png"))
+    svgs = sorted(p.name for p in (out / "figures").glob("*.svg"))
+    # Two workloads: scaling, search and metaparameter figures each, plus one comparison.
+    assert len(pngs) == 7 and len(svgs) == 7
+    assert html.count("<img ") == 7
+    assert html.count("src='data:image/png;base64,") == 7
+    assert "<figcaption>" in html
+    assert "Stopping of hopeless trials was ON" in html
+    assert "abc123" in html and "testhost" in html
+    assert "B_crit" in html and "log2 ratio" in html
+    assert "16 of 16 expected studies have a result" in html
+
+
+def test_summary_json_is_complete(full_report):
+    out, _, _ = full_report
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["counts"]["n_studies"] == 16
+    assert summary["counts"]["by_status"]["stopped"] == 16
+    assert summary["config"]["name"] == "toy-exp"
+    assert summary["provenance"]["git_commit"] == "abc123"
+    assert summary["engine_notes"] == {"stop_hopeless_trials": True}
+    assert len(summary["curves"]) == 4
+    assert all(c["fit"]["b_crit"] is not None for c in summary["curves"])
+    assert len(summary["figures"]) == 14
+
+
+def test_report_with_partial_results(tmp_path):
+    no_result = [("toy-sgd", 0.9, 16), ("toy-momentum", 0.0, 64)]
+    trials = make_trials(drop_batch_size=256, no_result=no_result)
+    path = write_report(
+        trials,
+        tmp_path,
+        experiment_config={"name": "partial", "expected_studies": expected_studies()},
+        provenance=PROVENANCE,
+        engine_notes={"stop_hopeless_trials": False},
+        analysis_options={"n_resamples": 10},
+        formats=("png",),
+        dpi=40,
+    )
+    html = path.read_text()
+    assert "10 of 16 expected studies have a result; 6 do not (yet)" in html
+    missing_section = html.split("<h2>Missing studies</h2>")[1].split("<h2>")[0]
+    assert missing_section.count("not started") == 4  # batch size 256: 4 studies
+    assert missing_section.count("no result yet") == 2
+    assert "Stopping of hopeless trials was OFF" in html
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    states = [e["state"] for e in summary["expected_studies"]]
+    assert states.count("not started") == 4 and states.count("no result yet") == 2
+    sgd_sparse = next(
+        c for c in summary["curves"] if c["workload"] == "toy-sgd" and c["sparsity"] == 0.9
+    )
+    assert sgd_sparse["batch_sizes"] == [64, 1024]
+    assert sgd_sparse["missing_batch_sizes"] == [16]
+    assert sgd_sparse["fit"]["b_crit"] is None
+    assert html.count("<img ") == 7
+
+
+def test_report_without_any_complete_trial(tmp_path):
+    no_result = [(w, s, b) for w in ("toy-sgd",) for s in SPARSITIES for b in BATCH_SIZES]
+    trials = make_trials(workloads=("toy-sgd",), no_result=no_result)
+    path = write_report(
+        trials,
+        tmp_path,
+        experiment_config={},
+        provenance={},
+        engine_notes={},
+        analysis_options={"n_resamples": 5},
+        formats=("png",),
+        dpi=40,
+    )
+    html = path.read_text()
+    assert "was not recorded" in html
+    assert "0 studies have a result" in html or "have a result" in html
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["counts"]["n_studies_with_result"] == 0
+    assert summary["experiment"] == "toy"
+
+
+def test_hostile_names_are_escaped_and_lossy_label_is_prominent(tmp_path):
+    hostile = "<script>alert('x')</script>"
+    label = "CIFAR-10 (lossy JPEG copy, not bit-identical)"
+    trials = make_trials(workloads=("toy-sgd",), label=label, experiment=hostile)
+    path = write_report(
+        trials,
+        tmp_path,
+        experiment_config={"name": hostile, "note": "<b>bold</b>"},
+        provenance={"host": "<img src=x onerror=alert(1)>"},
+        engine_notes={"comment": "</table><script>"},
+        analysis_options={"n_resamples": 5},
+        formats=("png",),
+        dpi=40,
+    )
+    html = path.read_text()
+    assert "<script" not in html
+    assert "&lt;script&gt;" in html
+    assert "<b>bold</b>" not in html
+    assert "onerror=alert(1)>" not in html
+    title = re.search(r"<h1>(.*?)</h1>", html).group(1)
+    assert "&lt;script&gt;" in title
+    assert "class='warning'" in html and "lossy JPEG copy" in html
