@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import sqlite3
 import subprocess
@@ -25,7 +26,7 @@ trials = 3
 results = "{results}"
 data_dir = "{data}"
 goal_error = 0.6
-max_steps = 40
+max_steps = 24
 eval_every = 8
 [pruning]
 snip_batches = 1
@@ -35,17 +36,43 @@ stop_hopeless = {stop}
 """
 
 
-@pytest.fixture()
-def tiny_file(tmp_path, shared_data_dir, monkeypatch):
-    monkeypatch.setenv("SPARSEDP_CACHE_DIR", str(tmp_path / "cache"))
-
+def _writer(directory: Path, data_dir: Path):
     def make(name: str = "exp", stop: bool = True) -> Path:
-        path = tmp_path / f"{name}.toml"
-        path.write_text(TINY.format(results=tmp_path / name, data=shared_data_dir / "mnist",
+        path = directory / f"{name}.toml"
+        path.write_text(TINY.format(results=directory / name, data=data_dir / "mnist",
                                     stop=str(stop).lower()))
         return path
 
     return make
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory, shared_data_dir):
+    """One uninterrupted run of the tiny experiment: (file, its table)."""
+    directory = tmp_path_factory.mktemp("reference")
+    os.environ.setdefault("SPARSEDP_CACHE_DIR", str(directory / "cache"))
+    path = _writer(directory, shared_data_dir)("reference")
+    spec = load_experiment(path)
+    with ResultStore(spec.results_dir) as store:
+        summary = run_experiment(spec, store)
+    assert summary.planned == summary.finished == 12
+    return path, _table(spec.results_dir)
+
+
+@pytest.fixture()
+def tiny_file(tmp_path, shared_data_dir, monkeypatch):
+    monkeypatch.setenv("SPARSEDP_CACHE_DIR", str(tmp_path / "cache"))
+    return _writer(tmp_path, shared_data_dir)
+
+
+def _copy_of(reference_path: Path, tmp_path: Path) -> Path:
+    """A copy of the reference experiment (file and results) that a test may change."""
+    spec = load_experiment(reference_path)
+    target = tmp_path / "copy"
+    shutil.copytree(spec.results_dir, target)
+    path = tmp_path / "copy.toml"
+    path.write_text(reference_path.read_text().replace(str(spec.results_dir), str(target)))
+    return path
 
 
 def _table(results_dir: Path) -> list[tuple]:
@@ -58,11 +85,10 @@ def _table(results_dir: Path) -> list[tuple]:
     return rows
 
 
-def test_run_stores_every_trial_and_resume_is_a_no_op(tiny_file):
-    spec = load_experiment(tiny_file())
+def test_run_stores_every_trial_and_resume_is_a_no_op(reference, tmp_path):
+    path = _copy_of(reference[0], tmp_path)
+    spec = load_experiment(path)
     with ResultStore(spec.results_dir) as store:
-        summary = run_experiment(spec, store)
-        assert summary.planned == summary.finished == 12
         frame = trials_frame(store, spec.name)
     assert len(frame) == 12
     assert set(frame["status"]) <= {"complete", "incomplete", "infeasible", "stopped"}
@@ -71,62 +97,49 @@ def test_run_stores_every_trial_and_resume_is_a_no_op(tiny_file):
     first = frame[frame.trial_index == 0]
     assert first["lr"].nunique() == 1 and first["lr"].iloc[0] == pytest.approx(0.01)
     assert first["momentum"].iloc[0] == pytest.approx(0.99684, abs=1e-5)
-    before = _table(spec.results_dir)
     with ResultStore(spec.results_dir) as store:
         again = run_experiment(spec, store)
     assert again.planned == 0
-    assert _table(spec.results_dir) == before
+    assert _table(spec.results_dir) == reference[1]
 
 
-def test_more_trials_continue_the_study(tiny_file):
-    path = tiny_file()
-    spec = load_experiment(path)
-    with ResultStore(spec.results_dir) as store:
-        run_experiment(spec, store)
+def test_more_trials_continue_the_study(reference, tmp_path):
+    path = _copy_of(reference[0], tmp_path)
     path.write_text(path.read_text().replace("trials = 3", "trials = 4"))
     spec = load_experiment(path)
     with ResultStore(spec.results_dir) as store:
         summary = run_experiment(spec, store)
     assert summary.planned == 4  # one new trial per study, nothing redone
+    table = _table(spec.results_dir)
+    assert [row for row in table if row[1] < 3] == reference[1]
 
 
-def test_changing_a_result_affecting_option_makes_new_studies(tiny_file):
-    path = tiny_file()
+def test_changing_a_result_affecting_option_makes_new_studies(reference, tmp_path):
+    path = _copy_of(reference[0], tmp_path)
+    text = path.read_text().replace("goal_error = 0.6", "goal_error = 0.7")
+    path.write_text(text.replace("trials = 3", "trials = 1"))
     spec = load_experiment(path)
     with ResultStore(spec.results_dir) as store:
-        run_experiment(spec, store)
-    before = _table(spec.results_dir)
-    path.write_text(path.read_text().replace("goal_error = 0.6", "goal_error = 0.7"))
-    spec2 = load_experiment(path)
-    with ResultStore(spec2.results_dir) as store:
-        assert run_experiment(spec2, store).planned == 12
+        assert run_experiment(spec, store).planned == 4  # 4 new studies, 1 trial each
     after = _table(spec.results_dir)
-    assert len(after) == 24
-    assert [row for row in after if row in before] == before  # old rows untouched
+    assert len(after) == 16
+    assert [row for row in after if row in reference[1]] == reference[1]  # old rows untouched
 
 
-def test_same_config_same_results(tiny_file):
-    tables = []
-    for name in ("a", "b"):
-        spec = load_experiment(tiny_file(name))
-        with ResultStore(spec.results_dir) as store:
-            run_experiment(spec, store)
-        tables.append(_table(spec.results_dir))
-    assert tables[0] == tables[1]
+def test_same_config_same_results(reference, tiny_file):
+    spec = load_experiment(tiny_file("again"))
+    with ResultStore(spec.results_dir) as store:
+        run_experiment(spec, store)
+    assert _table(spec.results_dir) == reference[1]
 
 
-def test_kill_minus_nine_and_resume_matches_uninterrupted(tiny_file):
-    reference_spec = load_experiment(tiny_file("reference"))
-    with ResultStore(reference_spec.results_dir) as store:
-        run_experiment(reference_spec, store)
-    reference = _table(reference_spec.results_dir)
-
+def test_kill_minus_nine_and_resume_matches_uninterrupted(reference, tiny_file):
     path = tiny_file("killed")
     results = load_experiment(path).results_dir
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     command = [sys.executable, "-m", "sparsedp.cli.main", "run", str(path)]
     kills = 0
-    for delay in (4.0, 2.5, 3.0, 2.0):
+    for delay in (6.0, 5.0, 7.0):
         process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL,
                                    stderr=subprocess.DEVNULL, start_new_session=True)
         time.sleep(delay)
@@ -139,9 +152,7 @@ def test_kill_minus_nine_and_resume_matches_uninterrupted(tiny_file):
     assert kills >= 1
     table = _table(results)
     assert len({(row[0], row[1]) for row in table}) == len(table) == 12  # no duplicates
-    assert table == reference
-
-
+    assert table == reference[1]
 
 
 def test_failing_trials_are_recorded_and_retried(tiny_file, monkeypatch):

@@ -364,7 +364,7 @@ def test_studies_order_is_workloads_sparsities_batch_sizes(tmp_path: Path) -> No
 @pytest.mark.parametrize(
     ("name", "count", "batch_sizes"),
     [
-        ("quick", 1 * 2 * 3, (64, 256, 1024)),
+        ("quick", 1 * 2 * 3, (16, 64, 256)),
         ("paper-w1", 1 * 4 * 10, tuple(2**k for k in range(4, 14))),
         ("paper-w2", 2 * 4 * 10, tuple(2**k for k in range(4, 14))),
         ("paper-w3", 1 * 2 * 10, tuple(2**k for k in range(4, 14))),

@@ -29,6 +29,7 @@ class TrialRecord:
     eval_examples: int
     message: str
     attempts: int
+    peak_rss_mb: float = 0.0
     mask_report: dict[str, Any] | None = None
     engine: dict[str, Any] | None = None
     provenance: dict[str, Any] | None = None

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import resource
 import traceback
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -47,6 +48,11 @@ class TaskFailure:
     attempt: int
     error: str
     traceback: str
+
+
+def peak_rss_mb() -> float:
+    """Peak resident memory of this process so far, in MiB (Linux reports KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
 class WorkerContext:
@@ -175,6 +181,7 @@ class WorkerContext:
                 eval_examples=result.eval_examples,
                 message=result.message,
                 attempts=task.attempt,
+                peak_rss_mb=peak_rss_mb(),
                 mask_report=result.mask_report,
                 engine=asdict(engine),
                 provenance={

@@ -49,6 +49,7 @@ def trials_frame(store: ResultStore, experiment: str) -> pd.DataFrame:
             "eval_share": row["eval_share"],
             "eval_examples": row["eval_examples"],
             "attempts": row["attempts"],
+            "peak_rss_mb": row.get("peak_rss_mb"),
             "message": row["message"],
             "curve": row["curve_json"],
         })

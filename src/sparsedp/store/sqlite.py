@@ -60,6 +60,7 @@ CREATE TABLE IF NOT EXISTS trials (
     samples_per_second REAL, eval_share REAL, eval_examples INTEGER,
     message TEXT,
     attempts INTEGER NOT NULL,
+    peak_rss_mb REAL,
     mask_json TEXT,
     engine_json TEXT,
     provenance_json TEXT,
@@ -80,16 +81,19 @@ _TRIAL_FIELDS = (
     "study_key", "trial_index", "seed", "lr", "momentum", "decay_steps", "end_lr_factor",
     "status", "steps_to_result", "steps_taken", "final_val_error", "final_error_exact",
     "curve_json", "wall_time", "train_time", "eval_time", "prune_time", "samples_per_second",
-    "eval_share", "eval_examples", "message", "attempts", "mask_json", "engine_json",
-    "provenance_json", "finished",
+    "eval_share", "eval_examples", "message", "attempts", "peak_rss_mb", "mask_json",
+    "engine_json", "provenance_json", "finished",
 )
+# Columns added after schema version 1 first shipped: added in place to older files.
+_ADDED_TRIAL_COLUMNS = {"peak_rss_mb": "REAL"}
 
 TRIAL_COLUMNS = (
     "experiment", "study_key", "workload", "dataset", "dataset_label", "model", "optimizer",
     "sparsity", "batch_size", "trial_index", "seed", "lr", "momentum", "decay_steps",
     "end_lr_factor", "status", "steps_to_result", "steps_taken", "final_val_error",
     "final_error_exact", "goal_error", "max_steps", "eval_every", "wall_time",
-    "samples_per_second", "eval_share", "eval_examples", "attempts", "message", "curve",
+    "samples_per_second", "eval_share", "eval_examples", "attempts", "peak_rss_mb", "message",
+    "curve",
 )
 
 
@@ -113,10 +117,17 @@ class ResultStore:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.executescript(_SCHEMA)
+            self._migrate()
             self._db.execute(
                 "INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
             )
         self._db.row_factory = sqlite3.Row
+
+    def _migrate(self) -> None:
+        present = {row[1] for row in self._db.execute("PRAGMA table_info(trials)")}
+        for column, kind in _ADDED_TRIAL_COLUMNS.items():
+            if column not in present:
+                self._db.execute(f"ALTER TABLE trials ADD COLUMN {column} {kind}")
 
     def close(self) -> None:
         self._db.close()
@@ -166,6 +177,7 @@ class ResultStore:
                     json.dumps(trial.curve), trial.wall_time, trial.train_time,
                     trial.eval_time, trial.prune_time, trial.samples_per_second,
                     trial.eval_share, trial.eval_examples, trial.message, trial.attempts,
+                    trial.peak_rss_mb,
                     json.dumps(trial.mask_report) if trial.mask_report is not None else None,
                     json.dumps(trial.engine) if trial.engine is not None else None,
                     json.dumps(trial.provenance) if trial.provenance is not None else None,

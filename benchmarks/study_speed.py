@@ -1,0 +1,151 @@
+"""Straightforward vs fast trial engine on the same study slice, side by side in one run.
+
+Slice (issue "Fast trial engine"): MNIST, Simple-CNN, Momentum, sparsity 0.9, batch 128,
+16 trials, step budget 3,000, goal 2% validation error. Each engine runs in its own child
+process (so peak memory is its own) with its own empty results and saliency cache:
+
+- plain:    full validation pass every 16 steps (default layout, batch 1,000), no stopping,
+            trials in index order;
+- fast-off: the fast engine with stopping of hopeless trials switched off (per-trial outcomes
+            must equal plain's exactly);
+- fast:     the fast engine as shipped (exact early-exit evaluation, measured evaluation
+            settings, stopping of hopeless trials).
+
+It checks that the best steps-to-result is identical across engines (and per-trial outcomes
+for fast-off), then prints wall times, ratios, evaluation share and peak memory.
+
+    python benchmarks/study_speed.py                 # the full slice (about 1-2 h on 2 cores)
+    python benchmarks/study_speed.py --trials 4 --max-steps 1000   # a quick look
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ENGINES = {
+    "plain": {"early_exit": False, "stop_hopeless": False, "order": "index",
+              "eval_batch_size": 1000},
+    "fast-off": {"stop_hopeless": False},
+    "fast": {},
+}
+
+
+def _experiment_file(directory: Path, args: argparse.Namespace, engine: dict) -> Path:
+    lines = [
+        'name = "study-speed"',
+        f'workloads = ["{args.workload}"]',
+        f"sparsities = [{args.sparsity}]",
+        f"batch_sizes = [{args.batch_size}]",
+        f"trials = {args.trials}",
+        f'results = "{directory / "results"}"',
+        f"max_steps = {args.max_steps}",
+        f"goal_error = {args.goal_error}",
+    ]
+    if args.data_dir:
+        lines.append(f'data_dir = "{args.data_dir}"')
+    lines.append("[engine]")
+    lines += [f"{k} = {json.dumps(v)}" for k, v in engine.items()]
+    if args.threads:
+        lines.append(f"threads = {args.threads}")
+    path = directory / "experiment.toml"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def _child(path: str) -> None:
+    """Run one engine (in a child process) and print its measurements as JSON."""
+    import resource
+
+    from sparsedp.experiment import load_experiment
+    from sparsedp.experiment.runner import run_experiment
+    from sparsedp.store import ResultStore, trials_frame
+
+    spec = load_experiment(path)
+    started = time.perf_counter()
+    with ResultStore(spec.results_dir) as store:
+        run_experiment(spec, store)
+        frame = trials_frame(store, spec.name)
+    wall = time.perf_counter() - started
+    complete = frame[frame.status == "complete"]
+    best = None
+    if len(complete):
+        row = complete.sort_values(["steps_to_result", "trial_index"]).iloc[0]
+        best = [int(row.steps_to_result), int(row.trial_index)]
+    print(json.dumps({
+        "wall": wall,
+        "best": best,
+        "eval_share": float(frame.eval_share.mul(frame.wall_time).sum() / frame.wall_time.sum()),
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "trials": [[int(r.trial_index), r.status, None if r.steps_to_result != r.steps_to_result
+                    else int(r.steps_to_result), int(r.steps_taken)]
+                   for r in frame.itertuples()],
+        "statuses": frame.status.value_counts().to_dict(),
+    }))
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--workload", default="mnist-simplecnn-momentum")
+    parser.add_argument("--sparsity", type=float, default=0.9)
+    parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--trials", type=int, default=16)
+    parser.add_argument("--max-steps", type=int, default=3000)
+    parser.add_argument("--goal-error", type=float, default=0.02)
+    parser.add_argument("--threads", type=int, help="torch threads per engine process")
+    parser.add_argument("--data-dir", help="directory with the MNIST files")
+    parser.add_argument("--engines", default="plain,fast-off,fast")
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        _child(args.child)
+        return 0
+
+    names = [n for n in args.engines.split(",") if n]
+    results = {}
+    with tempfile.TemporaryDirectory(prefix="sparsedp-bench-") as tmp:
+        for name in names:
+            directory = Path(tmp) / name
+            directory.mkdir()
+            path = _experiment_file(directory, args, ENGINES[name])
+            env = {**os.environ, "SPARSEDP_CACHE_DIR": str(Path(tmp) / "data-cache")}
+            print(f"running {name} ...", file=sys.stderr, flush=True)
+            out = subprocess.run([sys.executable, __file__, "--child", str(path)], env=env,
+                                 capture_output=True, text=True, check=False)
+            if out.returncode != 0:
+                print(out.stderr, file=sys.stderr)
+                return 1
+            results[name] = json.loads(out.stdout.strip().splitlines()[-1])
+            r = results[name]
+            print(f"  {name}: {r['wall']:.0f} s, best {r['best']}, {r['statuses']}",
+                  file=sys.stderr, flush=True)
+
+    print(f"\nslice: {args.workload}, sparsity {args.sparsity}, batch {args.batch_size}, "
+          f"{args.trials} trials, budget {args.max_steps} steps, goal {args.goal_error}")
+    print(f"{'engine':<10} {'wall s':>9} {'ratio':>7} {'eval share':>11} {'peak MiB':>9}  best "
+          "(steps, trial)")
+    base = results.get("plain")
+    for name, r in results.items():
+        ratio = base["wall"] / r["wall"] if base else float("nan")
+        print(f"{name:<10} {r['wall']:>9.1f} {ratio:>6.2f}x {r['eval_share']:>10.1%} "
+              f"{r['peak_rss_mb']:>9.0f}  {r['best']}")
+    bests = {name: r["best"] for name, r in results.items()}
+    same_best = len({json.dumps(b) for b in bests.values()}) == 1
+    print(f"best steps-to-result identical across engines: {'yes' if same_best else 'NO'}")
+    ok = same_best
+    if base and "fast-off" in results:
+        same_trials = results["fast-off"]["trials"] == base["trials"]
+        print(f"per-trial outcomes identical (plain vs fast-off): "
+              f"{'yes' if same_trials else 'NO'}")
+        ok = ok and same_trials
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,71 @@
+"""``sparsedp report``: an HTML page and a JSON summary of an experiment's scaling results."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from dataclasses import asdict
+from pathlib import Path
+
+from sparsedp.cli.common import CliError, positive_int, stderr_console
+from sparsedp.experiment import load_experiment
+from sparsedp.experiment.provenance import provenance as current_provenance
+from sparsedp.report import write_report
+from sparsedp.store import ResultStore, trials_frame
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("report", help="write an HTML report and summary.json")
+    p.add_argument("experiment", help="experiment TOML file")
+    p.add_argument("--out", help="output directory (default: <results>/report)")
+    p.add_argument("--bootstrap", type=positive_int, default=200,
+                   help="bootstrap resamples for confidence intervals (default 200)")
+    p.add_argument("--formats", default="png,svg",
+                   help="figure files written beside the page (png, svg, pdf)")
+    p.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    spec = load_experiment(args.experiment)
+    if not (spec.results_dir / ResultStore.FILENAME).exists():
+        raise CliError(f"no results yet for {spec.name} in {spec.results_dir}: "
+                       f"run `sparsedp run {args.experiment}` first")
+    formats = tuple(f.strip() for f in args.formats.split(",") if f.strip())
+    unknown = set(formats) - {"png", "svg", "pdf"}
+    if unknown:
+        raise CliError(f"--formats: unknown format(s) {', '.join(sorted(unknown))}; "
+                       "use png, svg or pdf")
+    with ResultStore(spec.results_dir, read_only=True) as store:
+        frame = trials_frame(store, spec.name)
+        rows = store.trial_rows(spec.name)
+    if frame.empty:
+        raise CliError(f"{spec.name} has no finished trials yet in {spec.results_dir}")
+    stored = [json.loads(r["provenance_json"]) for r in rows if r["provenance_json"]]
+    provenance = {
+        "report generated with": current_provenance(spec.engine.device),
+        "trials measured with": _distinct(stored),
+    }
+    config = spec.to_dict()
+    config["expected_studies"] = [
+        {"workload": s.workload, "sparsity": s.sparsity, "batch_size": s.batch_size}
+        for s in spec.studies()
+    ]
+    engines = _distinct([json.loads(r["engine_json"]) for r in rows if r["engine_json"]])
+    notes = {**asdict(spec.engine), "trial engine settings": engines}
+    out = Path(args.out) if args.out else spec.results_dir / "report"
+    console = stderr_console()
+    console.print(f"analysing {len(frame)} trials of {spec.name} …")
+    path = write_report(frame, out, experiment_config=config, provenance=provenance,
+                        engine_notes=notes, analysis_options={"n_resamples": args.bootstrap},
+                        formats=formats)
+    print(path)
+    return 0
+
+
+def _distinct(items: list[dict]) -> list[dict] | dict:
+    """The distinct dicts among ``items`` (one dict when they all agree)."""
+    seen: list[dict] = []
+    for item in items:
+        if item not in seen:
+            seen.append(item)
+    return seen[0] if len(seen) == 1 else seen
