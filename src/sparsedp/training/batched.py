@@ -14,9 +14,9 @@ rows are dropped from every stacked tensor), so the group costs only what its li
 Why not ``torch.vmap``: its convolution rule adds the bias outside the convolution kernel and
 its batched reductions sum in another order, so after a few dozen steps a ReLU or max-pool
 decision flips and the trajectory leaves the sequential one (measured on MNIST: 3e-3 apart at
-step 50, 0.4 at step 200). :class:`StackedModel` runs the K models as one grouped convolution
-and one batched matmul per layer, which on CPU gives the sequential trials' numbers bit for
-bit, so each trial's outcome is run_trial's.
+step 50, 0.4 at step 200). :class:`StackedModel` runs each layer for all K models at once as
+a grouped convolution or a batched matmul, formed so that on CPU every trial gets the
+sequential trial's numbers bit for bit, and so run_trial's outcome.
 """
 
 from __future__ import annotations
@@ -58,7 +58,6 @@ __all__ = [
     "StackedTFOptimizer",
     "check_same_study",
     "run_trials_batched",
-    "stacked_learning_rates",
 ]
 
 BatchedProgressFn = Callable[[int, int, EvalResult], None]
@@ -101,14 +100,6 @@ def check_same_study(configs: Sequence[TrialConfig]) -> None:
             )
 
 
-def stacked_learning_rates(
-    schedules: Sequence[Schedule], step: int, device: torch.device | str = "cpu"
-) -> Tensor:
-    """Each trial's learning rate for ``step`` (updates already applied), as a float32 vector."""
-    return torch.tensor([schedule(step) for schedule in schedules], dtype=torch.float32,
-                        device=device)
-
-
 def _per_trial(values: Tensor, like: Tensor) -> Tensor:
     """A (K,) vector viewed as (K, 1, 1, ...) to broadcast over a stacked (K, ...) tensor."""
     return values.view(-1, *([1] * (like.dim() - 1)))
@@ -146,17 +137,21 @@ class StackedModel:
     """Runs K models of one architecture at once, from parameters stacked along a first dim.
 
     A structural copy of the model (on the meta device) is called through
-    ``torch.func.functional_call`` with the stacked parameters; its ``nn.Conv2d`` layers run
-    as one grouped convolution and its ``nn.Linear`` layers as one batched matmul. Activations
-    between layers hold the K models' examples one model after another (batch ``K·n``), so
-    parameter-free operations (activations, pooling, padding, reshapes per example, residual
-    sums) work unchanged. The input is either shared by all models (batch ``n``) or stacked
-    (batch ``K·n``, model-major). Other layers with parameters or buffers are refused.
+    ``torch.func.functional_call`` with the stacked parameters. Activations between layers
+    hold the K models' examples one model after another (batch ``K·n``), so parameter-free
+    operations (activations, pooling, padding, per-example reshapes, residual sums) run once
+    for all models unchanged. The input is either shared by all models (batch ``n``) or
+    stacked (batch ``K·n``, model-major). ``nn.Linear`` layers run as one batched matmul.
+    ``nn.Conv2d`` layers run as one grouped convolution when ``grouped`` (default: on
+    accelerators), else as K convolutions (default on CPU, where oneDNN's grouped kernels are
+    slower than K plain ones). Either way each model's numbers are its own model's, bit for
+    bit on CPU. Other layers with parameters or buffers are refused.
     """
 
-    def __init__(self, model: nn.Module) -> None:
+    def __init__(self, model: nn.Module, *, grouped: bool | None = None) -> None:
         self.module = copy.deepcopy(model).to("meta")
         self.examples = 0
+        self.grouped = grouped
         for name, layer in self.module.named_modules():
             if isinstance(layer, nn.Conv2d):
                 layer._conv_forward = partial(self._conv, layer)  # type: ignore[method-assign]
@@ -194,18 +189,29 @@ class StackedModel:
             padding: Any = 0
         else:
             padding = layer.padding
-        groups = layer.groups
-        if self._stacked(x, models):
+        args = (layer.stride, padding, layer.dilation)
+        stacked = self._stacked(x, models)
+        if not self._grouped(x):
+            parts = x.view(models, n, *x.shape[1:]).unbind(0) if stacked else [x] * models
+            return torch.cat([
+                F.conv2d(part, weight[k], bias[k] if bias is not None else None, *args,
+                         layer.groups)
+                for k, part in enumerate(parts)
+            ])
+        flat_weight = weight.reshape(-1, *weight.shape[2:])
+        flat_bias = bias.reshape(-1) if bias is not None else None
+        if stacked:
             # (K·n, C, H, W) → (n, K·C, H, W): model k's channels form group k.
             x = x.view(models, n, *x.shape[1:]).transpose(0, 1).reshape(n, -1, *x.shape[2:])
-            groups *= models
-        out = F.conv2d(
-            x, weight.reshape(-1, *weight.shape[2:]),
-            bias.reshape(-1) if bias is not None else None,
-            layer.stride, padding, layer.dilation, groups,
-        )
+            out = F.conv2d(x, flat_weight, flat_bias, *args, layer.groups * models)
+        else:
+            # One input for all: the K weight sets are one convolution with K·O outputs.
+            out = F.conv2d(x, flat_weight, flat_bias, *args, layer.groups)
         out = out.view(n, models, out_channels, *out.shape[2:]).transpose(0, 1)
         return out.reshape(models * n, out_channels, *out.shape[3:])
+
+    def _grouped(self, x: Tensor) -> bool:
+        return self.grouped if self.grouped is not None else x.device.type != "cpu"
 
     def _linear(self, layer: nn.Linear, x: Tensor) -> Tensor:
         weight, bias = layer.weight, layer.bias
@@ -274,7 +280,6 @@ class _Member:
     """Book-keeping for one trial of the group."""
 
     index: int
-    config: TrialConfig
     schedule: Schedule
     mask: Mask
     result: TrialResult
@@ -448,7 +453,8 @@ def run_trials_batched(
     configs: Sequence[TrialConfig], data: SplitData, *, engine: EngineSettings | None = ...,
     saliencies: Sequence[dict[str, Tensor] | None] | None = ...,
     step_limit: Callable[[], int | None] | None = ..., progress: BatchedProgressFn | None = ...,
-    share_best: bool = ..., return_params: Literal[False] = ...,
+    share_best: bool = ..., grouped_convs: bool | None = ...,
+    return_params: Literal[False] = ...,
 ) -> list[TrialResult]: ...
 
 
@@ -457,7 +463,8 @@ def run_trials_batched(
     configs: Sequence[TrialConfig], data: SplitData, *, engine: EngineSettings | None = ...,
     saliencies: Sequence[dict[str, Tensor] | None] | None = ...,
     step_limit: Callable[[], int | None] | None = ..., progress: BatchedProgressFn | None = ...,
-    share_best: bool = ..., return_params: Literal[True],
+    share_best: bool = ..., grouped_convs: bool | None = ...,
+    return_params: Literal[True],
 ) -> tuple[list[TrialResult], list[Params]]: ...
 
 
@@ -470,6 +477,7 @@ def run_trials_batched(
     step_limit: Callable[[], int | None] | None = None,
     progress: BatchedProgressFn | None = None,
     share_best: bool = False,
+    grouped_convs: bool | None = None,
     return_params: bool = False,
 ) -> list[TrialResult] | tuple[list[TrialResult], list[Params]]:
     """Run the trials ``configs`` of one study together; one result per config, in order.
@@ -483,6 +491,7 @@ def run_trials_batched(
     (as it would for trials run after it one by one). ``progress(trial_index, step, check)``
     follows each check. ``engine.micro_batch`` accumulates gradients over pieces as run_trial
     does; ``engine.channels_last`` is ignored (it never changes an outcome).
+    ``grouped_convs`` picks :class:`StackedModel`'s convolution form (default: by device).
 
     Times: ``prune_time`` is the trial's own; the group's time for each training step and each
     check is shared equally among the trials that took part in it, so ``wall_time`` (prune +
@@ -519,10 +528,10 @@ def run_trials_batched(
         result = TrialResult(INCOMPLETE, None, 0, None, True, mask_report=mask.report_dict(),
                              empty_layers=mask.empty_layers(),
                              prune_time=time.perf_counter() - started)
-        members.append(_Member(index, config, config.schedule(), mask, result))
+        members.append(_Member(index, config.schedule(), mask, result))
         models.append(model)
 
-    stacked_model = StackedModel(models[0])
+    stacked_model = StackedModel(models[0], grouped=grouped_convs)
     stacked, _ = stack_module_state(models)
     params = {name: p.detach().requires_grad_() for name, p in stacked.items()}
     del models, stacked
