@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterable, Iterator
 
 import numpy as np
@@ -25,7 +26,7 @@ def snip_batches(
     data: SplitData,
     batch_size: int = 100,
     num_batches: int | None = None,
-    chunk_batches: int = 10,
+    chunk_batches: int = 2,
 ) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
     """Chunks ``(x, y, weight)`` of the training split for SNIP's accumulated gradient.
 
@@ -56,12 +57,17 @@ def snip_saliency(
     ``g`` is the gradient of ``L = Σ weight_i · CE(model(x_i), y_i)`` over all ``batches``
     (see :func:`snip_batches`: the sum of mini-batch mean losses).
     """
+    # The gradients are computed on a channels-last copy (2x faster on CPU here); the
+    # model being pruned keeps its own layout, and the saliency uses its weights.
+    work = copy.deepcopy(model).to(memory_format=torch.channels_last)
+    work_parameters = dict(work.named_parameters())
+    targets = [work_parameters[name] for name in parameters]
     grads = {name: torch.zeros_like(p) for name, p in parameters.items()}
     device = next(model.parameters()).device
     for x, y, weight in batches:
         x, y, weight = x.to(device), y.to(device), weight.to(device)
-        loss = (F.cross_entropy(model(x), y, reduction="none") * weight).sum()
-        chunk_grads = torch.autograd.grad(loss, list(parameters.values()))
+        loss = (F.cross_entropy(work(x), y, reduction="none") * weight).sum()
+        chunk_grads = torch.autograd.grad(loss, targets)
         for name, g in zip(parameters, chunk_grads, strict=True):
             grads[name] += g
     with torch.no_grad():
