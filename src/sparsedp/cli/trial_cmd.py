@@ -10,9 +10,11 @@ import warnings
 import torch
 
 from sparsedp.cli.common import finite_float, is_terminal, positive_int, stderr_console
-from sparsedp.data import load_dataset, prepare_splits
+from sparsedp.data import default_cache_dir, load_dataset, prepare_splits
+from sparsedp.models import build_model
 from sparsedp.pruning.prune import PRUNERS, PruneSettings
 from sparsedp.training import EngineSettings, EvalResult, TrialConfig, run_trial
+from sparsedp.training.tuning import default_micro_batch, measure_eval_settings
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -39,8 +41,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                    help="also prune biases (the authors' code did; they start at zero)")
     p.add_argument("--snip-batches", type=positive_int,
                    help="SNIP on this many mini-batches of 100 (default: whole training split)")
-    p.add_argument("--early-exit", action="store_true",
-                   help="exact early-exit evaluation (same outcome, faster)")
+    p.add_argument("--full-eval", action="store_true",
+                   help="evaluate the whole validation split at every check (default: exact "
+                        "early exit, which gives the same outcome sooner)")
     p.add_argument("--threads", type=positive_int, help="torch CPU threads")
     p.add_argument("--device", default="cpu", help="cpu or cuda")
     p.add_argument("--save-mask-report", help="write the sparsity report as JSON here")
@@ -94,7 +97,7 @@ def run(args: argparse.Namespace) -> int:
         result = run_trial(
             config,
             data,
-            engine=EngineSettings(early_exit=args.early_exit, device=args.device),
+            engine=_engine(args, config, data),
             progress=progress,
         )
     for warning in caught:
@@ -135,6 +138,29 @@ def run(args: argparse.Namespace) -> int:
         if result.message:
             print(result.message)
     return 0
+
+
+def _engine(args: argparse.Namespace, config: TrialConfig, data) -> EngineSettings:
+    """The fast engine's settings (measured evaluation layout and batch), or plain ones."""
+    if args.full_eval:
+        return EngineSettings(early_exit=False, device=args.device,
+                              micro_batch=default_micro_batch(config.batch_size, args.device))
+    spec = config.spec
+    channels, size, _ = data.image_shape
+    options = {"hidden_units": config.hidden_units} if config.hidden_units else {}
+
+    def make_model() -> torch.nn.Module:
+        return build_model(spec.model, channels=channels, image_size=size,
+                           num_classes=data.num_classes, seed=0, **options).to(args.device)
+
+    channels_last, eval_batch = measure_eval_settings(
+        make_model, data.validation()[0].to(args.device),
+        cache_file=default_cache_dir() / "eval-settings.json",
+        cache_key=f"{spec.dataset}|{spec.model}|{config.hidden_units}",
+    )
+    return EngineSettings(early_exit=True, eval_batch_size=eval_batch,
+                          channels_last=channels_last, device=args.device,
+                          micro_batch=default_micro_batch(config.batch_size, args.device))
 
 
 def _format_report(report: dict) -> str:
