@@ -178,3 +178,23 @@ def test_failing_trials_are_recorded_and_retried(tiny_file, monkeypatch):
     failed = frame[frame.status == "failed"]
     assert len(failed) == 1 and "simulated crash" in failed["message"].iloc[0]
     assert len(frame) == 12  # the experiment went on
+
+
+def test_batched_trials_give_the_same_table_as_one_at_a_time(reference, tmp_path):
+    """Trials of a study run in lockstep (the GPU path, exercised here on CPU) store exactly
+    what one-at-a-time trials store when stopping is off."""
+    plain = _copy_of(reference[0], tmp_path)
+    text = plain.read_text().replace("stop_hopeless = true", "stop_hopeless = false")
+    one = tmp_path / "one.toml"
+    one.write_text(text.replace(str(tmp_path / "copy"), str(tmp_path / "one")))
+    batched = tmp_path / "batched.toml"
+    batched.write_text(text.replace(str(tmp_path / "copy"), str(tmp_path / "batched"))
+                       + "batched_trials = 3\n")
+    tables = []
+    for path in (one, batched):
+        spec = load_experiment(path)
+        with ResultStore(spec.results_dir) as store:
+            run_experiment(spec, store)
+        tables.append(_table(spec.results_dir))
+    assert len(tables[0]) == 12
+    assert tables[0] == tables[1]

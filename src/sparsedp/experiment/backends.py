@@ -10,9 +10,25 @@ from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
 from sparsedp.experiment.records import TrialRecord
-from sparsedp.experiment.worker import TaskFailure, TrialTask, WorkerContext
+from sparsedp.experiment.worker import TaskFailure, TrialGroup, TrialTask, WorkerContext
 
 Outcome = TrialRecord | TaskFailure
+Work = TrialTask | TrialGroup
+
+
+def execute(context: WorkerContext, work: Work, step_limit=None) -> list[Outcome]:
+    """Run one task or one group of tasks; one outcome per task, in order."""
+    if isinstance(work, TrialGroup):
+        return context.run_group(work, step_limit)
+    return [context.run(work, step_limit)]
+
+
+def tasks_of(work: Work) -> tuple[TrialTask, ...]:
+    return work.tasks if isinstance(work, TrialGroup) else (work,)
+
+
+def _lost(work: Work, error: str) -> list[tuple[TrialTask, Outcome]]:
+    return [(t, TaskFailure(t.study.key, t.index, t.attempt, error, "")) for t in tasks_of(work)]
 
 
 class InProcessBackend:
@@ -22,9 +38,9 @@ class InProcessBackend:
         self.context = context
         self.best = best
         self.capacity = 1
-        self._queue: list[TrialTask] = []
+        self._queue: list[Work] = []
 
-    def submit(self, task: TrialTask) -> None:
+    def submit(self, task: Work) -> None:
         self._queue.append(task)
 
     def in_flight(self) -> int:
@@ -32,9 +48,10 @@ class InProcessBackend:
 
     def completed(self) -> Iterator[tuple[TrialTask, Outcome]]:
         while self._queue:
-            task = self._queue.pop(0)
-            key = task.study.key
-            yield task, self.context.run(task, step_limit=lambda key=key: self.best.get(key))
+            work = self._queue.pop(0)
+            key = work.study.key
+            outcomes = execute(self.context, work, lambda key=key: self.best.get(key))
+            yield from zip(tasks_of(work), outcomes, strict=True)
 
     def update_best(self, study_key: str, steps: int) -> None:
         self.best[study_key] = steps  # shared dict: nothing else to do
@@ -63,8 +80,8 @@ def _live_limit(study_key: str) -> int | None:
     return None if value < 0 else int(value)
 
 
-def _run_in_worker(task: TrialTask) -> Outcome:
-    return _WORKER["context"].run(task, step_limit=lambda: _live_limit(task.study.key))
+def _run_in_worker(work: Work) -> list[Outcome]:
+    return execute(_WORKER["context"], work, lambda: _live_limit(work.study.key))
 
 
 class ProcessBackend:
@@ -79,14 +96,14 @@ class ProcessBackend:
         self._args = (context_args, self._best, self._positions, os.getpid())
         self._ctx = ctx
         self._pool = self._new_pool()
-        self._futures: dict[Future, TrialTask] = {}
+        self._futures: dict[Future, Work] = {}
 
     def _new_pool(self) -> ProcessPoolExecutor:
         return ProcessPoolExecutor(
             self.capacity, mp_context=self._ctx, initializer=_init_worker, initargs=self._args
         )
 
-    def submit(self, task: TrialTask) -> None:
+    def submit(self, task: Work) -> None:
         self._futures[self._pool.submit(_run_in_worker, task)] = task
 
     def in_flight(self) -> int:
@@ -98,17 +115,12 @@ class ProcessBackend:
         done, _ = wait(list(self._futures), return_when=FIRST_COMPLETED)
         broken = False
         for future in done:
-            task = self._futures.pop(future)
+            work = self._futures.pop(future)
             try:
-                yield task, future.result()
+                yield from zip(tasks_of(work), future.result(), strict=True)
             except BrokenProcessPool as exc:
                 broken = True
-                yield (
-                    task,
-                    TaskFailure(
-                        task.study.key, task.index, task.attempt, f"worker process died: {exc}", ""
-                    ),
-                )
+                yield from _lost(work, f"worker process died: {exc}")
         if broken:  # every in-flight task of a broken pool is lost: report and rebuild
             for future, task in list(self._futures.items()):
                 self._futures.pop(future)
@@ -155,15 +167,15 @@ class RayBackend:
         self.capacity = workers
 
         @ray.remote
-        def run_remote(task: TrialTask) -> Outcome:
+        def run_remote(work: Work) -> list[Outcome]:
             if "context" not in _WORKER:
                 _WORKER["context"] = WorkerContext(*context_args)
-            return _WORKER["context"].run(task)
+            return execute(_WORKER["context"], work)
 
         self._remote = run_remote
-        self._refs: dict[Any, TrialTask] = {}
+        self._refs: dict[Any, Work] = {}
 
-    def submit(self, task: TrialTask) -> None:
+    def submit(self, task: Work) -> None:
         self._refs[self._remote.remote(task)] = task
 
     def in_flight(self) -> int:

@@ -24,7 +24,8 @@ from sparsedp.experiment.records import TrialRecord
 from sparsedp.experiment.spec import EngineOptions, StudySpec
 from sparsedp.models import build_model
 from sparsedp.pruning import compute_saliency
-from sparsedp.training import EngineSettings, TrialConfig, run_trial
+from sparsedp.training import EngineSettings, TrialConfig, TrialResult, run_trial
+from sparsedp.training.batched import run_trials_batched
 from sparsedp.training.tuning import default_micro_batch, measure_eval_settings
 
 
@@ -37,6 +38,17 @@ class TrialTask:
     point: dict[str, float]
     attempt: int = 1
     best_known: int | None = None  # best steps of the study when dispatched (static limit)
+
+
+@dataclass(frozen=True)
+class TrialGroup:
+    """Trials of one study run together in lockstep (batched trials)."""
+
+    tasks: tuple[TrialTask, ...]
+
+    @property
+    def study(self) -> StudySpec:
+        return self.tasks[0].study
 
 
 @dataclass(frozen=True)
@@ -146,57 +158,82 @@ class WorkerContext:
             os.replace(tmp, path)
         return scores
 
+    def _limit(self, step_limit, best_known: int | None):
+        """The stopping limit: the live best (if any) and the best known at dispatch."""
+        stop = self.engine.stop_hopeless
+
+        def limit() -> int | None:
+            live = step_limit() if step_limit is not None else None  # may exit an orphan
+            known = [v for v in (live, best_known) if v is not None]
+            return min(known) if known and stop else None
+
+        return limit
+
+    def _record(self, task: TrialTask, config: TrialConfig, result: TrialResult,
+                engine: EngineSettings, data: SplitData, batched: int = 1) -> TrialRecord:
+        return TrialRecord(
+            study_key=task.study.key,
+            trial_index=task.index,
+            seed=config.seed,
+            metaparameters=dict(task.point),
+            status=result.status,
+            steps_to_result=result.steps_to_result,
+            steps_taken=result.steps_taken,
+            final_val_error=result.final_val_error,
+            final_error_exact=result.final_error_exact,
+            curve=result.curve,
+            wall_time=result.wall_time,
+            train_time=result.train_time,
+            eval_time=result.eval_time,
+            prune_time=result.prune_time,
+            samples_per_second=result.samples_per_second,
+            eval_share=result.eval_share,
+            eval_examples=result.eval_examples,
+            message=result.message,
+            attempts=task.attempt,
+            peak_rss_mb=peak_rss_mb(),
+            mask_report=result.mask_report,
+            engine={**asdict(engine), "batched_trials": batched},
+            provenance={
+                **self.provenance,
+                "dataset_label": data.dataset.label,
+                "data_source": data.dataset.source,
+            },
+        )
+
     def run(self, task: TrialTask, step_limit=None) -> TrialRecord | TaskFailure:
         """Run one trial; exceptions come back as a :class:`TaskFailure`."""
         try:
             config = task.study.trial_config(task.index, task.point)
             data = self.data(config.spec.dataset)
             saliency = self.saliency(config, data)
-            stop = self.engine.stop_hopeless
-
-            def limit() -> int | None:
-                live = step_limit() if step_limit is not None else None  # may exit an orphan
-                known = [v for v in (live, task.best_known) if v is not None]
-                return min(known) if known and stop else None
-
             engine = self.engine_settings(config, data)
-            result = run_trial(config, data, engine=engine, saliency=saliency, step_limit=limit)
-            return TrialRecord(
-                study_key=task.study.key,
-                trial_index=task.index,
-                seed=config.seed,
-                metaparameters=dict(task.point),
-                status=result.status,
-                steps_to_result=result.steps_to_result,
-                steps_taken=result.steps_taken,
-                final_val_error=result.final_val_error,
-                final_error_exact=result.final_error_exact,
-                curve=result.curve,
-                wall_time=result.wall_time,
-                train_time=result.train_time,
-                eval_time=result.eval_time,
-                prune_time=result.prune_time,
-                samples_per_second=result.samples_per_second,
-                eval_share=result.eval_share,
-                eval_examples=result.eval_examples,
-                message=result.message,
-                attempts=task.attempt,
-                peak_rss_mb=peak_rss_mb(),
-                mask_report=result.mask_report,
-                engine=asdict(engine),
-                provenance={
-                    **self.provenance,
-                    "dataset_label": data.dataset.label,
-                    "data_source": data.dataset.source,
-                },
-            )
+            result = run_trial(config, data, engine=engine, saliency=saliency,
+                               step_limit=self._limit(step_limit, task.best_known))
+            return self._record(task, config, result, engine, data)
         except (KeyboardInterrupt, SystemExit):
             raise
         except BaseException as exc:
-            return TaskFailure(
-                task.study.key,
-                task.index,
-                task.attempt,
-                f"{type(exc).__name__}: {exc}",
-                traceback.format_exc(),
-            )
+            return _failure(task, exc)
+
+    def run_group(self, group: TrialGroup, step_limit=None) -> list[TrialRecord | TaskFailure]:
+        """Run trials of one study in lockstep (:func:`run_trials_batched`)."""
+        tasks = group.tasks
+        try:
+            configs = [t.study.trial_config(t.index, t.point) for t in tasks]
+            data = self.data(configs[0].spec.dataset)
+            saliencies = [self.saliency(c, data) for c in configs]
+            engine = self.engine_settings(configs[0], data)
+            results = run_trials_batched(configs, data, engine=engine, saliencies=saliencies,
+                                         step_limit=self._limit(step_limit, tasks[0].best_known))
+            return [self._record(t, c, r, engine, data, len(tasks))
+                    for t, c, r in zip(tasks, configs, results, strict=True)]
+        except (KeyboardInterrupt, SystemExit):
+            raise
+        except BaseException as exc:
+            return [_failure(t, exc) for t in tasks]
+
+
+def _failure(task: TrialTask, exc: BaseException) -> TaskFailure:
+    return TaskFailure(task.study.key, task.index, task.attempt,
+                       f"{type(exc).__name__}: {exc}", traceback.format_exc())
