@@ -101,6 +101,7 @@ def main() -> int:
     parser.add_argument("--threads", type=int, help="torch threads per engine process")
     parser.add_argument("--data-dir", help="directory with the MNIST files")
     parser.add_argument("--engines", default="plain,fast-off,fast")
+    parser.add_argument("--keep", help="keep each engine's results under this directory")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -109,10 +110,11 @@ def main() -> int:
 
     names = [n for n in args.engines.split(",") if n]
     results = {}
-    with tempfile.TemporaryDirectory(prefix="sparsedp-bench-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="sparsedp-bench-") as scratch:
+        tmp = args.keep or scratch
         for name in names:
             directory = Path(tmp) / name
-            directory.mkdir()
+            directory.mkdir(parents=True)
             path = _experiment_file(directory, args, ENGINES[name])
             env = {**os.environ, "SPARSEDP_CACHE_DIR": str(Path(tmp) / "data-cache")}
             print(f"running {name} ...", file=sys.stderr, flush=True)

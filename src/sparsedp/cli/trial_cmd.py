@@ -11,9 +11,9 @@ import torch
 
 from sparsedp.cli.common import finite_float, is_terminal, positive_int, stderr_console
 from sparsedp.data import default_cache_dir, load_dataset, prepare_splits
-from sparsedp.models import build_model
 from sparsedp.pruning.prune import PRUNERS, PruneSettings
 from sparsedp.training import EngineSettings, EvalResult, TrialConfig, run_trial
+from sparsedp.training.trainer import build_trial_model
 from sparsedp.training.tuning import default_micro_batch, measure_eval_settings
 
 
@@ -146,12 +146,9 @@ def _engine(args: argparse.Namespace, config: TrialConfig, data) -> EngineSettin
         return EngineSettings(early_exit=False, device=args.device,
                               micro_batch=default_micro_batch(config.batch_size, args.device))
     spec = config.spec
-    channels, size, _ = data.image_shape
-    options = {"hidden_units": config.hidden_units} if config.hidden_units else {}
 
     def make_model() -> torch.nn.Module:
-        return build_model(spec.model, channels=channels, image_size=size,
-                           num_classes=data.num_classes, seed=0, **options).to(args.device)
+        return build_trial_model(config, data, seed=0).to(args.device)
 
     channels_last, eval_batch = measure_eval_settings(
         make_model, data.validation()[0].to(args.device),

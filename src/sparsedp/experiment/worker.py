@@ -22,10 +22,10 @@ import torch
 from sparsedp.data import SplitData, load_dataset, prepare_splits
 from sparsedp.experiment.records import TrialRecord
 from sparsedp.experiment.spec import EngineOptions, StudySpec
-from sparsedp.models import build_model
 from sparsedp.pruning import compute_saliency
 from sparsedp.training import EngineSettings, TrialConfig, TrialResult, run_trial
 from sparsedp.training.batched import run_trials_batched
+from sparsedp.training.trainer import build_trial_model
 from sparsedp.training.tuning import default_micro_batch, measure_eval_settings
 
 
@@ -107,13 +107,9 @@ class WorkerContext:
         spec = config.spec
         key = f"{spec.dataset}|{spec.model}|{config.hidden_units}"
         if key not in self._eval_choice:
-            channels, size, _ = data.image_shape
 
             def make_model() -> torch.nn.Module:
-                return build_model(spec.model, channels=channels, image_size=size,
-                                   num_classes=data.num_classes, seed=0,
-                                   **({"hidden_units": config.hidden_units}
-                                      if config.hidden_units else {})).to(self.engine.device)
+                return build_trial_model(config, data, seed=0).to(self.engine.device)
 
             x = data.validation()[0].to(self.engine.device)
             cache = self.cache_dir / "eval-settings.json" if self.cache_dir else None
@@ -141,15 +137,7 @@ class WorkerContext:
                 return torch.load(path, weights_only=True)
             except (OSError, RuntimeError, EOFError):
                 path.unlink(missing_ok=True)  # damaged by an interrupted write: recompute
-        channels, size, _ = data.image_shape
-        model = build_model(
-            spec.model,
-            channels=channels,
-            image_size=size,
-            num_classes=data.num_classes,
-            seed=config.seed,
-            **({"hidden_units": config.hidden_units} if config.hidden_units else {}),
-        )
+        model = build_trial_model(config, data)
         scores = compute_saliency(model, config.pruning, data, config.seed)
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)

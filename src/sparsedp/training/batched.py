@@ -36,7 +36,6 @@ from torch.nn import functional as F
 
 from sparsedp.data.batches import BatchStream
 from sparsedp.data.splits import SplitData
-from sparsedp.models import build_model
 from sparsedp.pruning.mask import Mask
 from sparsedp.pruning.prune import prune
 from sparsedp.training.evaluation import EvalResult, error_allowance
@@ -49,6 +48,7 @@ from sparsedp.training.trainer import (
     STOPPED,
     EngineSettings,
     TrialResult,
+    build_trial_model,
 )
 from sparsedp.training.trial_config import TrialConfig
 
@@ -511,17 +511,12 @@ def run_trials_batched(
     device = torch.device(engine.device)
     first = configs[0]
     spec = first.spec
-    channels, size, _ = data.image_shape
 
     members: list[_Member] = []
     models: list[nn.Module] = []
     for index, config in enumerate(configs):
         started = time.perf_counter()
-        model = build_model(
-            spec.model, channels=channels, image_size=size, num_classes=data.num_classes,
-            seed=config.seed,
-            **({"hidden_units": config.hidden_units} if config.hidden_units else {}),
-        ).to(device)
+        model = build_trial_model(config, data).to(device)
         saliency = saliencies[index] if saliencies is not None else None
         mask = prune(model, config.sparsity, config.pruning, data, seed=config.seed,
                      saliency=saliency)

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
 import torch
+from torch import nn
 from torch.nn import functional as F
 
 from sparsedp.data.batches import BatchStream
@@ -72,6 +73,15 @@ class TrialResult:
 ProgressFn = Callable[[int, EvalResult], None]
 
 
+def build_trial_model(config: TrialConfig, data: SplitData, seed: int | None = None) -> nn.Module:
+    """The trial's model for ``data``, initialised from ``seed`` (default: the trial's)."""
+    options = {"hidden_units": config.hidden_units} if config.hidden_units else {}
+    channels, size, _ = data.image_shape
+    return build_model(config.spec.model, channels=channels, image_size=size,
+                       num_classes=data.num_classes,
+                       seed=config.seed if seed is None else seed, **options)
+
+
 def _params_finite(model: torch.nn.Module) -> bool:
     return all(bool(torch.isfinite(p).all()) for p in model.parameters())
 
@@ -99,15 +109,7 @@ def run_trial(
     started = time.perf_counter()
     spec = config.spec
     device = torch.device(engine.device)
-    channels, size, _ = data.image_shape
-    model = build_model(
-        spec.model,
-        channels=channels,
-        image_size=size,
-        num_classes=data.num_classes,
-        seed=config.seed,
-        **({"hidden_units": config.hidden_units} if config.hidden_units else {}),
-    ).to(device)
+    model = build_trial_model(config, data).to(device)
     mask = prune(model, config.sparsity, config.pruning, data, seed=config.seed, saliency=saliency)
     prune_time = time.perf_counter() - started
 
