@@ -116,3 +116,18 @@ eval_batch_size = 1000
     for (sparsity, batch), steps in best.items():  # status printed the same numbers
         assert any(f"{batch}" in line and f" {int(steps)} " in line
                    for line in status_text.splitlines() if f"{sparsity:g}" in line)
+
+
+def test_trial_marks_a_lower_bound_error(capsys, shared_data_dir):
+    argv = ["trial", "--workload", "mnist-simplecnn-sgd", "--sparsity", "0", "--batch-size",
+            "16", "--lr", "0.001", "--max-steps", "16", "--data-dir",
+            str(shared_data_dir / "mnist")]
+    assert main(argv) == 0
+    fast = capsys.readouterr().out
+    assert "status: incomplete" in fast and "lower bound" in fast
+    assert main([*argv, "--full-eval"]) == 0
+    full = capsys.readouterr().out
+    assert "lower bound" not in full
+    full_error = float(full.split("final validation error: ")[1].split()[0])
+    fast_error = float(fast.split("final validation error: >= ")[1].split()[0])
+    assert fast_error <= full_error  # the early-exit figure is a true lower bound

@@ -129,6 +129,9 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(summary, indent=2))
     else:
         error = "n/a" if result.final_val_error is None else f"{result.final_val_error:.4f}"
+        if result.final_val_error is not None and not result.final_error_exact:
+            error = (f">= {error} (a lower bound: the last check stopped once the goal was out "
+                     "of reach; use --full-eval for exact errors)")
         print(f"status: {result.status}")
         print(f"steps-to-result: {result.steps_to_result if result.steps_to_result else '-'}"
               f" (steps taken {result.steps_taken})")
