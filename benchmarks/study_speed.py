@@ -137,13 +137,21 @@ def main() -> int:
         ratio = base["wall"] / r["wall"] if base else float("nan")
         print(f"{name:<10} {r['wall']:>9.1f} {ratio:>6.2f}x {r['eval_share']:>10.1%} "
               f"{r['peak_rss_mb']:>9.0f}  {r['best']}")
+    for name, r in results.items():
+        steps = sum(t[3] for t in r["trials"])
+        print(f"  {name}: {steps:,} training steps in all; statuses {r['statuses']}")
     bests = {name: r["best"] for name, r in results.items()}
     same_best = len({json.dumps(b) for b in bests.values()}) == 1
     print(f"best steps-to-result identical across engines: {'yes' if same_best else 'NO'}")
     ok = same_best
-    if base and "fast-off" in results:
-        same_trials = results["fast-off"]["trials"] == base["trials"]
-        print(f"per-trial outcomes identical (plain vs fast-off): "
+    for name in ("fast-off", "fast"):
+        # Without stopping (or when it stopped nothing) every trial has its own outcome.
+        if base is None or name not in results or (
+            name == "fast" and results[name]["statuses"].get("stopped")
+        ):
+            continue
+        same_trials = results[name]["trials"] == base["trials"]
+        print(f"per-trial outcomes identical (plain vs {name}): "
               f"{'yes' if same_trials else 'NO'}")
         ok = ok and same_trials
     return 0 if ok else 1

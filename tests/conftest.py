@@ -31,6 +31,17 @@ def shared_data_dir() -> Path:
     return path
 
 
+@pytest.fixture(scope="module")
+def mnist(shared_data_dir: Path, tmp_path_factory: pytest.TempPathFactory):
+    """Real MNIST with the first 1,000 validation examples (checks dominate the test time)."""
+    from sparsedp.data.sources import load_dataset
+    from sparsedp.data.splits import SplitData, prepare_splits
+
+    cache = tmp_path_factory.mktemp("cache")
+    full = prepare_splits(load_dataset("mnist", shared_data_dir / "mnist", cache_dir=cache))
+    return SplitData(full.dataset, full.train_index, full.val_index[:1000], full.mean, full.std)
+
+
 @pytest.fixture(autouse=True)
 def _torch_threads():
     """Keep tests on one thread so results do not depend on the runner's core count."""

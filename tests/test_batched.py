@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 import torch
 from torch import nn
 from torch.func import stack_module_state
 from torch.nn import functional as F
 
-from sparsedp.data.sources import load_dataset
-from sparsedp.data.splits import SplitData, prepare_splits
+from sparsedp.data.splits import SplitData
 from sparsedp.models import build_model
 from sparsedp.pruning.mask import Mask
 from sparsedp.pruning.prune import PruneSettings
@@ -28,14 +25,6 @@ from sparsedp.training.trainer import EngineSettings, TrialResult, run_trial
 from sparsedp.training.trial_config import TrialConfig
 
 SNIP = PruneSettings(snip_batches=1)
-
-
-@pytest.fixture(scope="module")
-def mnist(shared_data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> SplitData:
-    """Real MNIST with the first 1,000 validation examples (checks dominate the test time)."""
-    cache = tmp_path_factory.mktemp("cache")
-    full = prepare_splits(load_dataset("mnist", shared_data_dir / "mnist", cache_dir=cache))
-    return SplitData(full.dataset, full.train_index, full.val_index[:1000], full.mean, full.std)
 
 
 def sequential(

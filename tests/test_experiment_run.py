@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -159,7 +160,7 @@ def test_failing_trials_are_recorded_and_retried(tiny_file, monkeypatch):
     from sparsedp.experiment import worker
 
     calls = {"n": 0}
-    original = worker.run_trial
+    original = worker.TrialRun
 
     def flaky(config, data, **kwargs):
         calls["n"] += 1
@@ -167,7 +168,7 @@ def test_failing_trials_are_recorded_and_retried(tiny_file, monkeypatch):
             raise RuntimeError("simulated crash")
         return original(config, data, **kwargs)
 
-    monkeypatch.setattr(worker, "run_trial", flaky)
+    monkeypatch.setattr(worker, "TrialRun", flaky)
     spec = load_experiment(tiny_file())
     with ResultStore(spec.results_dir) as store:
         summary = run_experiment(spec, store)
@@ -198,3 +199,35 @@ def test_batched_trials_give_the_same_table_as_one_at_a_time(reference, tmp_path
         tables.append(_table(spec.results_dir))
     assert len(tables[0]) == 12
     assert tables[0] == tables[1]
+    with sqlite3.connect(tmp_path / "batched" / "sparsedp.sqlite") as db:
+        groups = [json.loads(e)["batched_trials"] for (e,) in
+                  db.execute("SELECT engine_json FROM trials")]
+    assert groups == [3] * 12  # every study's 3 trials really ran as one group
+
+
+def _best(table: list[tuple]) -> dict[str, tuple[int, int]]:
+    best: dict[str, tuple[int, int]] = {}
+    for key, index, status, steps, *_ in table:
+        if status == "complete" and (key not in best or (steps, index) < best[key]):
+            best[key] = (steps, index)
+    return best
+
+
+def test_interleaved_trials_settle_the_same_best_with_no_more_training(reference, tmp_path):
+    """The reference ran with the default interleaving (all 3 trials of a study advanced in
+    turn); one trial after another must find the same bests, and never train less."""
+    text = _copy_of(reference[0], tmp_path).read_text()
+    path = tmp_path / "sequential.toml"
+    path.write_text(text.replace(str(tmp_path / "copy"), str(tmp_path / "sequential"))
+                    + "interleave = 1\n")
+    spec = load_experiment(path)
+    assert spec.engine.resolved_interleave() == 1
+    with ResultStore(spec.results_dir) as store:
+        run_experiment(spec, store)
+    sequential, interleaved = _table(spec.results_dir), reference[1]
+    assert _best(interleaved) == _best(sequential) and len(_best(sequential)) >= 2
+    assert any(row[2] == "stopped" for row in interleaved)
+    for seq_row, int_row in zip(sequential, interleaved, strict=True):
+        assert int_row[4] <= seq_row[4]  # steps taken
+        if "stopped" not in (seq_row[2], int_row[2]):
+            assert int_row == seq_row  # a trial that was not stopped has its own outcome

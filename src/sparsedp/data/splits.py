@@ -72,6 +72,9 @@ class SplitData:
     mean: np.ndarray
     std: np.ndarray
     _val_cache: tuple[torch.Tensor, torch.Tensor] | None = field(default=None, repr=False)
+    _val_layouts: dict[tuple[str, bool], tuple[torch.Tensor, torch.Tensor]] = field(
+        default_factory=dict, repr=False
+    )
 
     @property
     def num_train(self) -> int:
@@ -115,6 +118,23 @@ class SplitData:
             labels = torch.from_numpy(np.asarray(self.dataset.train_labels[rows], dtype=np.int64))
             self._val_cache = (images.contiguous(), labels)
         return self._val_cache
+
+    def validation_on(
+        self, device: str | torch.device = "cpu", channels_last: bool = False
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The validation split on ``device``, channels-last if asked; one shared copy each.
+
+        Trials run side by side in one process (interleaved or one after another) all read
+        the same copy instead of making their own.
+        """
+        key = (str(torch.device(device)), channels_last)
+        if key not in self._val_layouts:
+            images, labels = self.validation()
+            images = images.to(key[0])
+            if channels_last:
+                images = images.contiguous(memory_format=torch.channels_last)
+            self._val_layouts[key] = (images, labels.to(key[0]))
+        return self._val_layouts[key]
 
 
 def prepare_splits(dataset: ImageDataset, fraction: float = VALIDATION_FRACTION) -> SplitData:

@@ -10,7 +10,13 @@ from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
 from sparsedp.experiment.records import TrialRecord
-from sparsedp.experiment.worker import TaskFailure, TrialGroup, TrialTask, WorkerContext
+from sparsedp.experiment.worker import (
+    StartedTrial,
+    TaskFailure,
+    TrialGroup,
+    TrialTask,
+    WorkerContext,
+)
 
 Outcome = TrialRecord | TaskFailure
 Work = TrialTask | TrialGroup
@@ -32,32 +38,61 @@ def _lost(work: Work, error: str) -> list[tuple[TrialTask, Outcome]]:
 
 
 class InProcessBackend:
-    """Runs trials one at a time in this process; the stopping limit is always current."""
+    """Runs trials in this process; the stopping limit is always current.
 
-    def __init__(self, context: WorkerContext, best: dict[str, int]) -> None:
+    With ``interleave`` > 1 up to that many trials are in flight and advanced in turn, one
+    validation check each, round after round. A study's trials then progress side by side,
+    so the first to meet the goal is the study's best, found as soon as it can be, and the
+    stopping rule ends every other trial at that step count at once: the least training
+    that can settle the study's best. Each trial computes exactly what it computes alone.
+    """
+
+    def __init__(self, context: WorkerContext, best: dict[str, int], interleave: int = 1) -> None:
         self.context = context
         self.best = best
-        self.capacity = 1
+        self.capacity = max(1, interleave)
         self._queue: list[Work] = []
+        self._running: list[StartedTrial] = []
 
     def submit(self, task: Work) -> None:
         self._queue.append(task)
 
     def in_flight(self) -> int:
-        return len(self._queue)
+        return len(self._queue) + len(self._running)
+
+    def _limit(self, key: str):
+        return lambda: self.best.get(key)
 
     def completed(self) -> Iterator[tuple[TrialTask, Outcome]]:
-        while self._queue:
+        if self.capacity == 1:
+            while self._queue:
+                work = self._queue.pop(0)
+                outcomes = execute(self.context, work, self._limit(work.study.key))
+                yield from zip(tasks_of(work), outcomes, strict=True)
+            return
+        while self._queue:  # start newcomers (groups of batched trials run whole)
             work = self._queue.pop(0)
-            key = work.study.key
-            outcomes = execute(self.context, work, lambda key=key: self.best.get(key))
-            yield from zip(tasks_of(work), outcomes, strict=True)
+            if isinstance(work, TrialGroup):
+                outcomes = execute(self.context, work, self._limit(work.study.key))
+                yield from zip(tasks_of(work), outcomes, strict=True)
+                continue
+            started = self.context.start(work, self._limit(work.study.key))
+            if isinstance(started, TaskFailure):
+                yield work, started
+            else:
+                self._running.append(started)
+        for started in list(self._running):  # one round: one check per trial
+            outcome = self.context.advance(started, checks=1)
+            if outcome is not None:
+                self._running.remove(started)
+                yield started.task, outcome
 
     def update_best(self, study_key: str, steps: int) -> None:
         self.best[study_key] = steps  # shared dict: nothing else to do
 
     def shutdown(self) -> None:
         self._queue.clear()
+        self._running.clear()
 
 
 # -- local processes ------------------------------------------------------------------------

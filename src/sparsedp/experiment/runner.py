@@ -17,7 +17,7 @@ from sparsedp.experiment.ordering import order_trials
 from sparsedp.experiment.provenance import provenance
 from sparsedp.experiment.records import Ledger, TrialRecord
 from sparsedp.experiment.spec import ExperimentSpec, StudySpec
-from sparsedp.experiment.worker import TaskFailure, TrialTask, WorkerContext
+from sparsedp.experiment.worker import TaskFailure, TrialGroup, TrialTask, WorkerContext
 from sparsedp.search import sobol_unit_points
 from sparsedp.training import STOPPED, get_workload
 
@@ -154,17 +154,25 @@ def run_experiment(
             for index in todo:
                 queue.append(TrialTask(study, index, points[study.key][index]))
 
+    group_size = spec.engine.resolved_batched_trials()
+
+    def next_task() -> TrialTask:
+        task = queue.popleft()
+        return TrialTask(task.study, task.index, task.point, task.attempt,
+                         best.get(task.study.key))
+
     def dispatch() -> None:
         while backend.in_flight() < backend.capacity:
             refill()
             if not queue:
                 return
-            task = queue.popleft()
-            backend.submit(
-                TrialTask(
-                    task.study, task.index, task.point, task.attempt, best.get(task.study.key)
-                )
-            )
+            if group_size == 1:
+                backend.submit(next_task())
+                continue
+            group = [next_task()]  # batched trials: up to group_size trials of one study
+            while len(group) < group_size and queue and queue[0].study == group[0].study:
+                group.append(next_task())
+            backend.submit(group[0] if len(group) == 1 else TrialGroup(tuple(group)))
 
     try:
         dispatch()
@@ -232,7 +240,8 @@ def _make_backend(
     if spec.engine.backend == "ray":
         return RayBackend(workers, context_args)
     if workers <= 1:
-        return InProcessBackend(WorkerContext(*context_args), best)
+        return InProcessBackend(WorkerContext(*context_args), best,
+                                spec.engine.resolved_interleave())
     return ProcessBackend(workers, context_args, study_keys)
 
 

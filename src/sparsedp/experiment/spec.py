@@ -198,12 +198,23 @@ class EngineOptions:
     backend: str = "local"
     max_retries: int = 2
     batched_trials: int | None = None  # None: 16 on CUDA, 1 (off) on CPU where it is slower
+    interleave: int | None = None  # None: 16 when stopping hopeless trials, else 1 (off)
 
     def resolved_batched_trials(self) -> int:
         """How many trials of a study run in lockstep (1 = one at a time)."""
         if self.batched_trials is not None:
             return self.batched_trials
         return 16 if self.device.startswith("cuda") else 1
+
+    def resolved_interleave(self) -> int:
+        """How many trials one local process advances in turn (1 = one after another).
+
+        Interleaving only pays off through the stopping rule, so without it trials run one
+        after another.
+        """
+        if not self.stop_hopeless:
+            return 1
+        return 16 if self.interleave is None else self.interleave
 
     def __post_init__(self) -> None:
         for label in ("early_exit", "stop_hopeless"):
@@ -215,7 +226,7 @@ class EngineOptions:
             raise ValueError(f"unknown backend {self.backend!r}; use one of {', '.join(BACKENDS)}")
         if not isinstance(self.device, str) or not DEVICE_PATTERN.fullmatch(self.device):
             raise ValueError(f"device must be cpu, cuda or cuda:N, got {self.device!r}")
-        for label in ("micro_batch", "eval_batch_size", "threads", "batched_trials"):
+        for label in ("micro_batch", "eval_batch_size", "threads", "batched_trials", "interleave"):
             value = getattr(self, label)
             if value is not None and (not _is_int(value) or value < 1):
                 raise ValueError(f"{label} must be a whole number >= 1, got {value!r}")
@@ -775,7 +786,7 @@ class _Loader:
                     'use "cpu", "cuda" or "cuda:N"',
                 )
             options["device"] = device
-        for key in ("micro_batch", "eval_batch_size", "threads", "batched_trials"):
+        for key in ("micro_batch", "eval_batch_size", "threads", "batched_trials", "interleave"):
             if key in table:
                 options[key] = self.integer(table[key], ("engine", key), 1)
         if "max_retries" in table:

@@ -23,7 +23,7 @@ from sparsedp.data import SplitData, load_dataset, prepare_splits
 from sparsedp.experiment.records import TrialRecord
 from sparsedp.experiment.spec import EngineOptions, StudySpec
 from sparsedp.pruning import compute_saliency
-from sparsedp.training import EngineSettings, TrialConfig, TrialResult, run_trial
+from sparsedp.training import EngineSettings, TrialConfig, TrialResult, TrialRun
 from sparsedp.training.batched import run_trials_batched
 from sparsedp.training.trainer import build_trial_model
 from sparsedp.training.tuning import default_micro_batch, measure_eval_settings
@@ -60,6 +60,17 @@ class TaskFailure:
     attempt: int
     error: str
     traceback: str
+
+
+@dataclass
+class StartedTrial:
+    """A trial set up in this worker and advanced piece by piece (interleaved trials)."""
+
+    task: TrialTask
+    config: TrialConfig
+    data: SplitData
+    engine: EngineSettings
+    run: TrialRun
 
 
 def peak_rss_mb() -> float:
@@ -189,20 +200,42 @@ class WorkerContext:
             },
         )
 
-    def run(self, task: TrialTask, step_limit=None) -> TrialRecord | TaskFailure:
-        """Run one trial; exceptions come back as a :class:`TaskFailure`."""
+    def start(self, task: TrialTask, step_limit=None) -> StartedTrial | TaskFailure:
+        """Set a trial up (data, saliency, pruning) without training it yet."""
         try:
             config = task.study.trial_config(task.index, task.point)
             data = self.data(config.spec.dataset)
             saliency = self.saliency(config, data)
             engine = self.engine_settings(config, data)
-            result = run_trial(config, data, engine=engine, saliency=saliency,
-                               step_limit=self._limit(step_limit, task.best_known))
-            return self._record(task, config, result, engine, data)
+            run = TrialRun(config, data, engine=engine, saliency=saliency,
+                           step_limit=self._limit(step_limit, task.best_known))
+            return StartedTrial(task, config, data, engine, run)
         except (KeyboardInterrupt, SystemExit):
             raise
         except BaseException as exc:
             return _failure(task, exc)
+
+    def advance(self, started: StartedTrial, checks: int | None = None
+                ) -> TrialRecord | TaskFailure | None:
+        """Advance a started trial by ``checks`` checks (all: None); its record once it ends."""
+        try:
+            if not started.run.advance(checks):
+                return None
+            return self._record(started.task, started.config, started.run.result(),
+                                started.engine, started.data)
+        except (KeyboardInterrupt, SystemExit):
+            raise
+        except BaseException as exc:
+            return _failure(started.task, exc)
+
+    def run(self, task: TrialTask, step_limit=None) -> TrialRecord | TaskFailure:
+        """Run one trial; exceptions come back as a :class:`TaskFailure`."""
+        started = self.start(task, step_limit)
+        if isinstance(started, TaskFailure):
+            return started
+        outcome = self.advance(started)
+        assert outcome is not None  # advance(None) runs the trial to its end
+        return outcome
 
     def run_group(self, group: TrialGroup, step_limit=None) -> list[TrialRecord | TaskFailure]:
         """Run trials of one study in lockstep (:func:`run_trials_batched`)."""

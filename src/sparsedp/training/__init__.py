@@ -11,6 +11,7 @@ from sparsedp.training.trainer import (
     STOPPED,
     EngineSettings,
     TrialResult,
+    TrialRun,
     run_trial,
 )
 from sparsedp.training.trial_config import TrialConfig
@@ -33,6 +34,7 @@ __all__ = [
     "TFOptimizer",
     "TrialConfig",
     "TrialResult",
+    "TrialRun",
     "Workload",
     "error_allowance",
     "get_workload",

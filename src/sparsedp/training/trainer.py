@@ -86,16 +86,13 @@ def _params_finite(model: torch.nn.Module) -> bool:
     return all(bool(torch.isfinite(p).all()) for p in model.parameters())
 
 
-def run_trial(
-    config: TrialConfig,
-    data: SplitData,
-    *,
-    engine: EngineSettings | None = None,
-    saliency: dict[str, torch.Tensor] | None = None,
-    step_limit: Callable[[], int | None] | None = None,
-    progress: ProgressFn | None = None,
-) -> TrialResult:
-    """Prune at initialization, train, and measure steps-to-result.
+class TrialRun:
+    """A trial that can be advanced a few validation checks at a time.
+
+    Construction prunes the model and sets everything up; :meth:`advance` trains until the
+    trial ends or a number of checks have been made; :meth:`result` reports it. A trial
+    advanced in pieces (interleaved with other trials) computes exactly what it computes in
+    one go: its state (weights, momentum, batch stream, evaluator) is its own.
 
     Every ``eval_every`` steps (and at the last step of the budget) the error on the whole
     validation split is checked: ``<= goal`` ends the trial ``complete``; a non-finite
@@ -105,78 +102,151 @@ def run_trial(
     that many steps without meeting the goal can no longer be the study's best and ends
     ``stopped``; it still gets its check at the limit, so ties are resolved as without it.
     """
-    engine = engine or EngineSettings()
-    started = time.perf_counter()
-    spec = config.spec
-    device = torch.device(engine.device)
-    model = build_trial_model(config, data).to(device)
-    mask = prune(model, config.sparsity, config.pruning, data, seed=config.seed, saliency=saliency)
-    prune_time = time.perf_counter() - started
 
-    optimizer = TFOptimizer(model.parameters(), spec.optimizer, config.momentum or 0.0)
-    schedule = config.schedule()
-    stream = BatchStream(data.num_train, config.batch_size, config.data_seed)
-    val_x, val_y = data.validation()
-    evaluator = Evaluator(
-        val_x.to(device),
-        val_y.to(device),
-        config.resolved_goal_error,
-        batch_size=engine.eval_batch_size,
-        early_exit=engine.early_exit,
-        channels_last=engine.channels_last,
-    )
-    max_steps, eval_every = config.resolved_max_steps, config.resolved_eval_every
-    micro = engine.micro_batch if engine.micro_batch and engine.micro_batch < config.batch_size \
-        else config.batch_size
+    def __init__(
+        self,
+        config: TrialConfig,
+        data: SplitData,
+        *,
+        engine: EngineSettings | None = None,
+        saliency: dict[str, torch.Tensor] | None = None,
+        step_limit: Callable[[], int | None] | None = None,
+        progress: ProgressFn | None = None,
+    ) -> None:
+        started = time.perf_counter()
+        engine = engine or EngineSettings()
+        self.config, self.data = config, data
+        self.step_limit, self.progress = step_limit, progress
+        self.device = torch.device(engine.device)
+        self.model = build_trial_model(config, data).to(self.device)
+        self.mask = prune(self.model, config.sparsity, config.pruning, data, seed=config.seed,
+                          saliency=saliency)
+        self.optimizer = TFOptimizer(self.model.parameters(), config.spec.optimizer,
+                                     config.momentum or 0.0)
+        self.schedule = config.schedule()
+        self.stream = BatchStream(data.num_train, config.batch_size, config.data_seed)
+        val_x, val_y = data.validation_on(self.device, engine.channels_last)
+        self.evaluator = Evaluator(val_x, val_y, config.resolved_goal_error,
+                                   batch_size=engine.eval_batch_size,
+                                   early_exit=engine.early_exit,
+                                   channels_last=engine.channels_last)
+        self.max_steps = config.resolved_max_steps
+        self.eval_every = config.resolved_eval_every
+        micro = engine.micro_batch
+        self.micro = micro if micro and micro < config.batch_size else config.batch_size
+        self.step = 0
+        self.done = False
+        setup_time = time.perf_counter() - started
+        self._result = TrialResult(INCOMPLETE, None, 0, None, True,
+                                   mask_report=self.mask.report_dict(),
+                                   empty_layers=self.mask.empty_layers(), prune_time=setup_time)
+        self._active_time = setup_time
+        self._eval_time = 0.0
 
-    result = TrialResult(INCOMPLETE, None, 0, None, True, mask_report=mask.report_dict(),
-                         empty_layers=mask.empty_layers(), prune_time=prune_time)
-    eval_time = 0.0
-    train_started = time.perf_counter()
-    for step in range(1, max_steps + 1):
-        x, y = data.train_batch(stream.next())
-        x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
-        optimizer.zero_grad()
+    def _train_step(self, step: int) -> float:
+        config, model = self.config, self.model
+        x, y = self.data.train_batch(self.stream.next())
+        x = x.to(self.device, non_blocking=True)
+        y = y.to(self.device, non_blocking=True)
+        self.optimizer.zero_grad()
         loss_value = 0.0
-        for start in range(0, config.batch_size, micro):
-            piece = slice(start, start + micro)
+        for start in range(0, config.batch_size, self.micro):
+            piece = slice(start, start + self.micro)
             loss = F.cross_entropy(model(x[piece]), y[piece], reduction="sum") / config.batch_size
             loss.backward()
             loss_value += float(loss.detach())
-        result.steps_taken = step
-        if not math.isfinite(loss_value):
-            result.status, result.message = INFEASIBLE, f"non-finite training loss at step {step}"
-            break
-        mask.mask_gradients_(model)
-        optimizer.step(schedule(step - 1))
+        if math.isfinite(loss_value):
+            self.mask.mask_gradients_(model)
+            self.optimizer.step(self.schedule(step - 1))
+        return loss_value
 
-        if step % eval_every and step != max_steps:
-            continue
-        eval_started = time.perf_counter()
-        if not _params_finite(model):
-            eval_time += time.perf_counter() - eval_started
+    def _check(self, step: int) -> None:
+        """The validation check after ``step``; sets ``done`` when the trial ends here."""
+        result = self._result
+        if not _params_finite(self.model):
             result.status, result.message = INFEASIBLE, f"non-finite parameters at step {step}"
-            break
-        check = evaluator(model)
-        eval_time += time.perf_counter() - eval_started
+            self.done = True
+            return
+        check = self.evaluator(self.model)
         result.eval_examples += check.examined
         result.curve.append((step, check.error, check.exact))
         result.final_val_error, result.final_error_exact = check.error, check.exact
-        if progress is not None:
-            progress(step, check)
-        if check.errors <= evaluator.allowance:
+        if self.progress is not None:
+            self.progress(step, check)
+        if check.errors <= self.evaluator.allowance:
             result.status, result.steps_to_result = COMPLETE, step
-            break
-        limit = step_limit() if step_limit is not None else None
-        if limit is not None and step >= limit:
-            result.status = STOPPED
-            result.message = f"stopped at step {step}: cannot beat the study's best ({limit})"
-            break
+            self.done = True
+            return
+        if not self._stop_if_beaten(step) and step >= self.max_steps:
+            self.done = True  # budget used up: incomplete
 
-    finished = time.perf_counter()
-    result.wall_time = finished - started
-    result.eval_time = eval_time
-    result.train_time = finished - train_started - eval_time
-    if result.train_time > 0:
-        result.samples_per_second = result.steps_taken * config.batch_size / result.train_time
-    return result
+    def _stop_if_beaten(self, step: int) -> bool:
+        """End the trial ``stopped`` at check ``step`` if the study's best is at most that."""
+        limit = self.step_limit() if self.step_limit is not None else None
+        if limit is None or step < limit:
+            return False
+        self._result.status = STOPPED
+        self._result.message = f"stopped at step {step}: cannot beat the study's best ({limit})"
+        self.done = True
+        return True
+
+    def advance(self, checks: int | None = None) -> bool:
+        """Train until the trial ends or ``checks`` more checks were made; True when it ended."""
+        started = time.perf_counter()
+        made = 0
+        if not self.done and self.step > 0:
+            # Paused after a check: a best found meanwhile (by a trial interleaved with this
+            # one) ends it at that check, as if the best had been known then.
+            self._stop_if_beaten(self.step)
+        try:
+            while not self.done and (checks is None or made < checks):
+                self.step += 1
+                step = self.step
+                self._result.steps_taken = step
+                loss_value = self._train_step(step)
+                if not math.isfinite(loss_value):
+                    self._result.status = INFEASIBLE
+                    self._result.message = f"non-finite training loss at step {step}"
+                    self.done = True
+                    break
+                if step % self.eval_every and step != self.max_steps:
+                    continue
+                eval_started = time.perf_counter()
+                self._check(step)
+                self._eval_time += time.perf_counter() - eval_started
+                made += 1
+        finally:
+            self._active_time += time.perf_counter() - started
+        return self.done
+
+    def result(self) -> TrialResult:
+        """What the trial measured so far (its outcome once :meth:`advance` returned True).
+
+        ``wall_time`` is the time spent on this trial itself (set-up, training, evaluation),
+        not counting other trials interleaved with it.
+        """
+        result = self._result
+        result.wall_time = self._active_time
+        result.eval_time = self._eval_time
+        result.train_time = self._active_time - result.prune_time - self._eval_time
+        if result.train_time > 0:
+            result.samples_per_second = (
+                result.steps_taken * self.config.batch_size / result.train_time
+            )
+        return result
+
+
+def run_trial(
+    config: TrialConfig,
+    data: SplitData,
+    *,
+    engine: EngineSettings | None = None,
+    saliency: dict[str, torch.Tensor] | None = None,
+    step_limit: Callable[[], int | None] | None = None,
+    progress: ProgressFn | None = None,
+) -> TrialResult:
+    """Prune at initialization, train, and measure steps-to-result (see :class:`TrialRun`)."""
+    run = TrialRun(config, data, engine=engine, saliency=saliency, step_limit=step_limit,
+                   progress=progress)
+    run.advance()
+    return run.result()
