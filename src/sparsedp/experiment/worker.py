@@ -192,7 +192,8 @@ class WorkerContext:
             attempts=task.attempt,
             peak_rss_mb=peak_rss_mb(),
             mask_report=result.mask_report,
-            engine={**asdict(engine), "batched_trials": batched},
+            engine={**asdict(engine), "batched_trials": batched,
+                    "stop_hopeless": self.engine.stop_hopeless, "order": self.engine.order},
             provenance={
                 **self.provenance,
                 "dataset_label": data.dataset.label,
