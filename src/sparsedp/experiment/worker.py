@@ -146,8 +146,8 @@ class WorkerContext:
         if path is not None and path.exists():
             try:
                 return torch.load(path, weights_only=True)
-            except (OSError, RuntimeError, EOFError):
-                path.unlink(missing_ok=True)  # damaged by an interrupted write: recompute
+            except Exception:  # damaged (unpickling raises all sorts): recompute
+                path.unlink(missing_ok=True)
         model = build_trial_model(config, data)
         scores = compute_saliency(model, config.pruning, data, config.seed)
         if path is not None:
