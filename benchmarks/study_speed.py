@@ -11,8 +11,14 @@ process (so peak memory is its own) with its own empty results and saliency cach
 - fast:     the fast engine as shipped (exact early-exit evaluation, measured evaluation
             settings, stopping of hopeless trials).
 
+Before the first engine, an untimed child process fills the shared data cache and the page
+cache, so every engine starts equally warm (the decoded data set is read from the same cache
+by all three; each engine still computes its own SNIP saliencies).
+
 It checks that the best steps-to-result is identical across engines (and per-trial outcomes
-for fast-off), then prints wall times, ratios, evaluation share and peak memory.
+for fast-off), then prints wall times, ratios, evaluation share and peak memory. The check
+fails (exit 1) when there is nothing to compare: fewer than two engines ran, or no trial of
+any engine reached the goal (every best is ``None``).
 
     python benchmarks/study_speed.py                 # the full slice (about 1-2 h on 2 cores)
     python benchmarks/study_speed.py --trials 4 --max-steps 1000   # a quick look
@@ -90,6 +96,29 @@ def _child(path: str) -> None:
     }))
 
 
+def _warm(workload: str, data_dir: str | None) -> None:
+    """Load the data set once (untimed) so the cache exists before any engine runs."""
+    from sparsedp.data import load_dataset, prepare_splits
+    from sparsedp.training.workloads import get_workload
+
+    splits = prepare_splits(load_dataset(get_workload(workload).dataset, data_dir))
+    x, _ = splits.validation()
+    print(json.dumps({"warm": int(x.shape[0])}))
+
+
+def identity_verdict(bests: dict[str, list[int] | None]) -> tuple[bool, str]:
+    """Whether the engines' best (steps, trial) agree, and a line saying so. Fails when
+    fewer than two engines ran or none found a best: identical ``None``s prove nothing."""
+    if len(bests) < 2:
+        return False, ("best steps-to-result identical across engines: NOT CHECKED (only "
+                       f"{', '.join(bests) or 'no engine'} ran; nothing to compare) -> FAIL")
+    if all(b is None for b in bests.values()):
+        return False, ("best steps-to-result identical across engines: NOT CHECKED (no trial "
+                       "of any engine reached the goal; nothing to compare) -> FAIL")
+    same = len({json.dumps(b) for b in bests.values()}) == 1
+    return same, f"best steps-to-result identical across engines: {'yes' if same else 'NO'}"
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workload", default="mnist-simplecnn-momentum")
@@ -103,20 +132,29 @@ def main() -> int:
     parser.add_argument("--engines", default="plain,fast-off,fast")
     parser.add_argument("--keep", help="keep each engine's results under this directory")
     parser.add_argument("--child", help=argparse.SUPPRESS)
+    parser.add_argument("--warm", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         _child(args.child)
+        return 0
+    if args.warm:
+        _warm(args.workload, args.data_dir)
         return 0
 
     names = [n for n in args.engines.split(",") if n]
     results = {}
     with tempfile.TemporaryDirectory(prefix="sparsedp-bench-") as scratch:
         tmp = args.keep or scratch
+        env = {**os.environ, "SPARSEDP_CACHE_DIR": str(Path(tmp) / "data-cache")}
+        warm = [sys.executable, __file__, "--warm", "--workload", args.workload]
+        if args.data_dir:
+            warm += ["--data-dir", args.data_dir]
+        print("warming the data cache (untimed) ...", file=sys.stderr, flush=True)
+        subprocess.run(warm, env=env, check=True, capture_output=True, text=True)
         for name in names:
             directory = Path(tmp) / name
             directory.mkdir(parents=True)
             path = _experiment_file(directory, args, ENGINES[name])
-            env = {**os.environ, "SPARSEDP_CACHE_DIR": str(Path(tmp) / "data-cache")}
             print(f"running {name} ...", file=sys.stderr, flush=True)
             out = subprocess.run([sys.executable, __file__, "--child", str(path)], env=env,
                                  capture_output=True, text=True, check=False)
@@ -140,10 +178,8 @@ def main() -> int:
     for name, r in results.items():
         steps = sum(t[3] for t in r["trials"])
         print(f"  {name}: {steps:,} training steps in all; statuses {r['statuses']}")
-    bests = {name: r["best"] for name, r in results.items()}
-    same_best = len({json.dumps(b) for b in bests.values()}) == 1
-    print(f"best steps-to-result identical across engines: {'yes' if same_best else 'NO'}")
-    ok = same_best
+    ok, verdict = identity_verdict({name: r["best"] for name, r in results.items()})
+    print(verdict)
     for name in ("fast-off", "fast"):
         # Without stopping (or when it stopped nothing) every trial has its own outcome.
         if base is None or name not in results or (

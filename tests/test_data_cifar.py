@@ -33,12 +33,11 @@ def _isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def jpeg_subset(shared_data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+def jpeg_subset(cifar_jpeg_tarball: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A few real JPEGs per class and split from the shared tarball, as folders."""
     out = tmp_path_factory.mktemp("subset") / "cifar10-jpeg"
     need = {(s, c): n for s, n in PER_CLASS.items() for c in CIFAR10_CLASSES}
-    tarball = shared_data_dir / "cifar10-jpeg" / "cifar10-jpeg.tar.gz"
-    with tarfile.open(tarball, "r:gz") as tf:
+    with tarfile.open(cifar_jpeg_tarball, "r:gz") as tf:
         for member in tf:
             parts = PurePosixPath(member.name).parts
             if not member.isfile() or len(parts) < 3 or need.get(parts[-3:-1], 0) <= 0:

@@ -67,6 +67,10 @@ def best_trials(trials: pd.DataFrame) -> pd.DataFrame:
     goal_error, n_trials, n_<status>`` for each status in :data:`STATUSES` and ``n_other``.
     ``steps`` and ``best_trial_index`` are NaN / ``<NA>`` when the study has no result.
     Rows are sorted by workload, sparsity, batch size.
+
+    Raises ``ValueError`` when a cell holds trials of more than one study (``study_key``):
+    two configurations of one cell (e.g. before and after a change of goal) are never
+    pooled; select one configuration first (``trials_frame`` does, by default).
     """
     columns = [
         "workload",
@@ -94,6 +98,7 @@ def best_trials(trials: pd.DataFrame) -> pd.DataFrame:
     df["_steps"] = result_steps(df)
     df["sparsity"] = df["sparsity"].astype(float)
     df["batch_size"] = df["batch_size"].astype(int)
+    _check_one_study_per_cell(df)
     rows = []
     for (workload, sparsity, batch_size), group in df.groupby(list(STUDY_COLUMNS), sort=True):
         ranked = group.sort_values(["_steps", "trial_index"], kind="mergesort")
@@ -132,6 +137,20 @@ def best_trials(trials: pd.DataFrame) -> pd.DataFrame:
     out["best_trial_index"] = out["best_trial_index"].astype("Int64")
     out["best_seed"] = out["best_seed"].astype("Int64")
     return out.reset_index(drop=True)
+
+
+def _check_one_study_per_cell(df: pd.DataFrame) -> None:
+    if "study_key" not in df:
+        return
+    keys = df.dropna(subset=["study_key"]).groupby(list(STUDY_COLUMNS))["study_key"].nunique()
+    pooled = keys[keys > 1]
+    if len(pooled):
+        (workload, sparsity, batch_size), n = next(iter(pooled.items()))
+        raise ValueError(
+            f"trials of {n} different studies (configurations) for {workload} "
+            f"s={sparsity:g} B={batch_size}; analyse one configuration at a time "
+            "(filter the table by study_key or 'current')"
+        )
 
 
 @dataclass
@@ -208,6 +227,7 @@ def study_outcomes(
     if trials is None or len(trials) == 0:
         return out
     df = trials.assign(_steps=result_steps(trials))
+    _check_one_study_per_cell(df)
     for (workload, sparsity, batch_size), group in df.groupby(list(STUDY_COLUMNS), sort=True):
         key = (str(workload), float(sparsity))
         out.setdefault(key, {})[int(batch_size)] = group["_steps"].to_numpy(dtype=float)

@@ -35,6 +35,9 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
     export_p.add_argument("experiment", help="experiment TOML file")
     export_p.add_argument("--format", choices=("csv", "parquet"), default="csv")
     export_p.add_argument("--out", help="output file (default: <results>/trials.<format>)")
+    export_p.add_argument("--all-studies", action="store_true",
+                          help="also trials of studies from earlier configurations of the "
+                               "experiment (column 'current' tells them apart)")
     export_p.set_defaults(handler=export)
 
 
@@ -117,8 +120,10 @@ def status(args: argparse.Namespace) -> int:
     if not (spec.results_dir / ResultStore.FILENAME).exists():
         raise CliError(f"no results yet for {spec.name} in {spec.results_dir}: "
                        f"run `sparsedp run {args.experiment}` first")
+    keys = {study.key for study in spec.studies()}
     with ResultStore(spec.results_dir, read_only=True) as store:
-        rows = store.trial_rows(spec.name)
+        linked = store.trial_rows(spec.name, all_studies=True)
+    rows = [row for row in linked if row["study_key"] in keys]
     best = best_per_study(rows)
     by_study: dict[str, list[dict]] = {}
     for row in rows:
@@ -143,6 +148,11 @@ def status(args: argparse.Namespace) -> int:
                       f"{len(trials)}/{spec.trials}", *(str(counts[s]) for s in STATUS_COLUMNS),
                       *best_cells)
     Console(soft_wrap=True, width=200 if not is_terminal() else None).print(table)
+    earlier = {row["study_key"] for row in linked} - keys
+    if earlier:
+        n = sum(1 for row in linked if row["study_key"] in earlier)
+        print(f"not shown: {n} trials of {len(earlier)} studies from an earlier configuration "
+              f"of {spec.name} (kept; `sparsedp export --all-studies` lists them)")
     return 0
 
 
@@ -152,8 +162,13 @@ def _fmt(value: float) -> str:
 
 def export(args: argparse.Namespace) -> int:
     spec = load_experiment(args.experiment)
+    if not (spec.results_dir / ResultStore.FILENAME).exists():
+        raise CliError(f"no results yet for {spec.name} in {spec.results_dir}: "
+                       f"run `sparsedp run {args.experiment}` first")
+    keys = {study.key for study in spec.studies()}
     with ResultStore(spec.results_dir, read_only=True) as store:
-        frame = trials_frame(store, spec.name)
+        frame = trials_frame(store, spec.name, study_keys=keys,
+                             all_studies=getattr(args, "all_studies", False))
     out = Path(args.out) if args.out else spec.results_dir / f"trials.{args.format}"
     out.parent.mkdir(parents=True, exist_ok=True)
     if args.format == "csv":
@@ -164,5 +179,7 @@ def export(args: argparse.Namespace) -> int:
         except ImportError as exc:
             raise CliError("parquet export needs pyarrow: pip install 'sparsedp[parquet]'") \
                 from exc
-    print(f"wrote {len(frame)} trials to {out}")
+    earlier = int((~frame["current"].astype(bool)).sum())
+    note = f" ({earlier} from earlier configurations)" if earlier else ""
+    print(f"wrote {len(frame)} trials to {out}{note}")
     return 0

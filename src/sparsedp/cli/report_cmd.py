@@ -35,9 +35,13 @@ def run(args: argparse.Namespace) -> int:
     if unknown:
         raise CliError(f"--formats: unknown format(s) {', '.join(sorted(unknown))}; "
                        "use png, svg or pdf")
+    # The experiment as the file configures it now: trials of studies an earlier
+    # configuration linked (another goal, budget, pruning, seed) stay out of the analysis.
+    keys = {study.key for study in spec.studies()}
     with ResultStore(spec.results_dir, read_only=True) as store:
-        frame = trials_frame(store, spec.name)
-        rows = store.trial_rows(spec.name)
+        frame = trials_frame(store, spec.name, study_keys=keys)
+        rows = [r for r in store.trial_rows(spec.name, all_studies=True)
+                if r["study_key"] in keys]
     if frame.empty:
         raise CliError(f"{spec.name} has no finished trials yet in {spec.results_dir}")
     stored = [json.loads(r["provenance_json"]) for r in rows if r["provenance_json"]]
@@ -51,7 +55,10 @@ def run(args: argparse.Namespace) -> int:
         for s in spec.studies()
     ]
     engines = _distinct([json.loads(r["engine_json"]) for r in rows if r["engine_json"]])
-    notes = {**asdict(spec.engine), "trial engine settings": engines}
+    # What produced the stored trials (the stopping sentence reads each trial's own
+    # setting from the frame), then the file's settings, which apply to the next run only.
+    notes = {"trial engine settings": engines,
+             "experiment file's engine settings (next run)": asdict(spec.engine)}
     out = Path(args.out) if args.out else spec.results_dir / "report"
     console = stderr_console()
     console.print(f"analysing {len(frame)} trials of {spec.name} …")

@@ -146,8 +146,8 @@ class WorkerContext:
         if path is not None and path.exists():
             try:
                 return torch.load(path, weights_only=True)
-            except (OSError, RuntimeError, EOFError):
-                path.unlink(missing_ok=True)  # damaged by an interrupted write: recompute
+            except Exception:  # damaged (unpickling raises all sorts): recompute
+                path.unlink(missing_ok=True)
         model = build_trial_model(config, data)
         scores = compute_saliency(model, config.pruning, data, config.seed)
         if path is not None:
@@ -192,7 +192,8 @@ class WorkerContext:
             attempts=task.attempt,
             peak_rss_mb=peak_rss_mb(),
             mask_report=result.mask_report,
-            engine={**asdict(engine), "batched_trials": batched},
+            engine={**asdict(engine), "batched_trials": batched,
+                    "stop_hopeless": self.engine.stop_hopeless, "order": self.engine.order},
             provenance={
                 **self.provenance,
                 "dataset_label": data.dataset.label,

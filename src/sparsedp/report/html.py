@@ -180,22 +180,44 @@ def expected_study_status(
 
 
 def _stopping_note(engine_notes: Mapping[str, Any], trials: pd.DataFrame) -> str:
-    """A plain sentence on whether hopeless trials were stopped early."""
+    """A plain sentence on whether hopeless trials were stopped early.
+
+    Read from the trials' own ``stop_hopeless`` column (what produced each stored trial)
+    when it is there; mixed settings are stated as such. Only tables without that column
+    fall back to a top-level ``*stop*`` key of ``engine_notes``.
+    """
     n_stopped = 0
     if trials is not None and len(trials):
         n_stopped = int((trials["status"].astype(str).str.strip().str.lower() == "stopped").sum())
     flag = None
-    # ``stop_hopeless`` (the engine's option) first, then any other key about stopping.
-    keys = sorted(
-        (k for k in engine_notes if "stop" in str(k).lower()),
-        key=lambda k: (str(k) != "stop_hopeless", "hopeless" not in str(k).lower()),
-    )
-    for key in keys:
-        value = engine_notes[key]
-        if isinstance(value, (bool, int, str)):
-            text = str(value).strip().lower()
-            flag = text in ("true", "1", "yes", "on", "enabled") or value is True
-            break
+    if trials is not None and "stop_hopeless" in trials:
+        values = trials["stop_hopeless"]
+        on = int((values == True).sum())  # noqa: E712 - object column of True/False/None
+        off = int((values == False).sum())  # noqa: E712
+        unknown = len(values) - on - off
+        if sum(1 for n in (on, off, unknown) if n) > 1:
+            parts = [f"{on} with stopping ON", f"{off} with it OFF"]
+            if unknown:
+                parts.append(f"{unknown} not recorded")
+            return (
+                "The stored trials were run with different stopping settings: "
+                f"{', '.join(parts)}. {n_stopped} trials were stopped early (status "
+                "'stopped'); study results (best steps) are unaffected, but the bootstrap "
+                "counts stopped trials as without a result."
+            )
+        flag = True if on else False if off else None
+    else:
+        # ``stop_hopeless`` (the engine's option) first, then any other key about stopping.
+        keys = sorted(
+            (k for k in engine_notes if "stop" in str(k).lower()),
+            key=lambda k: (str(k) != "stop_hopeless", "hopeless" not in str(k).lower()),
+        )
+        for key in keys:
+            value = engine_notes[key]
+            if isinstance(value, (bool, int, str)):
+                text = str(value).strip().lower()
+                flag = text in ("true", "1", "yes", "on", "enabled") or value is True
+                break
     if flag:
         return (
             "Stopping of hopeless trials was ON: a trial that could no longer beat its "

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Collection
 
 import pandas as pd
 
@@ -12,11 +13,29 @@ from sparsedp.training.workloads import get_workload
 DATASET_LABELS = {"mnist": "MNIST", "fashion-mnist": "Fashion-MNIST", "cifar10": "CIFAR-10"}
 
 
-def trials_frame(store: ResultStore, experiment: str) -> pd.DataFrame:
-    """Every stored trial of ``experiment`` with its study's fields, in study/trial order."""
+def trials_frame(
+    store: ResultStore,
+    experiment: str,
+    *,
+    study_keys: Collection[str] | None = None,
+    all_studies: bool = False,
+) -> pd.DataFrame:
+    """Stored trials of ``experiment``'s current studies with their study's fields, in
+    study/trial order.
+
+    ``study_keys`` names the current studies (the experiment file as it is now; default:
+    those the store registered last); trials of other studies the experiment linked before
+    (an earlier goal, budget, pruning or seed) are left out unless ``all_studies``. The
+    ``current`` column says which configuration a row belongs to; ``stop_hopeless`` is the
+    stopping setting the trial ran with (``None`` where not recorded).
+    """
     records = []
-    for row in store.trial_rows(experiment):
+    for row in store.trial_rows(experiment, all_studies=True):
+        current = bool(row["current"]) if study_keys is None else row["study_key"] in study_keys
+        if not (current or all_studies):
+            continue
         spec = json.loads(row["spec_json"])
+        engine = json.loads(row["engine_json"]) if row["engine_json"] else {}
         workload = get_workload(row["workload"])
         provenance = json.loads(row["provenance_json"]) if row["provenance_json"] else {}
         records.append({
@@ -52,7 +71,10 @@ def trials_frame(store: ResultStore, experiment: str) -> pd.DataFrame:
             "peak_rss_mb": row.get("peak_rss_mb"),
             "message": row["message"],
             "curve": row["curve_json"],
+            "stop_hopeless": engine.get("stop_hopeless"),
+            "current": current,
         })
+    records.sort(key=lambda r: not r["current"])  # stable: current studies first
     frame = pd.DataFrame.from_records(records, columns=list(TRIAL_COLUMNS))
     frame["steps_to_result"] = frame["steps_to_result"].astype("float64")
     for column in ("momentum", "decay_steps", "end_lr_factor", "final_val_error"):

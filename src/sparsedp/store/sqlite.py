@@ -43,6 +43,7 @@ CREATE TABLE IF NOT EXISTS experiment_studies (
     experiment TEXT NOT NULL REFERENCES experiments(name),
     study_key TEXT NOT NULL REFERENCES studies(key),
     position INTEGER NOT NULL,
+    current INTEGER NOT NULL DEFAULT 1,
     PRIMARY KEY (experiment, study_key)
 );
 CREATE TABLE IF NOT EXISTS trials (
@@ -86,6 +87,7 @@ _TRIAL_FIELDS = (
 )
 # Columns added after schema version 1 first shipped: added in place to older files.
 _ADDED_TRIAL_COLUMNS = {"peak_rss_mb": "REAL"}
+_ADDED_LINK_COLUMNS = {"current": "INTEGER NOT NULL DEFAULT 1"}
 
 TRIAL_COLUMNS = (
     "experiment", "study_key", "workload", "dataset", "dataset_label", "model", "optimizer",
@@ -93,7 +95,7 @@ TRIAL_COLUMNS = (
     "end_lr_factor", "status", "steps_to_result", "steps_taken", "final_val_error",
     "final_error_exact", "goal_error", "max_steps", "eval_every", "wall_time",
     "samples_per_second", "eval_share", "eval_examples", "attempts", "peak_rss_mb", "message",
-    "curve",
+    "curve", "stop_hopeless", "current",
 )
 
 
@@ -128,6 +130,10 @@ class ResultStore:
         for column, kind in _ADDED_TRIAL_COLUMNS.items():
             if column not in present:
                 self._db.execute(f"ALTER TABLE trials ADD COLUMN {column} {kind}")
+        present = {row[1] for row in self._db.execute("PRAGMA table_info(experiment_studies)")}
+        for column, kind in _ADDED_LINK_COLUMNS.items():
+            if column not in present:
+                self._db.execute(f"ALTER TABLE experiment_studies ADD COLUMN {column} {kind}")
 
     def close(self) -> None:
         self._db.close()
@@ -140,13 +146,22 @@ class ResultStore:
 
     # -- writing ---------------------------------------------------------------------------
     def register_experiment(self, name: str, config: dict, studies: Iterable[dict]) -> None:
-        """Record the experiment's configuration and its studies (idempotent)."""
+        """Record the experiment's configuration and its studies (idempotent).
+
+        ``studies`` become the experiment's *current* studies; studies it linked before
+        (an earlier configuration: another goal, budget, pruning or seed) stay in the file
+        with their trials but are no longer current, so reports and exports leave them out
+        unless asked (:meth:`trial_rows` with ``all_studies``).
+        """
         now = time.time()
         with self._transaction():
             self._db.execute(
                 "INSERT INTO experiments VALUES (?, ?, ?, ?) ON CONFLICT(name) DO UPDATE SET "
                 "config_json = excluded.config_json, updated = excluded.updated",
                 (name, json.dumps(config, sort_keys=True), now, now),
+            )
+            self._db.execute(
+                "UPDATE experiment_studies SET current = 0 WHERE experiment = ?", (name,)
             )
             for position, study in enumerate(studies):
                 self._db.execute(
@@ -156,8 +171,9 @@ class ResultStore:
                      json.dumps(study["spec"], sort_keys=True), now),
                 )
                 self._db.execute(
-                    "INSERT INTO experiment_studies VALUES (?, ?, ?) ON CONFLICT DO UPDATE "
-                    "SET position = excluded.position",
+                    "INSERT INTO experiment_studies (experiment, study_key, position, current) "
+                    "VALUES (?, ?, ?, 1) ON CONFLICT DO UPDATE "
+                    "SET position = excluded.position, current = 1",
                     (name, study["key"], position),
                 )
 
@@ -228,26 +244,36 @@ class ResultStore:
         ).fetchone()
         return json.loads(row[0]) if row else None
 
-    def trial_rows(self, experiment: str) -> list[dict[str, Any]]:
-        """Every stored trial of ``experiment`` joined with its study, in study order."""
+    def trial_rows(self, experiment: str, *, all_studies: bool = False) -> list[dict[str, Any]]:
+        """Stored trials of ``experiment``'s current studies joined with their study, in
+        study order; with ``all_studies`` also those of studies an earlier configuration
+        linked (current ones first). Each row's ``current`` is 1 or 0."""
         rows = self._db.execute(
-            "SELECT es.position, s.workload, s.dataset, s.model, s.optimizer, s.sparsity, "
-            "s.batch_size, s.spec_json, t.* FROM experiment_studies es "
+            f"SELECT es.position, {self._current_column()} AS current, s.workload, s.dataset, "
+            "s.model, s.optimizer, s.sparsity, s.batch_size, s.spec_json, t.* "
+            "FROM experiment_studies es "
             "JOIN studies s ON s.key = es.study_key "
             "JOIN trials t ON t.study_key = es.study_key "
-            "WHERE es.experiment = ? ORDER BY es.position, t.trial_index",
+            "WHERE es.experiment = ? ORDER BY current DESC, es.position, t.trial_index",
             (experiment,),
         ).fetchall()
-        return [dict(r) for r in rows]
+        return [dict(r) for r in rows if all_studies or r["current"]]
 
-    def study_rows(self, experiment: str) -> list[dict[str, Any]]:
-        """The experiment's studies in order, with their specs."""
+    def study_rows(self, experiment: str, *, all_studies: bool = False) -> list[dict[str, Any]]:
+        """The experiment's current studies in order, with their specs (``all_studies``:
+        earlier configurations' studies too, after the current ones)."""
         rows = self._db.execute(
-            "SELECT es.position, s.* FROM experiment_studies es JOIN studies s "
-            "ON s.key = es.study_key WHERE es.experiment = ? ORDER BY es.position",
+            f"SELECT es.position, {self._current_column()} AS current, s.* "
+            "FROM experiment_studies es JOIN studies s ON s.key = es.study_key "
+            "WHERE es.experiment = ? ORDER BY current DESC, es.position",
             (experiment,),
         ).fetchall()
-        return [dict(r) for r in rows]
+        return [dict(r) for r in rows if all_studies or r["current"]]
+
+    def _current_column(self) -> str:
+        """``es.current``, or 1 in a file opened read-only before that column existed."""
+        present = {row[1] for row in self._db.execute("PRAGMA table_info(experiment_studies)")}
+        return "es.current" if "current" in present else "1"
 
 
 class _Transaction:
