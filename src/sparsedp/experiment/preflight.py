@@ -8,6 +8,7 @@ backend. The results database itself is checked by :mod:`sparsedp.store.check`.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 from pathlib import Path
@@ -42,7 +43,8 @@ def prepare_results_dir(path: Path) -> list[Path]:
             "make it writable or set `results` in the experiment file to another directory"
         ) from exc
     finally:
-        probe.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):  # e.g. a read-only file system, reported above
+            probe.unlink(missing_ok=True)
     free = shutil.disk_usage(path).free // 2**20
     if free < MIN_FREE_MIB:
         remove_created(created)
