@@ -463,6 +463,7 @@ def test_disk_full_while_trials_are_written(reference, tmp_path, shared_data_dir
             monkeypatch.setattr(ResultStore, "write_trial", real_write)
         assert code == 4, lines
         line = one_error_line(lines, "run stopped")
+        print(f"tmpfs: {'yes' if why is None else why}; the line: {line}")
         assert "full" in line or "No space left" in line, line
         partial = table(results)
         assert 1 <= len(partial) < N_TRIALS

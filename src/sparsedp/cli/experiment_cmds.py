@@ -146,10 +146,13 @@ def _run_checked(spec: ExperimentSpec, args: argparse.Namespace, console: Consol
     except RunStopped as exc:
         raise CliError(f"run stopped after storing {stored[0]} trials: {exc}; nothing of "
                        f"the failing trials was stored, {kept}", EXIT_STOPPED) from None
-    except (sqlite3.Error, OSError) as exc:
+    except sqlite3.Error as exc:
         raise CliError(f"run stopped after storing {stored[0]} trials: cannot write the "
                        f"results database {database} ({exc}); fix that (e.g. free space), "
                        f"{kept}", EXIT_STOPPED) from None
+    except OSError as exc:  # a write of the store, a cache file, or the backend failed
+        raise CliError(f"run stopped after storing {stored[0]} trials: {exc}; fix that "
+                       f"(e.g. free space), {kept}", EXIT_STOPPED) from None
     elapsed = time.perf_counter() - started
     counts = ", ".join(f"{n} {s}" for s, n in sorted(summary.statuses.items())) or "nothing"
     console.print(f"ran {summary.finished} of {summary.planned} missing trials in "

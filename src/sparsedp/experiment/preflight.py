@@ -155,7 +155,7 @@ def check_device(device: str) -> str:
 
 
 def check_backend(backend: str) -> str:
-    """The backend can start (Ray: importable, and a cluster can be started or joined)."""
+    """The backend can start (Ray: importable, and a cluster started or joined)."""
     if backend != "ray":
         return "backend local"
     try:
@@ -165,15 +165,13 @@ def check_backend(backend: str) -> str:
             "backend 'ray' needs Ray: pip install 'sparsedp[ray]' (or set [engine] backend = "
             '"local")'
         ) from exc
-    address = os.environ.get("RAY_ADDRESS")
+    try:  # the Ray backend's own way to start or join a cluster, where it has one
+        from sparsedp.experiment.ray_backend import connect  # type: ignore[import-not-found]
+    except ImportError:
+        return "backend ray: importable (the cluster is joined when the run starts)"
     try:
-        if not ray.is_initialized():
-            ray.init(address=address, ignore_reinit_error=True)
+        connect(ray)
     except Exception as exc:  # Ray raises many kinds (ConnectionError, RuntimeError, …)
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        where = f"the Ray cluster at RAY_ADDRESS={address}" if address else "a local Ray"
-        raise PreflightError(
-            f"backend 'ray': cannot start {where} ({first}); check RAY_ADDRESS or use "
-            'backend = "local"'
-        ) from exc
+        raise PreflightError(f"backend 'ray': {first}") from exc
     return "backend ray: connected"
