@@ -463,7 +463,8 @@ def test_disk_full_while_trials_are_written(reference, tmp_path, shared_data_dir
             monkeypatch.setattr(ResultStore, "write_trial", real_write)
         assert code == 4, lines
         line = one_error_line(lines, "run stopped")
-        print(f"tmpfs: {'yes' if why is None else why}; the line: {line}")
+        with capsys.disabled():
+            print(f"\ntmpfs: {'yes' if why is None else why}; the line: {line}")
         assert "full" in line or "No space left" in line, line
         partial = table(results)
         assert 1 <= len(partial) < N_TRIALS
@@ -552,6 +553,13 @@ def test_signals_at_random_moments_then_resume(reference, tmp_path, shared_data_
     code, lines = cli(["run", str(path)], capsys)
     assert code == 0, lines
     assert table(results) == reference[1]
+
+
+def test_trial_on_a_missing_device_is_bad_input(capsys):
+    code, lines = cli(["trial", "--workload", "mnist-simplecnn-sgd", "--sparsity", "0",
+                       "--batch-size", "8", "--lr", "0.1", "--device", NO_GPU], capsys)
+    assert code == 2 and len(lines) == 1
+    one_error_line(lines, f"device '{NO_GPU}'", "--device")
 
 
 # ----------------------------------------------------------------------- internal errors

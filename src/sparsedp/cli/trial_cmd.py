@@ -11,6 +11,7 @@ import torch
 
 from sparsedp.cli.common import CliError, finite_float, is_terminal, positive_int, stderr_console
 from sparsedp.data import default_cache_dir, load_dataset, prepare_splits
+from sparsedp.experiment.preflight import PreflightError, check_device
 from sparsedp.pruning.prune import PRUNERS, PruneSettings
 from sparsedp.training import EngineSettings, EvalResult, TrialConfig, run_trial
 from sparsedp.training.trainer import build_trial_model
@@ -57,7 +58,8 @@ def run(args: argparse.Namespace) -> int:
         torch.set_num_threads(args.threads)
     try:
         config = _config(args)
-    except ValueError as exc:  # the arguments did not validate
+        check_device(args.device, setting="--device")
+    except (ValueError, PreflightError) as exc:  # the arguments did not validate
         raise CliError(str(exc)) from None
     spec = config.spec
     started = time.perf_counter()

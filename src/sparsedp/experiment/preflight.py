@@ -124,12 +124,16 @@ def check_data(name: str, spec: ExperimentSpec) -> str:
     return f"data {dataset.label}: {n_train:,} train / {n_test:,} test from {dataset.source}"
 
 
-def check_device(device: str) -> str:
+def check_device(device: str, setting: str = "[engine] device =") -> str:
     """The device exists and computes (a tiny tensor operation on it)."""
     import torch
 
-    fix = 'set [engine] device = "cpu" or use a machine (and PyTorch build) with that GPU'
-    dev = torch.device(device)
+    fix = f'set {setting} "cpu" or use a machine (and PyTorch build) with that GPU'
+    try:
+        dev = torch.device(device)
+    except RuntimeError as exc:
+        raise PreflightError(f"unknown device {device!r} ({exc}); use cpu, cuda or cuda:N") \
+            from exc
     if dev.type == "cuda":
         if not torch.backends.cuda.is_built():
             raise PreflightError(
