@@ -343,6 +343,8 @@ def test_failure_watch_rules():
     watch.failed("b", 2, 1, "RuntimeError: boom")
     with pytest.raises(RunStopped, match=r"3 trials in a row .* RuntimeError: boom"):
         watch.failed("c", 0, 1, "RuntimeError: boom")
+    for index in range(3):  # one worker's death loses its trials at once: not a streak
+        watch.failed("d", index, 1, "worker process died: terminated abruptly", lost=True)
     with pytest.raises(RunStopped, match="environment"):
         FailureWatch().failed("a", 0, 1, "OSError: [Errno 28] No space left on device")
     assert is_environment_failure("DataError: data directory /x does not exist")

@@ -7,7 +7,8 @@ instead of storing ``failed`` trials (see docs/faults.md):
   unusable data, an unusable device) stops the run at once: it is not the trial's fault, and
   every other trial would hit it too;
 - the first attempts of :data:`STREAK` different trials in a row failing with the same error
-  stop the run as a *systematic* failure.
+  stop the run as a *systematic* failure (attempts lost with a worker process that died do
+  not count: one death loses all of that worker's trials at once).
 
 A trial that used up its retries is stored as ``failed`` only once the failure has shown to be
 the trial's own (another trial succeeded, or the run ended without stopping); until then the
@@ -52,12 +53,18 @@ class FailureWatch:
         self._error: str | None = None
         self._trials: set[tuple[str, int]] = set()
 
-    def failed(self, study_key: str, index: int, attempt: int, error: str) -> None:
-        """Note one failed attempt (raises :class:`RunStopped` when the run must stop)."""
+    def failed(self, study_key: str, index: int, attempt: int, error: str,
+               lost: bool = False) -> None:
+        """Note one failed attempt (raises :class:`RunStopped` when the run must stop).
+
+        ``lost``: the attempt was lost with its worker (the trial did not raise). One worker's
+        death loses all its trials at once, so such attempts do not count: they are retried,
+        and the backend replaces the worker.
+        """
         line = error.strip().splitlines()[0] if error.strip() else "unknown error"
         if is_environment_failure(line):
             raise RunStopped(f"a trial failed because of its environment: {line}")
-        if attempt != 1:
+        if attempt != 1 or lost:
             return  # retries say nothing new about other trials
         if line != self._error:
             self._error, self._trials = line, set()

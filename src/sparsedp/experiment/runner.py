@@ -224,7 +224,7 @@ def run_experiment(
                     )
                     # an environment or systematic failure stops the run (RunStopped)
                     watch.failed(outcome.study_key, outcome.index, outcome.attempt,
-                                 outcome.error)
+                                 outcome.error, lost=not outcome.traceback)
                     if outcome.attempt <= spec.engine.max_retries:
                         queue.appendleft(
                             TrialTask(task.study, task.index, task.point, outcome.attempt + 1)
