@@ -328,6 +328,14 @@ def test_unusable_database_is_refused_untouched(reference, tmp_path, shared_data
     assert snapshot(tmp_path / "results") == before
 
 
+def test_a_new_store_passes_the_database_check(tmp_path):
+    """What the check requires (schema version 1's tables and columns) is in every store."""
+    from sparsedp.store.check import check_store
+
+    ResultStore(tmp_path).close()
+    assert check_store(tmp_path).endswith("intact")
+
+
 # ------------------------------------------------------------------ failures in a run
 
 

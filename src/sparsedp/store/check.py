@@ -5,7 +5,7 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-from sparsedp.store.sqlite import _ADDED_TRIAL_COLUMNS, _SCHEMA, SCHEMA_VERSION, ResultStore
+from sparsedp.store.sqlite import SCHEMA_VERSION, ResultStore
 
 
 class StoreFileError(Exception):
@@ -40,17 +40,25 @@ def check_store(directory: str | Path) -> str:
     return f"results database {path}: schema {SCHEMA_VERSION}, intact"
 
 
-def required_columns() -> dict[str, set[str]]:
-    """Each table of the schema and the columns every version of it has."""
-    db = sqlite3.connect(":memory:")
-    try:
-        db.executescript(_SCHEMA)
-        tables = [r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")]
-        out = {t: {r[1] for r in db.execute(f"PRAGMA table_info({t})")} for t in tables}
-    finally:
-        db.close()
-    out["trials"] -= set(_ADDED_TRIAL_COLUMNS)  # added in place to older files on open
-    return out
+# The tables and columns of schema version 1 as it first shipped. Every later sparsedp reads
+# such a file (columns added since are added in place when a run opens it), so these are what
+# makes a file a sparsedp results database.
+REQUIRED_COLUMNS: dict[str, frozenset[str]] = {
+    "meta": frozenset({"key", "value"}),
+    "experiments": frozenset({"name", "config_json", "created", "updated"}),
+    "studies": frozenset({"key", "workload", "dataset", "model", "optimizer", "sparsity",
+                          "batch_size", "spec_json", "created"}),
+    "experiment_studies": frozenset({"experiment", "study_key", "position"}),
+    "trials": frozenset({
+        "study_key", "trial_index", "seed", "lr", "momentum", "decay_steps", "end_lr_factor",
+        "status", "steps_to_result", "steps_taken", "final_val_error", "final_error_exact",
+        "curve_json", "wall_time", "train_time", "eval_time", "prune_time",
+        "samples_per_second", "eval_share", "eval_examples", "message", "attempts",
+        "mask_json", "engine_json", "provenance_json", "finished",
+    }),
+    "failures": frozenset({"study_key", "trial_index", "attempt", "error", "traceback",
+                           "time"}),
+}
 
 
 def _problem(db: sqlite3.Connection) -> tuple[str, str | None] | None:
@@ -66,7 +74,7 @@ def _problem(db: sqlite3.Connection) -> tuple[str, str | None] | None:
         if row is not None and not (str(row[0]).isdigit() and int(row[0]) <= SCHEMA_VERSION):
             return (f"was written by a newer sparsedp (schema {row[0]}; this one reads up to "
                     f"{SCHEMA_VERSION})", "upgrade sparsedp, or point `results` elsewhere")
-    for table, columns in required_columns().items():
+    for table, columns in REQUIRED_COLUMNS.items():
         if table not in tables:
             return f"is not a sparsedp results database (no table {table!r})", None
         present = {row[1] for row in db.execute(f"PRAGMA table_info({table})")}
