@@ -401,7 +401,7 @@ def test_trial_specific_failure_is_stored_and_exits_3(reference, tmp_path, share
     monkeypatch.setattr(worker, "TrialRun", flaky)
     code, lines = cli(["run", str(path)], capsys)
     assert code == 3
-    one_error_line(lines, "1 trials failed", "--retry-failed")
+    one_error_line(lines, "1 trial failed", "--retry-failed")
     rows = table(tmp_path / "results")
     assert rows[:-1] == kept and rows[-1][:3] == (key, index, "failed")
     assert "simulated trial-specific crash" in rows[-1][-1]

@@ -141,17 +141,17 @@ def _run_checked(spec: ExperimentSpec, args: argparse.Namespace, console: Consol
     except KeyboardInterrupt as exc:
         name, code = ("SIGTERM", EXIT_SIGTERM) if isinstance(exc, Terminated) else \
             ("Ctrl-C", EXIT_SIGINT)
-        raise CliError(f"interrupted by {name} after storing {stored[0]} trials; the trials "
+        raise CliError(f"interrupted by {name} after storing {_trials(stored[0])}; the trials "
                        f"in flight were dropped, {kept}", code) from None
     except RunStopped as exc:
-        raise CliError(f"run stopped after storing {stored[0]} trials: {exc}; nothing of "
+        raise CliError(f"run stopped after storing {_trials(stored[0])}: {exc}; nothing of "
                        f"the failing trials was stored, {kept}", EXIT_STOPPED) from None
     except sqlite3.Error as exc:
-        raise CliError(f"run stopped after storing {stored[0]} trials: cannot write the "
+        raise CliError(f"run stopped after storing {_trials(stored[0])}: cannot write the "
                        f"results database {database} ({exc}); fix that (e.g. free space), "
                        f"{kept}", EXIT_STOPPED) from None
     except OSError as exc:  # a write of the store, a cache file, or the backend failed
-        raise CliError(f"run stopped after storing {stored[0]} trials: {exc}; fix that "
+        raise CliError(f"run stopped after storing {_trials(stored[0])}: {exc}; fix that "
                        f"(e.g. free space), {kept}", EXIT_STOPPED) from None
     elapsed = time.perf_counter() - started
     counts = ", ".join(f"{n} {s}" for s, n in sorted(summary.statuses.items())) or "nothing"
@@ -159,13 +159,17 @@ def _run_checked(spec: ExperimentSpec, args: argparse.Namespace, console: Consol
                   f"{elapsed:.0f} s ({counts}); failed attempts: {summary.failed_attempts}")
     status(argparse.Namespace(experiment=args.experiment))
     if missing:
-        raise CliError(f"{missing} trials have no result yet; run the same command again",
+        raise CliError(f"{_trials(missing)} without a result yet; run the same command again",
                        EXIT_STOPPED)
     if failed:
-        raise CliError(f"{failed} trials failed (their errors: `sparsedp export`, column "
+        raise CliError(f"{_trials(failed)} failed (their errors: `sparsedp export`, column "
                        "message); fix the cause and rerun with --retry-failed",
                        EXIT_TRIALS_FAILED)
     return EXIT_OK
+
+
+def _trials(n: int) -> str:
+    return f"{n} trial{'' if n == 1 else 's'}"
 
 
 def _unfinished(spec: ExperimentSpec, store: ResultStore) -> tuple[int, int]:
