@@ -7,9 +7,27 @@ import sys
 
 from rich.console import Console
 
+# Exit codes (docs/faults.md; README "Commands").
+EXIT_OK = 0  # done: every trial of the experiment has a result
+EXIT_INTERNAL = 1  # a bug in sparsedp (SPARSEDP_DEBUG=1 shows the traceback)
+EXIT_BAD_INPUT = 2  # bad arguments, experiment file, data or environment; nothing was run
+EXIT_TRIALS_FAILED = 3  # the run ended, but some trials are stored as failed
+EXIT_STOPPED = 4  # the run stopped early (environment or systematic failure); rerun resumes
+EXIT_BUSY = 5  # another run holds the results directory
+EXIT_SIGINT = 130  # stopped by Ctrl-C (SIGINT); rerun resumes
+EXIT_SIGTERM = 143  # stopped by SIGTERM; rerun resumes
+
 
 class CliError(Exception):
-    """An error to show as one line (no traceback), exit code 2."""
+    """An error to show as one line (no traceback), with its exit code (default 2)."""
+
+    def __init__(self, message: str, exit_code: int = EXIT_BAD_INPUT) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised like Ctrl-C so that every layer unwinds the same way."""
 
 
 def positive_int(text: str) -> int:

@@ -4,17 +4,41 @@ from __future__ import annotations
 
 import argparse
 import math
+import signal
+import sqlite3
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from sparsedp.cli.common import CliError, is_terminal, positive_int, stderr_console
+from sparsedp.cli.common import (
+    EXIT_BUSY,
+    EXIT_OK,
+    EXIT_SIGINT,
+    EXIT_SIGTERM,
+    EXIT_STOPPED,
+    EXIT_TRIALS_FAILED,
+    CliError,
+    Terminated,
+    is_terminal,
+    positive_int,
+    stderr_console,
+)
 from sparsedp.experiment import ExperimentSpec, load_experiment
+from sparsedp.experiment.failures import RunStopped
+from sparsedp.experiment.preflight import (
+    PreflightError,
+    preflight,
+    prepare_results_dir,
+    remove_created,
+)
+from sparsedp.experiment.runlock import RunLock, RunLockBusy
 from sparsedp.experiment.runner import RunEvent, best_per_study, run_experiment
 from sparsedp.store import ResultStore, trials_frame
+from sparsedp.store.check import StoreFileError, check_store
 
 STATUS_COLUMNS = ("complete", "incomplete", "infeasible", "stopped", "failed")
 
@@ -48,22 +72,117 @@ def _label(study) -> str:
 def run(args: argparse.Namespace) -> int:
     spec = load_experiment(args.experiment)
     console = stderr_console()
-    console.print(f"experiment [bold]{spec.name}[/]: {len(spec.studies())} studies × "
-                  f"{spec.trials} trials, results in {spec.results_dir}")
+    with _sigterm_as_interrupt():
+        created = _checked(prepare_results_dir, spec.results_dir)
+        lock = RunLock(spec.results_dir)
+        try:
+            lock.acquire()
+        except RunLockBusy as exc:
+            raise CliError(str(exc), EXIT_BUSY) from None
+        try:
+            try:
+                checked = [*preflight(spec), check_store(spec.results_dir)]
+            except (PreflightError, StoreFileError) as exc:
+                lock.release()
+                if created:  # leave nothing behind that this start made
+                    lock.path.unlink(missing_ok=True)
+                    remove_created(created)
+                raise CliError(str(exc)) from None
+            console.print(f"experiment [bold]{spec.name}[/]: {len(spec.studies())} studies × "
+                          f"{spec.trials} trials, results in {spec.results_dir}")
+            for line in checked:
+                console.print(f"  checked {line}", markup=False)
+            return _run_checked(spec, args, console)
+        finally:
+            lock.release()
+
+
+def _checked(check, *args):
+    try:
+        return check(*args)
+    except PreflightError as exc:
+        raise CliError(str(exc)) from None
+
+
+@contextmanager
+def _sigterm_as_interrupt():
+    """SIGTERM unwinds like Ctrl-C (trials in flight dropped, stored ones kept)."""
+    def raise_terminated(signum, frame):
+        raise Terminated()
+
+    try:
+        previous = signal.signal(signal.SIGTERM, raise_terminated)
+    except ValueError:  # not the main thread: leave signals alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _run_checked(spec: ExperimentSpec, args: argparse.Namespace, console: Console) -> int:
+    """The run itself, after the checks; every way it can end maps to an exit code."""
+    stored = [0]
+
+    def count(event: RunEvent) -> None:
+        if event.kind == "trial":
+            stored[0] += 1
+
     started = time.perf_counter()
-    with ResultStore(spec.results_dir) as store:
-        if is_terminal():
-            summary = _run_with_progress(spec, store, args, console)
-        else:
-            summary = run_experiment(spec, store, workers=args.workers,
-                                     retry_failed=args.retry_failed,
-                                     on_event=lambda e: _plain_event(e, console))
+    database = spec.results_dir / ResultStore.FILENAME
+    kept = "the trials stored so far are kept; run the same command again to finish"
+    try:
+        with ResultStore(spec.results_dir) as store:
+            if is_terminal():
+                summary = _run_with_progress(spec, store, args, console, count)
+            else:
+                summary = run_experiment(spec, store, workers=args.workers,
+                                         retry_failed=args.retry_failed,
+                                         on_event=lambda e: (count(e), _plain_event(e, console)))
+            failed, missing = _unfinished(spec, store)
+    except KeyboardInterrupt as exc:
+        name, code = ("SIGTERM", EXIT_SIGTERM) if isinstance(exc, Terminated) else \
+            ("Ctrl-C", EXIT_SIGINT)
+        raise CliError(f"interrupted by {name} after storing {_trials(stored[0])}; the trials "
+                       f"in flight were dropped, {kept}", code) from None
+    except RunStopped as exc:
+        raise CliError(f"run stopped after storing {_trials(stored[0])}: {exc}; nothing of "
+                       f"the failing trials was stored, {kept}", EXIT_STOPPED) from None
+    except sqlite3.Error as exc:
+        raise CliError(f"run stopped after storing {_trials(stored[0])}: cannot write the "
+                       f"results database {database} ({exc}); fix that (e.g. free space), "
+                       f"{kept}", EXIT_STOPPED) from None
+    except OSError as exc:  # a write of the store, a cache file, or the backend failed
+        raise CliError(f"run stopped after storing {_trials(stored[0])}: {exc}; fix that "
+                       f"(e.g. free space), {kept}", EXIT_STOPPED) from None
     elapsed = time.perf_counter() - started
     counts = ", ".join(f"{n} {s}" for s, n in sorted(summary.statuses.items())) or "nothing"
     console.print(f"ran {summary.finished} of {summary.planned} missing trials in "
                   f"{elapsed:.0f} s ({counts}); failed attempts: {summary.failed_attempts}")
     status(argparse.Namespace(experiment=args.experiment))
-    return 0
+    if missing:
+        raise CliError(f"{_trials(missing)} without a result yet; run the same command again",
+                       EXIT_STOPPED)
+    if failed:
+        raise CliError(f"{_trials(failed)} failed (their errors: `sparsedp export`, column "
+                       "message); fix the cause and rerun with --retry-failed",
+                       EXIT_TRIALS_FAILED)
+    return EXIT_OK
+
+
+def _trials(n: int) -> str:
+    return f"{n} trial{'' if n == 1 else 's'}"
+
+
+def _unfinished(spec: ExperimentSpec, store: ResultStore) -> tuple[int, int]:
+    """(trials stored as failed, trials with no stored result) of the experiment."""
+    failed = missing = 0
+    for study in spec.studies():
+        done = store.finished_trials(study.key)
+        failed += sum(1 for i, s in done.items() if i < spec.trials and s == "failed")
+        missing += sum(1 for i in range(spec.trials) if i not in done)
+    return failed, missing
 
 
 def _plain_event(event: RunEvent, console: Console) -> None:
@@ -82,7 +201,8 @@ def _plain_event(event: RunEvent, console: Console) -> None:
                       f"{event.failure.error}")
 
 
-def _run_with_progress(spec: ExperimentSpec, store: ResultStore, args, console: Console):
+def _run_with_progress(spec: ExperimentSpec, store: ResultStore, args, console: Console,
+                       count=lambda event: None):
     progress = Progress(
         TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
         TimeRemainingColumn(), console=console, transient=False,
@@ -92,6 +212,7 @@ def _run_with_progress(spec: ExperimentSpec, store: ResultStore, args, console: 
         task_id = progress.add_task("trials", total=None)
 
         def on_event(event: RunEvent) -> None:
+            count(event)
             if event.kind == "plan":
                 progress.update(task_id, total=event.total)
             elif event.kind == "study-start" and event.study is not None:

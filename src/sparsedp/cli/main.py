@@ -9,7 +9,16 @@ import sys
 
 from sparsedp import __version__
 from sparsedp.cli import experiment_cmds, report_cmd, trial_cmd, workloads_cmd
-from sparsedp.cli.common import CliError
+from sparsedp.cli.common import (
+    EXIT_BAD_INPUT,
+    EXIT_INTERNAL,
+    EXIT_SIGINT,
+    EXIT_SIGTERM,
+    CliError,
+    Terminated,
+)
+from sparsedp.data import DataError
+from sparsedp.experiment import ExperimentFileError
 
 
 class _Parser(argparse.ArgumentParser):
@@ -33,22 +42,38 @@ _COMMANDS = [workloads_cmd, trial_cmd, report_cmd]
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    debug = bool(os.environ.get("SPARSEDP_DEBUG"))
     try:
         return int(args.handler(args) or 0)
-    except KeyboardInterrupt:
-        print("sparsedp: interrupted", file=sys.stderr)
-        return 130
+    except CliError as exc:
+        if debug:
+            raise
+        label = "" if exc.exit_code in (EXIT_SIGINT, EXIT_SIGTERM) else "error: "
+        print(f"sparsedp: {label}{exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt as exc:
+        terminated = isinstance(exc, Terminated)
+        print(f"sparsedp: interrupted by {'SIGTERM' if terminated else 'Ctrl-C'}",
+              file=sys.stderr)
+        return EXIT_SIGTERM if terminated else EXIT_SIGINT
     except sqlite3.Error as exc:
-        if os.environ.get("SPARSEDP_DEBUG"):
+        if debug:
             raise
         print(f"sparsedp: error: results database: {exc}", file=sys.stderr)
-        return 2
-    except (CliError, ValueError, OSError, KeyError) as exc:
-        if os.environ.get("SPARSEDP_DEBUG"):
+        return EXIT_BAD_INPUT
+    except (ExperimentFileError, DataError, OSError) as exc:  # bad input or environment
+        if debug:
             raise
-        message = str(exc) if not isinstance(exc, KeyError) else f"missing {exc}"
-        print(f"sparsedp: error: {message}", file=sys.stderr)
-        return 2
+        print(f"sparsedp: error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except Exception as exc:  # anything else is a bug: say so, and how to see it
+        if debug:
+            raise
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        print(f"sparsedp: internal error: {type(exc).__name__}"
+              f"{': ' + first if first else ''} (a bug in sparsedp; rerun with "
+              "SPARSEDP_DEBUG=1 for the traceback and report it)", file=sys.stderr)
+        return EXIT_INTERNAL
 
 
 if __name__ == "__main__":

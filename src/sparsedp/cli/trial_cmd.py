@@ -9,8 +9,9 @@ import warnings
 
 import torch
 
-from sparsedp.cli.common import finite_float, is_terminal, positive_int, stderr_console
+from sparsedp.cli.common import CliError, finite_float, is_terminal, positive_int, stderr_console
 from sparsedp.data import default_cache_dir, load_dataset, prepare_splits
+from sparsedp.experiment.preflight import PreflightError, check_device
 from sparsedp.pruning.prune import PRUNERS, PruneSettings
 from sparsedp.training import EngineSettings, EvalResult, TrialConfig, run_trial
 from sparsedp.training.trainer import build_trial_model
@@ -55,8 +56,26 @@ def run(args: argparse.Namespace) -> int:
     console = stderr_console()
     if args.threads:
         torch.set_num_threads(args.threads)
+    try:
+        config = _config(args)
+        check_device(args.device, setting="--device")
+    except (ValueError, PreflightError) as exc:  # the arguments did not validate
+        raise CliError(str(exc)) from None
+    spec = config.spec
+    started = time.perf_counter()
+    dataset = load_dataset(spec.dataset, args.data_dir)
+    data = prepare_splits(dataset)
+    if config.batch_size > data.num_train:
+        raise CliError(
+            f"batch size {config.batch_size} is larger than the training split "
+            f"({data.num_train} examples)"
+        )
+    return _run(args, config, dataset, data, console, started)
+
+
+def _config(args: argparse.Namespace) -> TrialConfig:
     pruning = PruneSettings(args.pruner, args.prune_biases, snip_batches=args.snip_batches)
-    config = TrialConfig(
+    return TrialConfig(
         workload=args.workload,
         sparsity=args.sparsity,
         batch_size=args.batch_size,
@@ -72,15 +91,11 @@ def run(args: argparse.Namespace) -> int:
         hidden_units=args.hidden_units,
         pruning=pruning,
     )
+
+
+def _run(args: argparse.Namespace, config: TrialConfig, dataset, data, console,
+         started: float) -> int:
     spec = config.spec
-    started = time.perf_counter()
-    dataset = load_dataset(spec.dataset, args.data_dir)
-    data = prepare_splits(dataset)
-    if config.batch_size > data.num_train:
-        raise ValueError(
-            f"batch size {config.batch_size} is larger than the training split "
-            f"({data.num_train} examples)"
-        )
     console.print(f"data: {dataset.label} from {dataset.source} "
                   f"({data.num_train} train / {data.num_val} validation)")
     console.print(f"workload {spec.name}: goal error {config.resolved_goal_error:g}, "

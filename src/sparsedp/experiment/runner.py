@@ -3,7 +3,9 @@
 Resuming is the same call: trials already in the ledger are skipped, so after Ctrl-C,
 ``kill -9`` or a crash the next run finishes only what is missing (a trial that was in flight
 starts over). Trials that raise are recorded as failed attempts and retried up to
-``max_retries`` times; after that the trial is stored with status ``failed``.
+``max_retries`` times; after that the trial is stored with status ``failed``, once the failure
+has shown to be the trial's own. A failure of the environment, or the same error on the first
+attempts of several trials in a row, stops the run instead (:mod:`.failures`).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
 from sparsedp.experiment.backends import InProcessBackend, ProcessBackend, RayBackend
+from sparsedp.experiment.failures import FailureWatch
 from sparsedp.experiment.ordering import order_trials
 from sparsedp.experiment.provenance import provenance
 from sparsedp.experiment.records import Ledger, TrialRecord
@@ -174,6 +177,29 @@ def run_experiment(
                 group.append(next_task())
             backend.submit(group[0] if len(group) == 1 else TrialGroup(tuple(group)))
 
+    watch = FailureWatch()
+    held: list[tuple[TrialTask, TrialRecord]] = []  # failed rows not yet shown to be their own
+
+    def store(task: TrialTask, outcome: TrialRecord) -> None:
+        replace = task.index in stored[task.study.key]
+        ledger.write_trial(outcome, replace=replace)
+        summary.finished += 1
+        summary.statuses[outcome.status] = summary.statuses.get(outcome.status, 0) + 1
+        if outcome.steps_to_result is not None and (
+            task.study.key not in best
+            or (outcome.steps_to_result, task.index)
+            < (best[task.study.key], best_index[task.study.key])
+        ):
+            best[task.study.key] = outcome.steps_to_result
+            best_index[task.study.key] = task.index
+            backend.update_best(task.study.key, outcome.steps_to_result)
+        emit(RunEvent("trial", study=task.study, record=outcome, total=total,
+                      done=summary.finished))
+
+    def release_held() -> None:
+        while held:
+            store(*held.pop(0))
+
     try:
         dispatch()
         while backend.in_flight():
@@ -196,34 +222,21 @@ def run_experiment(
                             done=summary.finished,
                         )
                     )
+                    # an environment or systematic failure stops the run (RunStopped)
+                    watch.failed(outcome.study_key, outcome.index, outcome.attempt,
+                                 outcome.error, lost=not outcome.traceback)
                     if outcome.attempt <= spec.engine.max_retries:
                         queue.appendleft(
                             TrialTask(task.study, task.index, task.point, outcome.attempt + 1)
                         )
                         continue
-                    outcome = _failed_record(task, outcome)
-                replace = task.index in stored[task.study.key]
-                ledger.write_trial(outcome, replace=replace)
-                summary.finished += 1
-                summary.statuses[outcome.status] = summary.statuses.get(outcome.status, 0) + 1
-                if outcome.steps_to_result is not None and (
-                    task.study.key not in best
-                    or (outcome.steps_to_result, task.index)
-                    < (best[task.study.key], best_index[task.study.key])
-                ):
-                    best[task.study.key] = outcome.steps_to_result
-                    best_index[task.study.key] = task.index
-                    backend.update_best(task.study.key, outcome.steps_to_result)
-                emit(
-                    RunEvent(
-                        "trial",
-                        study=task.study,
-                        record=outcome,
-                        total=total,
-                        done=summary.finished,
-                    )
-                )
+                    held.append((task, _failed_record(task, outcome)))
+                    continue
+                watch.succeeded()
+                release_held()
+                store(task, outcome)
             dispatch()
+        release_held()
     finally:
         backend.shutdown()
     emit(RunEvent("done", total=total, done=summary.finished))

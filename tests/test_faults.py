@@ -1,0 +1,599 @@
+"""Fault suite: a broken environment or an interrupted run never loses or invents a trial.
+
+Each case uses real files and, where a process matters, real processes running
+``sparsedp run`` on a tiny real-MNIST experiment (2 studies × 2 trials). For each: one clear
+line, the documented exit code (docs/faults.md), no stored trial lost or duplicated, and a
+normal rerun ends with the same table as an undisturbed run.
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import os
+import random
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from sparsedp.cli import experiment_cmds
+from sparsedp.cli.main import main
+from sparsedp.experiment import load_experiment, preflight
+from sparsedp.experiment.failures import FailureWatch, RunStopped, is_environment_failure
+from sparsedp.experiment.runlock import RunLock, RunLockBusy
+from sparsedp.experiment.runner import run_experiment
+from sparsedp.store import ResultStore
+
+EXPERIMENT = """
+name = "faults"
+workloads = ["mnist-simplecnn-momentum"]
+sparsities = [0.0]
+batch_sizes = [16, 32]
+trials = 2
+results = "{results}"
+data_dir = "{data}"
+goal_error = 0.6
+max_steps = 24
+eval_every = 8
+[engine]
+eval_batch_size = 1000
+{engine}
+"""
+N_TRIALS = 4
+RUN = [sys.executable, "-m", "sparsedp.cli.main", "run"]
+
+
+def write_experiment(path: Path, results: Path, data: Path, engine: str = "") -> Path:
+    path.write_text(EXPERIMENT.format(results=results, data=data, engine=engine))
+    return path
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _shared_cache(tmp_path_factory):
+    """One array cache for the module (also for the child processes it starts)."""
+    previous = os.environ.get("SPARSEDP_CACHE_DIR")
+    os.environ["SPARSEDP_CACHE_DIR"] = str(tmp_path_factory.mktemp("cache"))
+    yield
+    if previous is None:
+        os.environ.pop("SPARSEDP_CACHE_DIR", None)
+    else:
+        os.environ["SPARSEDP_CACHE_DIR"] = previous
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory, shared_data_dir):
+    """An undisturbed run: (its results directory, its table)."""
+    directory = tmp_path_factory.mktemp("reference")
+    path = write_experiment(directory / "ref.toml", directory / "results",
+                            shared_data_dir / "mnist")
+    spec = load_experiment(path)
+    with ResultStore(spec.results_dir) as store:
+        assert run_experiment(spec, store).finished == N_TRIALS
+    return spec.results_dir, table(spec.results_dir)
+
+
+def table(results: Path) -> list[tuple]:
+    db = sqlite3.connect(f"file:{results / 'sparsedp.sqlite'}?mode=ro", uri=True)
+    rows = db.execute(
+        "SELECT study_key, trial_index, status, steps_to_result, steps_taken, final_val_error, "
+        "lr, momentum, message FROM trials ORDER BY study_key, trial_index"
+    ).fetchall()
+    db.close()
+    return rows
+
+
+def copy_of_reference(reference, tmp_path: Path, data: Path, engine: str = "") -> Path:
+    """The reference experiment's results copied into ``tmp_path`` and its file."""
+    shutil.copytree(reference[0], tmp_path / "results")
+    return write_experiment(tmp_path / "exp.toml", tmp_path / "results", data, engine)
+
+
+def delete_trials(results: Path, keep: int) -> list[tuple]:
+    """Delete stored trials so that the first ``keep`` (table order) remain; returns those."""
+    db = sqlite3.connect(results / "sparsedp.sqlite")
+    rows = db.execute("SELECT study_key, trial_index FROM trials "
+                      "ORDER BY study_key, trial_index").fetchall()
+    for key, index in rows[keep:]:
+        db.execute("DELETE FROM trials WHERE study_key = ? AND trial_index = ?", (key, index))
+    db.commit()
+    db.close()
+    return table(results)
+
+
+def snapshot(directory: Path) -> dict[str, str]:
+    """Every file under ``directory`` and a digest of its bytes; not the lock file, nor what
+    any SQLite reader may create: the shared-memory index ``-shm`` and an empty ``-wal``."""
+    if not directory.exists():
+        return {}
+    return {str(p.relative_to(directory)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(directory.rglob("*"))
+            if p.is_file() and not p.name.endswith("-shm") and p.name != "run.lock"
+            and not (p.name.endswith("-wal") and p.stat().st_size == 0)}
+
+
+def cli(argv: list[str], capsys) -> tuple[int, list[str]]:
+    code = main(argv)
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    return code, [line for line in err.splitlines() if line.strip()]
+
+
+def one_error_line(lines: list[str], *expected: str) -> str:
+    """Exactly one line starts with 'sparsedp:' (the last), and it says what is expected."""
+    errors = [line for line in lines if line.startswith("sparsedp:")]
+    assert len(errors) == 1 and lines[-1] == errors[0], lines
+    for text in expected:
+        assert text in errors[0], errors[0]
+    return errors[0]
+
+
+def mount_tmpfs(path: Path, options: str) -> str | None:
+    """Mount a tmpfs at ``path``; None when done, else why it could not be
+    (``SPARSEDP_TEST_NO_MOUNT=1`` forces the fallbacks)."""
+    path.mkdir(parents=True, exist_ok=True)
+    if os.environ.get("SPARSEDP_TEST_NO_MOUNT"):
+        return "SPARSEDP_TEST_NO_MOUNT is set"
+    out = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(path)],
+                         capture_output=True, text=True)
+    return None if out.returncode == 0 else (out.stderr.strip() or "mount failed")
+
+
+def unmount(path: Path) -> None:
+    subprocess.run(["umount", "-l", str(path)], capture_output=True)
+
+
+class Run:
+    """``sparsedp run`` in a child process, its stderr collected line by line."""
+
+    def __init__(self, path: Path, *extra: str) -> None:
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        env.pop("SPARSEDP_DEBUG", None)
+        self.process = subprocess.Popen([*RUN, str(path), *extra], env=env,
+                                        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                        text=True, start_new_session=True)
+        self.lines: list[str] = []
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.process.stderr is not None
+        for line in self.process.stderr:
+            if line.strip():
+                self.lines.append(line.rstrip("\n"))
+
+    def wait_for(self, test, timeout: float = 240.0) -> bool:
+        """Wait until ``test()`` holds (True) or the process has ended (False)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if test():
+                return True
+            if self.process.poll() is not None:
+                return bool(test())
+            time.sleep(0.1)
+        raise AssertionError(f"timed out; output so far: {self.lines}")
+
+    def pause(self) -> None:
+        """Freeze the run where it is (SIGSTOP), so what follows surely overlaps it."""
+        os.kill(self.process.pid, signal.SIGSTOP)
+
+    def resume(self) -> None:
+        os.kill(self.process.pid, signal.SIGCONT)
+
+    def finish(self, timeout: float = 300.0) -> int:
+        code = self.process.wait(timeout=timeout)
+        self._reader.join(timeout=10)
+        assert not any("Traceback" in line for line in self.lines), self.lines
+        return code
+
+
+def stored_rows(results: Path) -> int:
+    try:
+        return len(table(results))
+    except sqlite3.Error:
+        return 0
+
+
+# ------------------------------------------------------------------- preflight (exit 2)
+
+
+def _missing_file(data: Path) -> None:
+    (data / "train-labels-idx1-ubyte.gz").unlink()
+
+
+def _truncated_file(data: Path) -> None:
+    path = data / "train-images-idx3-ubyte.gz"
+    with open(path, "r+b") as fh:
+        fh.truncate(path.stat().st_size // 2)
+
+
+def _swapped_files(data: Path) -> None:
+    train, test = data / "train-images-idx3-ubyte.gz", data / "t10k-images-idx3-ubyte.gz"
+    train.rename(data / "tmp.gz")
+    test.rename(train)
+    (data / "tmp.gz").rename(test)
+
+
+def _no_directory(data: Path) -> None:
+    shutil.rmtree(data)
+
+
+NO_GPU = "cuda" if not torch.cuda.is_available() else f"cuda:{torch.cuda.device_count()}"
+
+
+@pytest.mark.parametrize(
+    "damage, engine, expected",
+    [
+        (_missing_file, "", "missing train-labels-idx1-ubyte"),
+        (_truncated_file, "", "truncated"),
+        (_swapped_files, "", "10000 images, expected 60000"),
+        (_no_directory, "", "does not exist"),
+        (None, f'device = "{NO_GPU}"', f"device '{NO_GPU}'"),
+    ],
+    ids=["missing-file", "truncated-file", "swapped-files", "no-data-directory", "no-device"],
+)
+def test_bad_environment_stops_before_any_trial(reference, tmp_path, shared_data_dir, capsys,
+                                                 damage, engine, expected):
+    data = tmp_path / "mnist"
+    shutil.copytree(shared_data_dir / "mnist", data)
+    if damage is not None:
+        damage(data)
+    path = copy_of_reference(reference, tmp_path, data, engine)
+    path.write_text(path.read_text().replace("trials = 2", "trials = 3"))  # work to do
+    before = snapshot(tmp_path / "results")
+    code, lines = cli(["run", str(path)], capsys)
+    assert code == 2
+    assert len(lines) == 1  # nothing but the one line
+    one_error_line(lines, expected)
+    assert snapshot(tmp_path / "results") == before  # the store untouched
+
+    fresh = write_experiment(tmp_path / "fresh.toml", tmp_path / "new" / "results", data,
+                             engine)
+    code, lines = cli(["run", str(fresh)], capsys)
+    assert code == 2 and len(lines) == 1
+    assert not (tmp_path / "new").exists()  # a failed start leaves nothing behind
+
+
+def test_unwritable_results_directory_parent_is_a_file(tmp_path, shared_data_dir, capsys):
+    """Tests run as root, where file modes do not stop writes: a regular file in the path
+    makes the directory impossible to create."""
+    (tmp_path / "plain-file").write_text("not a directory")
+    path = write_experiment(tmp_path / "exp.toml", tmp_path / "plain-file" / "results",
+                            shared_data_dir / "mnist")
+    code, lines = cli(["run", str(path)], capsys)
+    assert code == 2 and len(lines) == 1
+    one_error_line(lines, "is a file", "results")
+
+
+def test_read_only_results_directory(tmp_path, shared_data_dir, capsys):
+    """A read-only file system (a tmpfs mounted ro) refuses writes even to root."""
+    mount = tmp_path / "ro"
+    why = mount_tmpfs(mount, "ro,size=1m")
+    if why is not None:
+        pytest.skip(f"cannot mount a read-only tmpfs here ({why}); the parent-is-a-file "
+                    "case covers unwritable results directories")
+    try:
+        path = write_experiment(tmp_path / "exp.toml", mount, shared_data_dir / "mnist")
+        code, lines = cli(["run", str(path)], capsys)
+        assert code == 2 and len(lines) == 1
+        one_error_line(lines, "not writable", "Read-only file system")
+    finally:
+        unmount(mount)
+
+
+def test_results_directory_without_room(tmp_path, shared_data_dir, capsys, monkeypatch):
+    monkeypatch.setattr(preflight, "MIN_FREE_MIB", 2**40)  # more than any disk has
+    path = write_experiment(tmp_path / "exp.toml", tmp_path / "a" / "results",
+                            shared_data_dir / "mnist")
+    code, lines = cli(["run", str(path)], capsys)
+    assert code == 2 and len(lines) == 1
+    one_error_line(lines, "MiB free")
+    assert not (tmp_path / "a").exists()
+
+
+@pytest.mark.parametrize("kind", ["corrupt", "wrong-schema", "newer-schema"])
+def test_unusable_database_is_refused_untouched(reference, tmp_path, shared_data_dir, capsys,
+                                                kind):
+    path = copy_of_reference(reference, tmp_path, shared_data_dir / "mnist")
+    database = tmp_path / "results" / "sparsedp.sqlite"
+    if kind == "corrupt":
+        blob = bytearray(database.read_bytes())
+        blob[:100] = os.urandom(100)  # the header: no longer a SQLite file
+        database.write_bytes(bytes(blob))
+        expected = "damaged or not a SQLite file"
+    elif kind == "wrong-schema":
+        database.unlink()
+        db = sqlite3.connect(database)
+        db.execute("CREATE TABLE trials (id INTEGER, result TEXT)")
+        db.commit()
+        db.close()
+        expected = "not a sparsedp results database"
+    else:
+        db = sqlite3.connect(database)
+        db.execute("UPDATE meta SET value = '99' WHERE key = 'schema_version'")
+        db.commit()
+        db.close()
+        expected = "newer sparsedp"
+    before = snapshot(tmp_path / "results")
+    code, lines = cli(["run", str(path)], capsys)
+    assert code == 2 and len(lines) == 1
+    one_error_line(lines, expected, str(database))
+    assert snapshot(tmp_path / "results") == before
+
+
+def test_a_new_store_passes_the_database_check(tmp_path):
+    """What the check requires (schema version 1's tables and columns) is in every store."""
+    from sparsedp.store.check import check_store
+
+    ResultStore(tmp_path).close()
+    assert check_store(tmp_path).endswith("intact")
+
+
+# ------------------------------------------------------------------ failures in a run
+
+
+def test_failure_watch_rules():
+    watch = FailureWatch(streak=3)
+    watch.failed("a", 0, 1, "RuntimeError: boom")
+    watch.failed("a", 0, 2, "RuntimeError: boom")  # retries do not count
+    watch.failed("a", 1, 1, "RuntimeError: boom")
+    watch.succeeded()  # a result in between: the environment works
+    watch.failed("a", 2, 1, "RuntimeError: boom")
+    watch.failed("b", 0, 1, "ValueError: other")  # a different error starts over
+    watch.failed("b", 1, 1, "RuntimeError: boom")
+    watch.failed("b", 2, 1, "RuntimeError: boom")
+    with pytest.raises(RunStopped, match=r"3 trials in a row .* RuntimeError: boom"):
+        watch.failed("c", 0, 1, "RuntimeError: boom")
+    for index in range(3):  # one worker's death loses its trials at once: not a streak
+        watch.failed("d", index, 1, "worker process died: terminated abruptly", lost=True)
+    with pytest.raises(RunStopped, match="environment"):
+        FailureWatch().failed("a", 0, 1, "OSError: [Errno 28] No space left on device")
+    assert is_environment_failure("DataError: data directory /x does not exist")
+    assert is_environment_failure("AssertionError: Torch not compiled with CUDA enabled")
+    assert not is_environment_failure("RuntimeError: simulated crash")
+
+
+def test_systematic_failure_stops_the_run_and_stores_nothing(reference, tmp_path,
+                                                             shared_data_dir, capsys,
+                                                             monkeypatch):
+    from sparsedp.experiment import worker
+
+    path = copy_of_reference(reference, tmp_path, shared_data_dir / "mnist")
+    kept = delete_trials(tmp_path / "results", keep=1)  # 3 trials to run
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("simulated systematic failure")
+
+    monkeypatch.setattr(worker, "TrialRun", broken)
+    code, lines = cli(["run", str(path)], capsys)
+    assert code == 4
+    one_error_line(lines, "run stopped", "3 trials in a row",
+                   "RuntimeError: simulated systematic failure")
+    assert table(tmp_path / "results") == kept  # no failed rows stored, nothing lost
+    monkeypatch.undo()
+    code, lines = cli(["run", str(path)], capsys)
+    assert code == 0, lines
+    assert table(tmp_path / "results") == reference[1]
+
+
+def test_trial_specific_failure_is_stored_and_exits_3(reference, tmp_path, shared_data_dir,
+                                                      capsys, monkeypatch):
+    from sparsedp.experiment import worker
+
+    path = copy_of_reference(reference, tmp_path, shared_data_dir / "mnist")
+    kept = delete_trials(tmp_path / "results", keep=N_TRIALS - 1)
+    key, index = reference[1][-1][:2]
+    batch = next(s.batch_size for s in load_experiment(path).studies() if s.key == key)
+    original = worker.TrialRun
+
+    def flaky(config, data, **kwargs):
+        if config.seed == index and config.batch_size == batch:
+            raise RuntimeError("simulated trial-specific crash")
+        return original(config, data, **kwargs)
+
+    monkeypatch.setattr(worker, "TrialRun", flaky)
+    code, lines = cli(["run", str(path)], capsys)
+    assert code == 3
+    one_error_line(lines, "1 trial failed", "--retry-failed")
+    rows = table(tmp_path / "results")
+    assert rows[:-1] == kept and rows[-1][:3] == (key, index, "failed")
+    assert "simulated trial-specific crash" in rows[-1][-1]
+    monkeypatch.setattr(worker, "TrialRun", original)
+    code, lines = cli(["run", str(path)], capsys)
+    assert code == 3  # still failed: a plain rerun does not retry it
+    code, lines = cli(["run", str(path), "--retry-failed"], capsys)
+    assert code == 0, lines
+    assert table(tmp_path / "results") == reference[1]
+
+
+def test_data_directory_disappears_after_the_checks(tmp_path, shared_data_dir, capsys,
+                                                    monkeypatch):
+    """The directory vanishes between the checks and the first trial's load: the run stops
+    with one line and stores no trial (a worker that has loaded its data keeps it)."""
+    data = tmp_path / "mnist"
+    shutil.copytree(shared_data_dir / "mnist", data)
+    path = write_experiment(tmp_path / "exp.toml", tmp_path / "results", data)
+    real = experiment_cmds.preflight
+
+    def checks_then_vanish(spec):
+        lines = real(spec)
+        shutil.rmtree(data)
+        return lines
+
+    monkeypatch.setattr(experiment_cmds, "preflight", checks_then_vanish)
+    code, lines = cli(["run", str(path)], capsys)
+    assert code == 4
+    one_error_line(lines, "run stopped", f"data directory {data} does not exist")
+    assert table(tmp_path / "results") == []
+    code, lines = cli(["run", str(path)], capsys)
+    assert code == 2 and len(lines) == 1  # and now the checks say so before anything runs
+
+
+def test_disk_full_while_trials_are_written(reference, tmp_path, shared_data_dir, capsys,
+                                            monkeypatch):
+    """A size-limited tmpfs fills up during the run (an OSError(ENOSPC) injected at the
+    store's write where no tmpfs can be mounted)."""
+    mount = tmp_path / "small"
+    why = mount_tmpfs(mount, f"size={preflight.MIN_FREE_MIB + 8}m")
+    path = write_experiment(tmp_path / "exp.toml", mount / "results",
+                            shared_data_dir / "mnist")
+    results = mount / "results"
+    try:
+        if why is None:
+            run = Run(path)
+            assert run.wait_for(lambda: stored_rows(results) >= 1), run.lines
+            run.pause()
+            with open(mount / "filler", "wb") as fh:  # fill the file system to the brim
+                try:
+                    while True:
+                        fh.write(b"\0" * 2**20)
+                        fh.flush()
+                except OSError as exc:
+                    assert exc.errno == errno.ENOSPC
+            run.resume()
+            code = run.finish()
+            lines = run.lines
+        else:
+            print(f"no tmpfs ({why}): injecting OSError(ENOSPC) at the store's write")
+            real_write = ResultStore.write_trial
+            calls = {"n": 0}
+
+            def write(self, trial, **kwargs):
+                calls["n"] += 1
+                if calls["n"] > 1:
+                    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+                return real_write(self, trial, **kwargs)
+
+            monkeypatch.setattr(ResultStore, "write_trial", write)
+            code, lines = cli(["run", str(path)], capsys)
+            monkeypatch.setattr(ResultStore, "write_trial", real_write)
+        assert code == 4, lines
+        line = one_error_line(lines, "run stopped")
+        with capsys.disabled():
+            print(f"\ntmpfs: {'yes' if why is None else why}; the line: {line}")
+        assert "full" in line or "No space left" in line, line
+        partial = table(results)
+        assert 1 <= len(partial) < N_TRIALS
+        assert set(partial) <= set(reference[1])  # what was stored is right
+        (mount / "filler").unlink(missing_ok=True)
+        code, lines = cli(["run", str(path)], capsys)
+        assert code == 0, lines
+        assert table(results) == reference[1]
+    finally:
+        if why is None:
+            unmount(mount)
+
+
+# ------------------------------------------------------------- processes and signals
+
+
+def test_two_runs_at_once_and_reads_while_a_run_writes(reference, tmp_path, shared_data_dir,
+                                                       capsys):
+    path = write_experiment(tmp_path / "exp.toml", tmp_path / "results",
+                            shared_data_dir / "mnist")
+    first = Run(path)
+    assert first.wait_for(lambda: stored_rows(tmp_path / "results") >= 1), first.lines
+    first.pause()  # mid-run, lock held: everything below overlaps it
+    try:
+        second = Run(path)
+        assert second.finish() == 5
+        assert len(second.lines) == 1
+        one_error_line(second.lines, "another `sparsedp run` is using", "pid")
+        assert main(["status", str(path)]) == 0
+        assert "faults" in capsys.readouterr().out
+        assert main(["export", str(path), "--format", "csv"]) == 0
+        assert main(["report", str(path), "--bootstrap", "5", "--formats", "png"]) == 0
+        capsys.readouterr()
+        assert first.process.poll() is None
+    finally:
+        first.resume()
+    assert first.finish() == 0, first.lines
+    assert table(tmp_path / "results") == reference[1]
+
+
+def test_lock_of_a_killed_run_is_free():
+    """The kernel drops the lock with its process: a crashed run never leaves it stuck."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as directory:
+        holder = subprocess.Popen(
+            [sys.executable, "-c", "import sys, time; from sparsedp.experiment.runlock import "
+             "RunLock; RunLock(sys.argv[1]).acquire(); print('held', flush=True); "
+             "time.sleep(300)", directory], stdout=subprocess.PIPE, text=True)
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        with pytest.raises(RunLockBusy, match=f"pid {holder.pid}"):
+            RunLock(directory).acquire()
+        holder.kill()
+        holder.wait()
+        with RunLock(directory):
+            pass
+
+
+def test_signals_at_random_moments_then_resume(reference, tmp_path, shared_data_dir, capsys):
+    """SIGTERM, SIGKILL and SIGINT (Ctrl-C) at seeded random moments of a run; every stored
+    trial survives, none is duplicated, and the rerun ends with the undisturbed table."""
+    path = write_experiment(tmp_path / "exp.toml", tmp_path / "results",
+                            shared_data_dir / "mnist")
+    results = tmp_path / "results"
+    rng = random.Random(20)
+    expected = {signal.SIGTERM: (143, -signal.SIGTERM), signal.SIGINT: (130,),
+                signal.SIGKILL: (-signal.SIGKILL,)}
+    before: list[tuple] = []
+    for signum in (signal.SIGTERM, signal.SIGKILL, signal.SIGINT):
+        run = Run(path)
+        # the moment: a random delay once the run has started (checks passed)
+        assert run.wait_for(lambda r=run: any("experiment faults" in x for x in r.lines)), \
+            run.lines
+        time.sleep(rng.uniform(0.0, 3.0))
+        if run.process.poll() is None:
+            target = -run.process.pid if signum == signal.SIGKILL else run.process.pid
+            os.kill(target, signum)  # SIGKILL hits the whole group, like a crash
+        code = run.finish()
+        if code != 0:
+            assert code in expected[signum], (signum, code, run.lines)
+        if code in (130, 143):
+            one_error_line(run.lines, "interrupted by")
+        after = table(results) if (results / "sparsedp.sqlite").exists() else []
+        assert set(before) <= set(after) <= set(reference[1])  # nothing lost, nothing wrong
+        before = after
+    code, lines = cli(["run", str(path)], capsys)
+    assert code == 0, lines
+    assert table(results) == reference[1]
+
+
+def test_trial_on_a_missing_device_is_bad_input(capsys):
+    code, lines = cli(["trial", "--workload", "mnist-simplecnn-sgd", "--sparsity", "0",
+                       "--batch-size", "8", "--lr", "0.1", "--device", NO_GPU], capsys)
+    assert code == 2 and len(lines) == 1
+    one_error_line(lines, f"device '{NO_GPU}'", "--device")
+
+
+# ----------------------------------------------------------------------- internal errors
+
+
+@pytest.mark.parametrize("error", [KeyError("study_key"), ValueError("bad internal state")])
+def test_internal_error_is_not_bad_input(reference, tmp_path, shared_data_dir, capsys,
+                                         monkeypatch, error):
+    """A KeyError/ValueError from inside sparsedp is a bug, not bad input: its own line and
+    exit code, with a pointer to SPARSEDP_DEBUG=1."""
+    path = copy_of_reference(reference, tmp_path, shared_data_dir / "mnist")
+
+    def broken(rows):
+        raise error
+
+    monkeypatch.delenv("SPARSEDP_DEBUG", raising=False)
+    monkeypatch.setattr(experiment_cmds, "best_per_study", broken)
+    code, lines = cli(["status", str(path)], capsys)
+    assert code == 1
+    assert len(lines) == 1
+    one_error_line(lines, "internal error", type(error).__name__, "SPARSEDP_DEBUG=1")
+    monkeypatch.setenv("SPARSEDP_DEBUG", "1")
+    with pytest.raises(type(error)):
+        main(["status", str(path)])
