@@ -156,7 +156,7 @@ class TrialRun:
             loss.backward()
             loss_value += float(loss.detach())
         if math.isfinite(loss_value):
-            self.mask.mask_gradients_(model)
+            self.mask.mask_gradients_()  # the mask was built for self.model
             self.optimizer.step(self.schedule(step - 1))
         return loss_value
 
