@@ -219,6 +219,12 @@ class TrialRun:
             self._active_time += time.perf_counter() - started
         return self.done
 
+    def train_only(self, steps: int) -> None:
+        """Train ``steps`` more steps without any check (to measure the speed of a step)."""
+        for _ in range(steps):
+            self.step += 1
+            self._train_step(self.step)
+
     def result(self) -> TrialResult:
         """What the trial measured so far (its outcome once :meth:`advance` returned True).
 
