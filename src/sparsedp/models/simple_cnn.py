@@ -41,9 +41,9 @@ def pool2x2(x: Tensor, channels_last: bool = True) -> Tensor:
     channels-last one (about a seventh of a batch-16 step), so with ``channels_last`` a
     channels-first ``x`` is pooled by the channels-last kernel and the result converted back;
     the backward pass stays the channels-first one. Values and gradients are bit-identical
-    to ``F.max_pool2d`` (tested, ties and NaN included).
+    to ``F.max_pool2d`` (tested, ties and NaN included). Other devices use ``F.max_pool2d``.
     """
-    if not (channels_last and x.dim() == 4 and x.is_contiguous()):
+    if not (channels_last and x.device.type == "cpu" and x.dim() == 4 and x.is_contiguous()):
         return F.max_pool2d(x, 2, 2)
     if torch.is_grad_enabled() and x.requires_grad:
         return _Pool2x2.apply(x)
