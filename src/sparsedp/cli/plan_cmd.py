@@ -7,6 +7,8 @@ import json
 import math
 import time
 
+from rich.console import Console
+
 from sparsedp.cli.common import CliError, positive_int, stderr_console
 from sparsedp.experiment import load_experiment
 from sparsedp.experiment.plan import (
@@ -25,6 +27,7 @@ from sparsedp.experiment.plan import (
 from sparsedp.experiment.spec import ExperimentSpec, StudySpec
 from sparsedp.experiment.worker import TrialTask, WorkerContext
 from sparsedp.store import ResultStore
+from sparsedp.training.workloads import get_workload
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -74,8 +77,8 @@ class _Stored:
 # --------------------------------------------------------------------------- estimates
 
 
-def _estimates(spec: ExperimentSpec, stored: _Stored, args, context, console
-               ) -> dict[str, StepsEstimate]:
+def _estimates(spec: ExperimentSpec, stored: _Stored, args: argparse.Namespace,
+               context: WorkerContext, console: Console) -> dict[str, StepsEstimate]:
     """Best steps-to-result per study: stored, pilot, neighbour, guess, in that order."""
     out: dict[str, StepsEstimate] = {}
     studies = spec.studies()
@@ -110,7 +113,7 @@ def _estimates(spec: ExperimentSpec, stored: _Stored, args, context, console
     return out
 
 
-def _pilot(study: StudySpec, context: WorkerContext, console) -> StepsEstimate:
+def _pilot(study: StudySpec, context: WorkerContext, console: Console) -> StepsEstimate:
     """Run trial 0 of ``study`` to its end: its steps-to-result is the row's estimate."""
     console.print(f"pilot: trial 0 of {study.label} …")
     started = time.perf_counter()
@@ -191,8 +194,9 @@ def _print(plan: ExperimentPlan, speeds: dict[tuple[str, int], Speed], stored: _
 # --------------------------------------------------------------------------- command
 
 
-def build_plan(spec: ExperimentSpec, args, console) -> tuple[
+def build_plan(spec: ExperimentSpec, args: argparse.Namespace, console: Console) -> tuple[
         ExperimentPlan, dict[tuple[str, int], Speed], _Stored]:
+    """Measure, read what is stored, estimate, and cost every study."""
     stored = _Stored(spec)
     context = WorkerContext(spec.engine, str(spec.data_dir) if spec.data_dir else None,
                             None, {})
@@ -206,8 +210,6 @@ def build_plan(spec: ExperimentSpec, args, console) -> tuple[
     estimates = _estimates(spec, stored, args, context, console)
 
     if stored.checks and not args.ignore_stored:
-        from sparsedp.training.workloads import get_workload
-
         val_total = context.data(get_workload(studies[0].workload).dataset).num_val
         fraction = min(1.0, stored.examined / (stored.checks * val_total))
         source = f"measured on the {stored.checks} stored checks"
