@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import time
 
 from rich.console import Console
@@ -181,6 +182,11 @@ def _print(plan: ExperimentPlan, speeds: dict[tuple[str, int], Speed], stored: _
     print(f"checks: early-exit checks examine {plan.check_fraction:.0%} of the validation split "
           f"on average ({plan.check_fraction_source}); upper bound: every check a full pass, "
           "every trial to its budget")
+    load, cores = os.getloadavg()[0], os.cpu_count() or 1
+    if spec.engine.device == "cpu" and load > cores:
+        print(f"note: load average {load:.1f} on {cores} cores while measuring: the times include "
+              "other processes' load (with several threads per worker, each step waits for "
+              "descheduled threads; consider [engine] threads = 1)")
     unknown = sum(1 for p in plan.studies if p.estimate.steps is None)
     if unknown:
         print(f"{unknown} studies have no steps estimate (expected: every trial to its "
