@@ -114,3 +114,30 @@ def test_plan_command_bad_file_is_one_line(tmp_path: Path, capsys) -> None:
     assert main(["plan", str(tmp_path / "missing.toml")]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "cannot read the experiment file" in err
+
+
+def test_estimates_stored_neighbour_guess_and_none(tmp_path: Path) -> None:
+    import argparse
+
+    from sparsedp.cli.plan_cmd import _estimates, _Stored
+    from sparsedp.experiment import load_experiment
+
+    path = tmp_path / "e.toml"
+    path.write_text('name = "e"\nworkloads = ["mnist-simplecnn-momentum"]\n'
+                    "sparsities = [0.0, 0.9]\nbatch_sizes = [16, 64, 256]\ntrials = 2\n")
+    spec = load_experiment(path)
+    stored = _Stored(spec)  # no database yet: nothing stored
+    dense = {s.batch_size: s for s in spec.studies() if s.sparsity == 0.0}
+    sparse = {s.batch_size: s for s in spec.studies() if s.sparsity == 0.9}
+    stored.best = {dense[64].key: 100, sparse[16].key: None}
+    stored.done = {dense[64].key: {0, 1}, sparse[16].key: {0, 1}}
+    args = argparse.Namespace(ignore_stored=False, pilot=False, steps=500)
+    out = _estimates(spec, stored, args, None, None)  # type: ignore[arg-type]
+    assert out[dense[64].key] == StepsEstimate(100, "stored")
+    assert out[dense[16].key] == StepsEstimate(200, "from B=64")
+    assert out[dense[256].key] == StepsEstimate(50, "from B=64")
+    assert out[sparse[16].key] == StepsEstimate(None, "no trial reached the goal")
+    assert out[sparse[64].key] == StepsEstimate(500, "guess")
+    ignored = _estimates(spec, stored, argparse.Namespace(ignore_stored=True, pilot=False,
+                                                          steps=None), None, None)
+    assert all(e == StepsEstimate(None, "none") for e in ignored.values())
