@@ -21,7 +21,6 @@ from sparsedp.experiment.provenance import provenance
 from sparsedp.experiment.records import Ledger, TrialRecord
 from sparsedp.experiment.spec import ExperimentSpec, StudySpec
 from sparsedp.experiment.worker import TaskFailure, TrialGroup, TrialTask, WorkerContext
-from sparsedp.search import sobol_unit_points
 from sparsedp.training import STOPPED, get_workload
 
 FAILED = "failed"
@@ -111,7 +110,7 @@ def run_experiment(
         return summary
 
     points = {s.key: s.space().points(spec.trials) for s in studies}
-    units = {s.key: sobol_unit_points(len(s.space().dimensions), spec.trials) for s in studies}
+    units = {s.key: s.space().units(spec.trials) for s in studies}
     best: dict[str, int] = {}
     best_index: dict[str, int] = {}
     for s in studies:

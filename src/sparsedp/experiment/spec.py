@@ -21,7 +21,14 @@ from typing import Any, NoReturn
 from sparsedp.config import config_hash
 from sparsedp.data.splits import train_split_size
 from sparsedp.pruning.prune import PRUNERS, PruneSettings, check_sparsity
-from sparsedp.search.space import DEFAULT_DIMENSIONS, SCALES, Dimension, SearchSpace
+from sparsedp.search.sobol import SEQUENCES
+from sparsedp.search.space import (
+    DEFAULT_DIMENSIONS,
+    INTEGER_MAPPINGS,
+    SCALES,
+    Dimension,
+    SearchSpace,
+)
 from sparsedp.training.trial_config import TrialConfig
 from sparsedp.training.workloads import METAPARAMETERS, WORKLOADS, get_workload
 
@@ -58,6 +65,9 @@ class StudySpec:
     ``None``. ``search`` holds only the dimensions that differ from
     :data:`~sparsedp.search.DEFAULT_DIMENSIONS` (``None``: the default space); it is
     normalised on construction, so spelling out a default range never renames a study.
+    ``sequence`` and ``integer_mapping`` (see :class:`SearchSpace`) fall back to their
+    defaults where they cannot change the points (fewer than 3 searched dimensions, no
+    integer dimension), so they rename only studies whose trials they change.
     """
 
     workload: str
@@ -71,6 +81,8 @@ class StudySpec:
     search: tuple[Dimension, ...] | None = None
     seed: int = 0
     data_seed: int = 0
+    sequence: str = "joe-kuo"
+    integer_mapping: str = "round"
 
     def __post_init__(self) -> None:
         spec = get_workload(self.workload)
@@ -95,6 +107,14 @@ class StudySpec:
         if not isinstance(self.pruning, PruneSettings):
             raise ValueError(f"pruning must be PruneSettings, got {type(self.pruning).__name__}")
         object.__setattr__(self, "search", self._normalised_search(spec.searched))
+        space = SearchSpace.for_workload(
+            self.workload, {d.name: d for d in self.search or ()}, self.sequence,
+            self.integer_mapping,
+        )  # validates both options
+        if not space.uses_sequence:
+            object.__setattr__(self, "sequence", "joe-kuo")
+        if not space.uses_integer_mapping:
+            object.__setattr__(self, "integer_mapping", "round")
 
     def _normalised_search(self, searched: tuple[str, ...]) -> tuple[Dimension, ...] | None:
         if self.search is None:
@@ -129,7 +149,9 @@ class StudySpec:
     def space(self) -> SearchSpace:
         """The study's search space: the workload's defaults with ``search`` applied."""
         overrides = {d.name: d for d in self.search or ()}
-        return SearchSpace.for_workload(self.workload, overrides)
+        return SearchSpace.for_workload(
+            self.workload, overrides, self.sequence, self.integer_mapping
+        )
 
     def trial_seed(self, index: int) -> int:
         """Seed of trial ``index``: ``seed * 1_000_003 + index``.
@@ -253,6 +275,8 @@ class StudyDefaults:
     search: Mapping[str, Dimension] = field(default_factory=dict, hash=False)
     seed: int = 0
     data_seed: int = 0
+    sequence: str = "joe-kuo"
+    integer_mapping: str = "round"
 
 
 @dataclass(frozen=True)
@@ -315,6 +339,8 @@ class ExperimentSpec:
                             search=overrides or None,
                             seed=d.seed,
                             data_seed=d.data_seed,
+                            sequence=d.sequence,
+                            integer_mapping=d.integer_mapping,
                         )
                     )
         return out
@@ -331,6 +357,8 @@ class ExperimentSpec:
             "search": {name: dataclasses.asdict(dim) for name, dim in d.search.items()},
             "seed": d.seed,
             "data_seed": d.data_seed,
+            "sequence": d.sequence,
+            "integer_mapping": d.integer_mapping,
         }
         return {
             "name": self.name,
@@ -457,6 +485,7 @@ _REQUIRED = {
 }
 _PRUNING_KEYS = tuple(f.name for f in dataclasses.fields(PruneSettings))
 _DIMENSION_KEYS = ("low", "high", "scale", "integer")
+_SEARCH_OPTIONS = ("sequence", "integer_mapping")
 _ENGINE_KEYS = tuple(f.name for f in dataclasses.fields(EngineOptions))
 _KEY_PART = re.compile(r"""[A-Za-z0-9_-]+|"[^"]*"|'[^']*'""")
 _HEADER_LINE = re.compile(r"^\s*\[\[?\s*([^\[\]]*?)\s*\]\]?")
@@ -704,6 +733,7 @@ class _Loader:
             search=self.search(doc.get("search", {}), workloads),
             seed=self.integer(doc.get("seed", 0), ("seed",), 0),
             data_seed=self.integer(doc.get("data_seed", 0), ("data_seed",), 0),
+            **self.search_options(doc.get("search", {})),
         )
 
     def pruning(self, value: object) -> PruneSettings:
@@ -721,12 +751,26 @@ class _Loader:
                 options[key] = self.integer(table[key], ("pruning", key), 1)
         return PruneSettings(**options)
 
+    def search_options(self, value: object) -> dict[str, str]:
+        """``sequence`` and ``integer_mapping`` of the ``[search]`` table, where given."""
+        table = self.table(value, ("search",))
+        out: dict[str, str] = {}
+        if "sequence" in table:
+            out["sequence"] = self.choice(table["sequence"], ("search", "sequence"), SEQUENCES)
+        if "integer_mapping" in table:
+            out["integer_mapping"] = self.choice(
+                table["integer_mapping"], ("search", "integer_mapping"), INTEGER_MAPPINGS
+            )
+        return out
+
     def search(self, value: object, workloads: tuple[str, ...]) -> dict[str, Dimension]:
         table = self.table(value, ("search",))
-        self.keys(table, METAPARAMETERS, ("search",))
+        self.keys(table, (*_SEARCH_OPTIONS, *METAPARAMETERS), ("search",))
         searched = {name for w in workloads for name in get_workload(w).searched}
         out: dict[str, Dimension] = {}
         for name, entry in table.items():
+            if name in _SEARCH_OPTIONS:
+                continue
             key = ("search", name)
             if name not in searched:
                 self.fail(

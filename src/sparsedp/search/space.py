@@ -7,10 +7,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 
-from sparsedp.search.sobol import sobol_unit_points
+import numpy as np
+
+from sparsedp.search.sobol import SEQUENCES, sobol_unit_points
 from sparsedp.training.workloads import Workload, get_workload
 
 SCALES = ("linear", "log", "reverse-log")
+INTEGER_MAPPINGS = ("round", "truncate")
+"""How an integer dimension's mapped value becomes a whole number: ``round`` to nearest
+(halves up; the default) or ``truncate`` towards zero (Python's ``int()``, the authors')."""
 
 
 def _is_number(value: object) -> bool:
@@ -63,9 +68,15 @@ class Dimension:
                 f"logarithmically), got high = {self.high:g}"
             )
 
-    def from_unit(self, u: float) -> float | int:
+    def from_unit(self, u: float, integer_mapping: str = "round") -> float | int:
         """The metaparameter value at ``u`` in [0, 1] (``u = 0`` gives ``low``, except for
-        ``reverse-log``, where ``u = 0`` gives ``high`` and ``u = 1`` gives ``low``)."""
+        ``reverse-log``, where ``u = 0`` gives ``high`` and ``u = 1`` gives ``low``).
+        ``integer_mapping`` (:data:`INTEGER_MAPPINGS`) applies to integer dimensions."""
+        if integer_mapping not in INTEGER_MAPPINGS:
+            raise ValueError(
+                f"unknown integer mapping {integer_mapping!r}; use one of "
+                f"{', '.join(INTEGER_MAPPINGS)}"
+            )
         if not _is_number(u) or not 0.0 <= u <= 1.0:
             raise ValueError(f"search dimension {self.name!r}: u must be in [0, 1], got {u!r}")
         u = float(u)
@@ -78,7 +89,7 @@ class Dimension:
             lo, hi = math.log10(1.0 - self.low), math.log10(1.0 - self.high)
             value = 1.0 - 10.0 ** (u * (lo - hi) + hi)
         if self.integer:
-            return math.floor(value + 0.5)
+            return int(value) if integer_mapping == "truncate" else math.floor(value + 0.5)
         return value
 
 
@@ -95,11 +106,26 @@ DEFAULT_DIMENSIONS: Mapping[str, Dimension] = MappingProxyType(
 
 @dataclass(frozen=True)
 class SearchSpace:
-    """The searched dimensions of one study, in order (the order fixes the Sobol axes)."""
+    """The searched dimensions of one study, in order (the order fixes the Sobol axes).
+
+    ``sequence`` picks the Sobol direction numbers (:data:`~sparsedp.search.sobol.SEQUENCES`)
+    and ``integer_mapping`` how integer dimensions are made whole (:data:`INTEGER_MAPPINGS`).
+    """
 
     dimensions: tuple[Dimension, ...]
+    sequence: str = "joe-kuo"
+    integer_mapping: str = "round"
 
     def __post_init__(self) -> None:
+        if self.sequence not in SEQUENCES:
+            raise ValueError(
+                f"unknown Sobol sequence {self.sequence!r}; use one of {', '.join(SEQUENCES)}"
+            )
+        if self.integer_mapping not in INTEGER_MAPPINGS:
+            raise ValueError(
+                f"unknown integer mapping {self.integer_mapping!r}; use one of "
+                f"{', '.join(INTEGER_MAPPINGS)}"
+            )
         dims = tuple(self.dimensions)
         object.__setattr__(self, "dimensions", dims)
         if not dims:
@@ -115,7 +141,11 @@ class SearchSpace:
 
     @classmethod
     def for_workload(
-        cls, workload: Workload | str, overrides: Mapping[str, Dimension] | None = None
+        cls,
+        workload: Workload | str,
+        overrides: Mapping[str, Dimension] | None = None,
+        sequence: str = "joe-kuo",
+        integer_mapping: str = "round",
     ) -> SearchSpace:
         """The workload's searched metaparameters (in ``workload.searched`` order), each
         from ``DEFAULT_DIMENSIONS`` unless ``overrides`` replaces it.
@@ -132,13 +162,30 @@ class SearchSpace:
                 )
             if dim.name != name:
                 raise ValueError(f"override for {name!r} is a dimension named {dim.name!r}")
-        return cls(tuple(overrides.get(name, DEFAULT_DIMENSIONS[name]) for name in spec.searched))
+        dims = tuple(overrides.get(name, DEFAULT_DIMENSIONS[name]) for name in spec.searched)
+        return cls(dims, sequence, integer_mapping)
+
+    @property
+    def uses_sequence(self) -> bool:
+        """Whether ``sequence`` matters here: the sequences differ from dimension 3 on."""
+        return len(self.dimensions) >= 3
+
+    @property
+    def uses_integer_mapping(self) -> bool:
+        """Whether ``integer_mapping`` matters here: some dimension is an integer one."""
+        return any(d.integer for d in self.dimensions)
+
+    def units(self, n: int) -> np.ndarray:
+        """The first ``n`` Sobol points in the unit cube (elements ``1..n``), ``n × dims``."""
+        return sobol_unit_points(len(self.dimensions), n, self.sequence)
 
     def points(self, n: int) -> list[dict[str, float | int]]:
         """The first ``n`` search points: point ``i`` is Sobol element ``i + 1`` mapped
         through each dimension. Deterministic, so every study gets the same points."""
-        units = sobol_unit_points(len(self.dimensions), n)
         return [
-            {d.name: d.from_unit(float(u)) for d, u in zip(self.dimensions, row, strict=True)}
-            for row in units
+            {
+                d.name: d.from_unit(float(u), self.integer_mapping)
+                for d, u in zip(self.dimensions, row, strict=True)
+            }
+            for row in self.units(n)
         ]

@@ -156,7 +156,7 @@ class TrialRun:
             loss.backward()
             loss_value += float(loss.detach())
         if math.isfinite(loss_value):
-            self.mask.mask_gradients_(model)
+            self.mask.mask_gradients_()  # the mask was built for self.model
             self.optimizer.step(self.schedule(step - 1))
         return loss_value
 
@@ -218,6 +218,12 @@ class TrialRun:
         finally:
             self._active_time += time.perf_counter() - started
         return self.done
+
+    def train_only(self, steps: int) -> None:
+        """Train ``steps`` more steps without any check (to measure the speed of a step)."""
+        for _ in range(steps):
+            self.step += 1
+            self._train_step(self.step)
 
     def result(self) -> TrialResult:
         """What the trial measured so far (its outcome once :meth:`advance` returned True).

@@ -1,0 +1,260 @@
+"""``sparsedp plan``: measure, then print what an experiment file will cost before it runs."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import time
+
+from rich.console import Console
+
+from sparsedp.cli.common import CliError, positive_int, stderr_console
+from sparsedp.experiment import load_experiment
+from sparsedp.experiment.plan import (
+    DAY,
+    DEFAULT_CHECK_FRACTION,
+    ExperimentPlan,
+    Speed,
+    StepsEstimate,
+    StudyPlan,
+    extrapolate,
+    measure_snip,
+    measure_speed,
+    plan_study,
+    snip_groups,
+)
+from sparsedp.experiment.spec import ExperimentSpec, StudySpec
+from sparsedp.experiment.worker import TrialTask, WorkerContext
+from sparsedp.store import ResultStore
+from sparsedp.training.workloads import get_workload
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "plan", help="measure speeds and estimate an experiment's compute before running it"
+    )
+    p.add_argument("experiment", help="experiment TOML file")
+    p.add_argument("--steps", type=positive_int,
+                   help="your guess of the best steps-to-result (studies with no other estimate)")
+    p.add_argument("--pilot", action="store_true",
+                   help="run trial 0 of the smallest batch size of each (workload, sparsity) to "
+                        "its end and extrapolate the rest of the row from it (costs real trials)")
+    p.add_argument("--ignore-stored", action="store_true",
+                   help="estimate as if nothing were stored (to check the model against a run)")
+    p.add_argument("--measure-steps", type=positive_int, default=5,
+                   help="training steps timed per (workload, batch size) (default 5)")
+    p.set_defaults(handler=run)
+
+
+# --------------------------------------------------------------------------- stored results
+
+
+class _Stored:
+    """What the results database already holds, per study key (empty when there is none)."""
+
+    def __init__(self, spec: ExperimentSpec) -> None:
+        self.done: dict[str, set[int]] = {}
+        self.best: dict[str, int | None] = {}
+        self.actual_s: dict[str, float] = {}
+        self.examined = 0
+        self.checks = 0
+        path = spec.results_dir / ResultStore.FILENAME
+        if not path.exists():
+            return
+        with ResultStore(spec.results_dir, read_only=True) as store:
+            for study in spec.studies():
+                self.done[study.key] = set(store.finished_trials(study.key))
+                found = store.best_steps(study.key)
+                self.best[study.key] = found[0] if found else None
+            for row in store.trial_rows(spec.name):
+                key = row["study_key"]
+                self.actual_s[key] = self.actual_s.get(key, 0.0) + float(row["wall_time"] or 0)
+                self.examined += int(row["eval_examples"] or 0)
+                self.checks += len(json.loads(row["curve_json"] or "[]"))
+
+
+# --------------------------------------------------------------------------- estimates
+
+
+def _estimates(spec: ExperimentSpec, stored: _Stored, args: argparse.Namespace,
+               context: WorkerContext, console: Console) -> dict[str, StepsEstimate]:
+    """Best steps-to-result per study: stored, pilot, neighbour, guess, in that order."""
+    out: dict[str, StepsEstimate] = {}
+    studies = spec.studies()
+    for study in studies:
+        if args.ignore_stored or study.key not in stored.best:
+            continue
+        best = stored.best[study.key]
+        if best is not None:
+            out[study.key] = StepsEstimate(best, "stored")
+        elif len(stored.done.get(study.key, ())) >= spec.trials:
+            out[study.key] = StepsEstimate(None, "no trial reached the goal")
+    rows: dict[tuple[str, float], list[StudySpec]] = {}
+    for study in studies:
+        rows.setdefault((study.workload, study.sparsity), []).append(study)
+    for row in rows.values():
+        known = {s.batch_size: out[s.key].steps for s in row
+                 if s.key in out and out[s.key].steps is not None}
+        if args.pilot:
+            missing = sorted((s for s in row if s.key not in out), key=lambda s: s.batch_size)
+            if missing:
+                pilot = _pilot(missing[0], context, console)
+                out[missing[0].key] = pilot
+                if pilot.steps is not None:
+                    known[missing[0].batch_size] = pilot.steps
+        for study in row:
+            if study.key in out:
+                continue
+            guess = extrapolate(study.batch_size, known)  # type: ignore[arg-type]
+            if guess is None and args.steps:
+                guess = StepsEstimate(args.steps, "guess")
+            out[study.key] = guess or StepsEstimate(None, "none")
+    return out
+
+
+def _pilot(study: StudySpec, context: WorkerContext, console: Console) -> StepsEstimate:
+    """Run trial 0 of ``study`` to its end: its steps-to-result is the row's estimate."""
+    console.print(f"pilot: trial 0 of {study.label} …")
+    started = time.perf_counter()
+    point = study.space().points(1)[0]
+    outcome = context.run(TrialTask(study, 0, point))
+    seconds = time.perf_counter() - started
+    steps = getattr(outcome, "steps_to_result", None)
+    status = getattr(outcome, "status", "failed")
+    console.print(f"pilot: {study.label}: {status}, steps {steps or '-'} ({seconds:.0f} s)")
+    if steps is None:
+        return StepsEstimate(None, "pilot missed the goal")
+    return StepsEstimate(int(steps), "pilot")
+
+
+# --------------------------------------------------------------------------- output
+
+
+def format_seconds(seconds: float) -> str:
+    """``42 s``, ``12 min``, ``3.4 h``, ``2.1 d``."""
+    if not math.isfinite(seconds):
+        return "?"
+    if seconds < 60:
+        return f"{seconds:.0f} s"
+    if seconds < 3600:
+        return f"{seconds / 60:.1f} min"
+    if seconds < DAY:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / DAY:.1f} d"
+
+
+def _print(plan: ExperimentPlan, speeds: dict[tuple[str, int], Speed], stored: _Stored,
+           spec: ExperimentSpec) -> None:
+    stopping = spec.engine.stop_hopeless
+    show_actual = bool(stored.actual_s)
+    header = (f"{'study':<38} {'trials':>9} {'est. steps':>18} {'step ms':>8} {'check s':>8} "
+              f"{'expected':>10} {'upper':>10} {'remaining':>10}")
+    if show_actual:
+        header += f" {'stored':>10}"
+    print(header)
+    for p in plan.studies:
+        speed = speeds[(p.study.workload, p.study.batch_size)]
+        steps = f"{p.estimate.steps} {p.estimate.source}" if p.estimate.steps else p.estimate.source
+        line = (f"{p.label:<38} {f'{p.trials - p.pending}+{p.pending}':>9} {steps:>18} "
+                f"{speed.step_seconds * 1e3:>8.2f} {speed.check_seconds:>8.3f} "
+                f"{format_seconds(p.expected_s):>10} {format_seconds(p.upper_s):>10} "
+                f"{format_seconds(p.remaining_s):>10}")
+        if show_actual:
+            line += f" {format_seconds(stored.actual_s.get(p.study.key, 0.0)):>10}"
+        print(line)
+    if plan.snip_s:
+        print(f"{'SNIP saliencies':<38} {'':>9} {'':>18} {'':>8} {'':>8} "
+              f"{format_seconds(plan.snip_s):>10} {format_seconds(plan.snip_s):>10} "
+              f"{format_seconds(plan.snip_remaining_s):>10}")
+    print(f"{'total':<38} {plan.trials:>9} {'':>18} {'':>8} {'':>8} "
+          f"{format_seconds(plan.expected_s):>10} {format_seconds(plan.upper_s):>10} "
+          f"{format_seconds(plan.remaining_s):>10}")
+    print()
+    print(f"compute of one worker on {spec.engine.device} (with {spec.workers} workers the wall "
+          f"time is at best 1/{spec.workers} of it, given the cores); memory per worker: "
+          f"{plan.memory_mb:.0f} MiB (peak of the measuring process)")
+    print("trials: stored+pending; expected: " + (
+        "stopping on, every trial runs about the estimated best steps-to-result (an estimate; "
+        "in studies without one every trial runs its budget)" if stopping else
+        "stopping off, so every trial is counted to its budget (most miss the goal)"))
+    print(f"checks: early-exit checks examine {plan.check_fraction:.0%} of the validation split "
+          f"on average ({plan.check_fraction_source}); upper bound: every check a full pass, "
+          "every trial to its budget")
+    load, cores = os.getloadavg()[0], os.cpu_count() or 1
+    if spec.engine.device == "cpu" and load > cores:
+        print(f"note: load average {load:.1f} on {cores} cores while measuring: the times include "
+              "other processes' load (with several threads per worker, each step waits for "
+              "descheduled threads; consider [engine] threads = 1)")
+    unknown = sum(1 for p in plan.studies if p.estimate.steps is None)
+    if unknown:
+        print(f"{unknown} studies have no steps estimate (expected: every trial to its "
+              "budget): pass --steps N, --pilot, or run some trials first")
+    if plan.over_a_day:
+        print(f"warning: the total exceeds a day ({format_seconds(plan.expected_s)} expected, "
+              f"{format_seconds(plan.upper_s)} at most); consider fewer trials, batch sizes or "
+              "a faster device")
+
+
+# --------------------------------------------------------------------------- command
+
+
+def build_plan(spec: ExperimentSpec, args: argparse.Namespace, console: Console) -> tuple[
+        ExperimentPlan, dict[tuple[str, int], Speed], _Stored]:
+    """Measure, read what is stored, estimate, and cost every study."""
+    stored = _Stored(spec)
+    context = WorkerContext(spec.engine, str(spec.data_dir) if spec.data_dir else None,
+                            None, {})
+    studies = spec.studies()
+    speeds: dict[tuple[str, int], Speed] = {}
+    for study in studies:
+        key = (study.workload, study.batch_size)
+        if key not in speeds:
+            console.print(f"measuring {study.workload} B={study.batch_size} …")
+            speeds[key] = measure_speed(study, context, steps=args.measure_steps)
+    estimates = _estimates(spec, stored, args, context, console)
+
+    if stored.checks and not args.ignore_stored:
+        val_total = context.data(get_workload(studies[0].workload).dataset).num_val
+        fraction = min(1.0, stored.examined / (stored.checks * val_total))
+        source = f"measured on the {stored.checks} stored checks"
+    else:
+        fraction, source = DEFAULT_CHECK_FRACTION, "default, measured on W2 at the 2% goal"
+    if not spec.engine.early_exit:
+        fraction, source = 1.0, "early exit off"
+
+    plans: list[StudyPlan] = []
+    for study in studies:
+        done = set() if args.ignore_stored else stored.done.get(study.key, set())
+        pending = sum(1 for i in range(spec.trials) if i not in done)
+        plans.append(plan_study(study, spec.trials, pending,
+                                speeds[(study.workload, study.batch_size)],
+                                estimates[study.key], stopping=spec.engine.stop_hopeless,
+                                check_fraction=fraction))
+
+    snip_total = snip_left = 0.0
+    for group in snip_groups(spec).values():
+        console.print(f"measuring SNIP for {group[0].workload} …")
+        per = measure_snip(group[0], context)
+        snip_total += per * spec.trials
+        computed = set() if args.ignore_stored else set().union(
+            *(stored.done.get(s.key, set()) for s in group))
+        snip_left += per * sum(1 for i in range(spec.trials) if i not in computed)
+    memory = max(s.memory_mb for s in speeds.values())
+    plan = ExperimentPlan(plans, snip_total, snip_left, memory, fraction, source)
+    return plan, speeds, stored
+
+
+def run(args: argparse.Namespace) -> int:
+    spec = load_experiment(args.experiment)
+    console = stderr_console()
+    if args.ignore_stored and args.pilot is False and args.steps is None:
+        console.print("note: --ignore-stored without --pilot or --steps leaves no estimate")
+    try:
+        plan, speeds, stored = build_plan(spec, args, console)
+    except FileNotFoundError as exc:
+        raise CliError(f"{exc}; check data_dir in {args.experiment}") from None
+    print(f"experiment {spec.name}: {len(spec.studies())} studies × {spec.trials} trials")
+    _print(plan, speeds, stored, spec)
+    return 0
