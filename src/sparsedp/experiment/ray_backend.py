@@ -199,9 +199,11 @@ class RayBackend:
             raise BackendError(f"only {len(self.workers())} of {count} Ray workers started "
                                f"within {timeout:.0f} s")
 
-    def workers(self) -> list[tuple[str, str, int]]:
-        """``(node address, node id, pid)`` of every worker that has started."""
-        return [s.identity for s in self._slots if s.identity is not None]
+    def workers(self, busy: bool = False) -> list[tuple[str, str, int]]:
+        """``(node address, node id, pid)`` of every worker that has started (``busy``: of
+        those holding trials now)."""
+        return [s.identity for s in self._slots
+                if s.identity is not None and (s.works or not busy)]
 
     def submit(self, work: Work) -> None:
         self._next_id += 1
