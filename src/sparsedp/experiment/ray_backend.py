@@ -17,6 +17,7 @@ A worker that cannot read the data stops the experiment with one line naming its
 from __future__ import annotations
 
 import os
+import socket
 import time
 from collections import deque
 from collections.abc import Iterator
@@ -130,7 +131,9 @@ def connect(ray: Any) -> bool:
             ray.init(_node_ip_address="127.0.0.1", include_dashboard=False,
                      log_to_driver=False, configure_logging=False)
         else:
-            host = address.split("://")[-1].rsplit(":", 1)[0]
+            host, _, port = address.split("://")[-1].rpartition(":")
+            if host and port.isdigit():  # ("auto" finds a cluster started on this machine)
+                _reachable(host, port, address)  # Ray itself would retry for ever
             if host in ("127.0.0.1", "localhost"):
                 # Ray rewrites a loopback address to the machine's address unless told
                 # that this is a single-machine cluster; keep it on loopback.
@@ -309,6 +312,16 @@ class RayBackend:
         self._queue.clear()
         if self._owns_ray:
             ray.shutdown()
+
+
+def _reachable(host: str, port: str, address: str) -> None:
+    """Raise :class:`BackendError` unless something listens at ``host:port``."""
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=10):
+            pass
+    except OSError as exc:
+        raise BackendError(f"cannot reach the Ray cluster at RAY_ADDRESS={address} ({exc}); "
+                           "start it with `ray start --head` or fix RAY_ADDRESS") from exc
 
 
 def _first_line(exc: BaseException) -> str:
