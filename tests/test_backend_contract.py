@@ -80,7 +80,7 @@ def _key(record: TrialRecord) -> tuple:
 @pytest.fixture(scope="module")
 def expected(shared_data_dir, tmp_path_factory):
     """Each trial run alone in this process, with stopping off."""
-    spec = _spec(tmp_path_factory.mktemp("expected"), max_steps=24, stop=False)
+    spec = _spec(tmp_path_factory.mktemp("expected"), max_steps=16, stop=False)
     context = WorkerContext(spec.engine, str(shared_data_dir / "mnist"), None, {})
     study = spec.studies()[0]
     return {i: _key(context.run(TrialTask(study, i, p))) for i, p in enumerate(
@@ -90,7 +90,7 @@ def expected(shared_data_dir, tmp_path_factory):
 @pytest.mark.parametrize("kind", KINDS)
 def test_one_outcome_per_trial_and_the_same_outcomes(kind, expected, shared_data_dir, tmp_path,
                                                      request):
-    spec = _spec(tmp_path, max_steps=24, stop=False)
+    spec = _spec(tmp_path, max_steps=16, stop=False)
     study = spec.studies()[0]
     backend = _backend(kind, spec, str(shared_data_dir / "mnist"), request)
     try:

@@ -16,6 +16,7 @@ A worker that cannot read the data stops the experiment with one line naming its
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import time
@@ -74,7 +75,9 @@ class RayTrialWorker:
     def round(self, new: list[tuple[int, Work]]) -> tuple[str, Any]:
         """Start ``new`` work, advance every trial by one check; ``("ok", ended)`` or
         ``("data", message)`` when the data cannot be read on this node."""
-        self.known.update(self._ray.get(self.board.snapshot.remote()))
+        # If the board is gone, go on with the bests found here (the driver goes on).
+        with contextlib.suppress(self._ray.exceptions.RayError):
+            self.known.update(self._ray.get(self.board.snapshot.remote(), timeout=60))
         ended: list[tuple[int, TrialTask, Outcome]] = []
         try:
             for work_id, work in new:
@@ -164,7 +167,8 @@ class RayBackend:
         self.interleave = max(1, interleave)
         self.capacity = workers * self.interleave
         engine = context_args[0]
-        options: dict[str, Any] = {"num_cpus": 1, "max_restarts": 0,
+        # Ray starts each worker with as many torch threads as CPUs it asks for.
+        options: dict[str, Any] = {"num_cpus": engine.threads or 1, "max_restarts": 0,
                                    "scheduling_strategy": "SPREAD"}
         if str(engine.device).startswith("cuda"):
             options["num_gpus"] = 1
@@ -253,8 +257,9 @@ class RayBackend:
                 "free resources, or set SPARSEDP_RAY_START_TIMEOUT")
 
     def _worker_cls_options(self) -> str:
-        return "1 CPU" + (" and 1 GPU" if str(self._context_args[0].device).startswith("cuda")
-                          else "")
+        engine = self._context_args[0]
+        return f"{engine.threads or 1} CPU" + (
+            " and 1 GPU" if str(engine.device).startswith("cuda") else "")
 
     def completed(self) -> Iterator[tuple[TrialTask, Outcome]]:
         ray = self._ray
