@@ -58,7 +58,8 @@ class InProcessBackend:
         return len(self._queue) + len(self._pool)
 
     def completed(self) -> Iterator[tuple[TrialTask, Outcome]]:
-        while self._queue:  # start newcomers (groups of batched trials run whole)
+        while self._queue and len(self._pool) < self.capacity:  # start newcomers (groups of
+            # batched trials run whole)
             for _, task, outcome in self._pool.add(self._queue.pop(0)):
                 yield task, outcome
         for _, task, outcome in self._pool.round():  # one round: one check per trial
