@@ -77,3 +77,40 @@ def _torch_threads():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(previous)
+
+
+@pytest.fixture(scope="session")
+def ray_cluster(tmp_path_factory: pytest.TempPathFactory):
+    """A real two-node Ray cluster on this machine, every node on 127.0.0.1 only.
+
+    Started once per test session (a head and one worker node, 1 CPU and 80 MiB of object
+    store each) and shut down at the end; the test process is the driver. Nodes get their
+    own data cache directory. Yields the ``ray.cluster_utils.Cluster``.
+    """
+    # Ray otherwise swaps a loopback address for the machine's address when connecting.
+    os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    import ray
+    import ray._private.ray_constants as constants
+    from ray.cluster_utils import Cluster
+
+    constants.ENABLE_RAY_CLUSTER = False
+    previous_cache = os.environ.get("SPARSEDP_CACHE_DIR")
+    os.environ["SPARSEDP_CACHE_DIR"] = str(tmp_path_factory.mktemp("ray-node-cache"))
+    node = {"num_cpus": 1, "node_ip_address": "127.0.0.1",
+            "object_store_memory": 80 * 1024 * 1024}
+    cluster = Cluster(initialize_head=True, head_node_args={**node, "include_dashboard": False})
+    try:
+        cluster.add_node(**node)
+    finally:  # the nodes keep the environment they started with
+        if previous_cache is None:
+            os.environ.pop("SPARSEDP_CACHE_DIR", None)
+        else:
+            os.environ["SPARSEDP_CACHE_DIR"] = previous_cache
+    try:
+        ray.init(address=cluster.address, log_to_driver=False, configure_logging=False)
+        cluster.node_args = node  # for tests that add nodes
+        yield cluster
+    finally:
+        ray.shutdown()
+        cluster.shutdown()

@@ -1,40 +1,37 @@
-"""Execution backends: in-process, local worker processes (the default), Ray for a cluster."""
+"""Local execution backends: in this process, and local worker processes.
+
+Both follow :class:`sparsedp.experiment.contract.Backend` and run trials through a
+:class:`~sparsedp.experiment.trial_pool.TrialPool`, so up to ``interleave`` trials advance in
+turn, one validation check each, in every worker. The Ray backend is in ``ray_backend``.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import os
 from collections.abc import Iterator
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
-from concurrent.futures.process import BrokenProcessPool
+from multiprocessing.connection import Connection, wait
 from typing import Any
 
-from sparsedp.experiment.records import TrialRecord
-from sparsedp.experiment.worker import (
-    StartedTrial,
-    TaskFailure,
-    TrialGroup,
-    TrialTask,
-    WorkerContext,
+from sparsedp.experiment.contract import (
+    Outcome,
+    Work,
+    WorkerDataError,
+    lost,
+    tasks_of,
 )
+from sparsedp.experiment.trial_pool import TrialPool
+from sparsedp.experiment.worker import TrialGroup, TrialTask, WorkerContext
 
-Outcome = TrialRecord | TaskFailure
-Work = TrialTask | TrialGroup
+__all__ = ["InProcessBackend", "ProcessBackend", "execute", "tasks_of"]
 
 
 def execute(context: WorkerContext, work: Work, step_limit=None) -> list[Outcome]:
-    """Run one task or one group of tasks; one outcome per task, in order."""
+    """Run one task or one group of tasks to the end; one outcome per task, in order."""
     if isinstance(work, TrialGroup):
         return context.run_group(work, step_limit)
     return [context.run(work, step_limit)]
-
-
-def tasks_of(work: Work) -> tuple[TrialTask, ...]:
-    return work.tasks if isinstance(work, TrialGroup) else (work,)
-
-
-def _lost(work: Work, error: str) -> list[tuple[TrialTask, Outcome]]:
-    return [(t, TaskFailure(t.study.key, t.index, t.attempt, error, "")) for t in tasks_of(work)]
 
 
 class InProcessBackend:
@@ -52,190 +49,167 @@ class InProcessBackend:
         self.best = best
         self.capacity = max(1, interleave)
         self._queue: list[Work] = []
-        self._running: list[StartedTrial] = []
+        self._pool = TrialPool(context, best.get)
 
-    def submit(self, task: Work) -> None:
-        self._queue.append(task)
+    def submit(self, work: Work) -> None:
+        self._queue.append(work)
 
     def in_flight(self) -> int:
-        return len(self._queue) + len(self._running)
-
-    def _limit(self, key: str):
-        return lambda: self.best.get(key)
+        return len(self._queue) + len(self._pool)
 
     def completed(self) -> Iterator[tuple[TrialTask, Outcome]]:
-        if self.capacity == 1:
-            while self._queue:
-                work = self._queue.pop(0)
-                outcomes = execute(self.context, work, self._limit(work.study.key))
-                yield from zip(tasks_of(work), outcomes, strict=True)
-            return
-        while self._queue:  # start newcomers (groups of batched trials run whole)
-            work = self._queue.pop(0)
-            if isinstance(work, TrialGroup):
-                outcomes = execute(self.context, work, self._limit(work.study.key))
-                yield from zip(tasks_of(work), outcomes, strict=True)
-                continue
-            started = self.context.start(work, self._limit(work.study.key))
-            if isinstance(started, TaskFailure):
-                yield work, started
-            else:
-                self._running.append(started)
-        for started in list(self._running):  # one round: one check per trial
-            outcome = self.context.advance(started, checks=1)
-            if outcome is not None:
-                self._running.remove(started)
-                yield started.task, outcome
+        while self._queue and len(self._pool) < self.capacity:  # start newcomers (groups of
+            # batched trials run whole)
+            for _, task, outcome in self._pool.add(self._queue.pop(0)):
+                yield task, outcome
+        for _, task, outcome in self._pool.round():  # one round: one check per trial
+            yield task, outcome
 
     def update_best(self, study_key: str, steps: int) -> None:
         self.best[study_key] = steps  # shared dict: nothing else to do
 
     def shutdown(self) -> None:
         self._queue.clear()
-        self._running.clear()
+        self._pool.clear()
 
 
 # -- local processes ------------------------------------------------------------------------
-_WORKER: dict[str, Any] = {}
+class _Orphaned(SystemExit):
+    """The experiment's main process is gone: the worker stops."""
 
 
-def _init_worker(
-    context_args: tuple, shared_best: Any, positions: dict[str, int], parent_pid: int
-) -> None:
-    _WORKER["context"] = WorkerContext(*context_args)
-    _WORKER["best"] = shared_best
-    _WORKER["positions"] = positions
-    _WORKER["parent"] = parent_pid
+def _worker_main(context_args: tuple, shared_best: Any, positions: dict[str, int],
+                 parent_pid: int, interleave: int, inbox: Connection, outbox: Connection) -> None:
+    """A local worker process: take work from ``inbox``, advance it, send outcomes back.
+
+    Messages in: ``(work_id, work)``. Out: ``(work_id, task, outcome)`` per trial, or
+    ``(None, None, message)`` when the data cannot be read (the worker then exits). The worker
+    exits on its own when the main process is gone (its parent changes or the pipe closes).
+    """
+
+    def live_best(study_key: str) -> int | None:
+        if os.getppid() != parent_pid:
+            raise _Orphaned("the experiment's main process is gone")
+        value = shared_best[positions[study_key]]
+        return None if value < 0 else int(value)
+
+    engine, data_dir, cache_dir, origin = context_args
+    worker = f"local pid {os.getpid()}"  # recorded with every trial it runs
+    pool = TrialPool(WorkerContext(engine, data_dir, cache_dir, {**origin, "worker": worker}),
+                     live_best, where=f"worker process {os.getpid()}")
+    try:
+        while True:
+            while len(pool) < interleave and inbox.poll(0 if len(pool) else 1.0):
+                work_id, work = inbox.recv()
+                for finished in pool.add(work, work_id):
+                    outbox.send(finished)
+            if not len(pool) and os.getppid() != parent_pid:
+                return  # orphaned while idle
+            for finished in pool.round():
+                outbox.send(finished)
+    except WorkerDataError as exc:
+        outbox.send((None, None, str(exc)))
+    except (EOFError, BrokenPipeError, _Orphaned):
+        return  # the main process closed the pipes or died
 
 
-def _live_limit(study_key: str) -> int | None:
-    if os.getppid() != _WORKER["parent"]:
-        raise SystemExit("the experiment's main process is gone")  # orphaned: stop working
-    value = _WORKER["best"][_WORKER["positions"][study_key]]
-    return None if value < 0 else int(value)
+class _Worker:
+    """The main process's handle on one worker process and the work it holds."""
 
+    def __init__(self, ctx: Any, args: tuple) -> None:
+        inbox_reader, self.inbox = ctx.Pipe(duplex=False)
+        self.outbox, outbox_writer = ctx.Pipe(duplex=False)
+        self.process = ctx.Process(target=_worker_main, args=(*args, inbox_reader, outbox_writer),
+                                   daemon=True)
+        self.process.start()
+        inbox_reader.close()
+        outbox_writer.close()
+        self.works: dict[int, Work] = {}
+        self.remaining: dict[int, int] = {}  # trials of each work not yet reported
+        self.broken = False  # its pipe failed: treated as dead
 
-def _run_in_worker(work: Work) -> list[Outcome]:
-    return execute(_WORKER["context"], work, lambda: _live_limit(work.study.key))
+    def stop(self) -> None:
+        if self.process.is_alive():
+            self.process.kill()
+        self.process.join(timeout=10)
+        self.inbox.close()
+        self.outbox.close()
 
 
 class ProcessBackend:
-    """``workers`` local processes; each loads its data once and shares the best-so-far of
-    every study through shared memory, so the stopping rule sees other workers' results."""
+    """``workers`` local processes; each loads its data once, runs up to ``interleave``
+    trials side by side and shares the best-so-far of every study through shared memory, so
+    the stopping rule sees other workers' results at the next check.
 
-    def __init__(self, workers: int, context_args: tuple, study_keys: list[str]) -> None:
-        ctx = multiprocessing.get_context("spawn")
-        self.capacity = workers
-        self._positions = {key: i for i, key in enumerate(study_keys)}
-        self._best = ctx.Array("q", [-1] * max(1, len(study_keys)), lock=False)
-        self._args = (context_args, self._best, self._positions, os.getpid())
-        self._ctx = ctx
-        self._pool = self._new_pool()
-        self._futures: dict[Future, Work] = {}
+    A worker that dies (killed, out of memory) loses only its own trials: they come back as
+    failed attempts (the runner retries them) and a new worker process takes its place.
+    """
 
-    def _new_pool(self) -> ProcessPoolExecutor:
-        return ProcessPoolExecutor(
-            self.capacity, mp_context=self._ctx, initializer=_init_worker, initargs=self._args
-        )
+    def __init__(self, workers: int, context_args: tuple, study_keys: list[str],
+                 interleave: int = 1) -> None:
+        self._ctx = multiprocessing.get_context("spawn")
+        self.interleave = max(1, interleave)
+        self.capacity = workers * self.interleave
+        positions = {key: i for i, key in enumerate(study_keys)}
+        self._positions = positions
+        self._best = self._ctx.Array("q", [-1] * max(1, len(study_keys)), lock=False)
+        self._args = (context_args, self._best, positions, os.getpid(), self.interleave)
+        self._workers = [_Worker(self._ctx, self._args) for _ in range(workers)]
+        self._next_id = 0
 
-    def submit(self, task: Work) -> None:
-        self._futures[self._pool.submit(_run_in_worker, task)] = task
+    def worker_pids(self) -> list[int]:
+        """Process ids of the current worker processes."""
+        return [w.process.pid for w in self._workers if w.process.pid is not None]
+
+    def submit(self, work: Work) -> None:
+        worker = min(self._workers, key=lambda w: len(w.works))
+        self._next_id += 1
+        worker.works[self._next_id] = work
+        worker.remaining[self._next_id] = len(tasks_of(work))
+        with contextlib.suppress(OSError):  # a dead worker: completed() reports its work lost
+            worker.inbox.send((self._next_id, work))
 
     def in_flight(self) -> int:
-        return len(self._futures)
+        return sum(len(w.works) for w in self._workers)
+
+    def _replace(self, worker: _Worker, why: str) -> list[tuple[TrialTask, Outcome]]:
+        outcomes = [pair for work in worker.works.values() for pair in lost(work, why)]
+        worker.stop()
+        self._workers[self._workers.index(worker)] = _Worker(self._ctx, self._args)
+        return outcomes
 
     def completed(self) -> Iterator[tuple[TrialTask, Outcome]]:
-        if not self._futures:
+        if not self.in_flight():
             return
-        done, _ = wait(list(self._futures), return_when=FIRST_COMPLETED)
-        broken = False
-        for future in done:
-            work = self._futures.pop(future)
+        handles = {w.outbox: w for w in self._workers}
+        handles.update({w.process.sentinel: w for w in self._workers})
+        touched = {handles[item] for item in wait(list(handles))}
+        for worker in [w for w in self._workers if w in touched]:
+            yield from self._drain(worker)  # what it sent before it died still counts
+            if worker.process.exitcode is not None or worker.broken:
+                code = worker.process.exitcode
+                why = f"worker process {worker.process.pid} died (exit code {code})"
+                yield from self._replace(worker, why)
+
+    def _drain(self, worker: _Worker) -> Iterator[tuple[TrialTask, Outcome]]:
+        while not worker.broken and worker.outbox.poll():
             try:
-                yield from zip(tasks_of(work), future.result(), strict=True)
-            except BrokenProcessPool as exc:
-                broken = True
-                yield from _lost(work, f"worker process died: {exc}")
-        if broken:  # every in-flight task of a broken pool is lost: report and rebuild
-            for future, task in list(self._futures.items()):
-                self._futures.pop(future)
-                yield (
-                    task,
-                    TaskFailure(
-                        task.study.key,
-                        task.index,
-                        task.attempt,
-                        "worker pool broke while the trial ran",
-                        "",
-                    ),
-                )
-            self._pool.shutdown(wait=False, cancel_futures=True)
-            self._pool = self._new_pool()
+                work_id, task, outcome = worker.outbox.recv()
+            except (EOFError, OSError, ValueError, TypeError, AttributeError):
+                worker.broken = True  # died (or was killed) while sending
+                return
+            if work_id is None:
+                raise WorkerDataError(str(outcome))
+            if work_id not in worker.works:
+                continue
+            worker.remaining[work_id] -= 1
+            if not worker.remaining[work_id]:
+                del worker.works[work_id], worker.remaining[work_id]
+            yield task, outcome
 
     def update_best(self, study_key: str, steps: int) -> None:
         self._best[self._positions[study_key]] = steps
 
     def shutdown(self) -> None:
-        for process in list(getattr(self._pool, "_processes", {}).values()):
-            process.terminate()
-        self._pool.shutdown(wait=False, cancel_futures=True)
-
-
-class RayBackend:
-    """Trials as Ray tasks on a cluster (``ray.init(address="auto")`` or a local Ray).
-
-    Each Ray worker process keeps its own :class:`WorkerContext` (data loaded once). The
-    stopping limit is the study's best when the trial is dispatched.
-    """
-
-    def __init__(self, workers: int, context_args: tuple) -> None:
-        try:
-            import ray
-        except ImportError as exc:
-            raise ValueError(
-                "engine backend 'ray' needs Ray: pip install 'sparsedp[ray]' "
-                '(or use backend = "local")'
-            ) from exc
-        self._ray = ray
-        if not ray.is_initialized():
-            ray.init(address=os.environ.get("RAY_ADDRESS"), ignore_reinit_error=True)
-        self.capacity = workers
-
-        @ray.remote
-        def run_remote(work: Work) -> list[Outcome]:
-            if "context" not in _WORKER:
-                _WORKER["context"] = WorkerContext(*context_args)
-            return execute(_WORKER["context"], work)
-
-        self._remote = run_remote
-        self._refs: dict[Any, Work] = {}
-
-    def submit(self, task: Work) -> None:
-        self._refs[self._remote.remote(task)] = task
-
-    def in_flight(self) -> int:
-        return len(self._refs)
-
-    def completed(self) -> Iterator[tuple[TrialTask, Outcome]]:
-        if not self._refs:
-            return
-        ready, _ = self._ray.wait(list(self._refs), num_returns=1)
-        for ref in ready:
-            task = self._refs.pop(ref)
-            try:
-                yield task, self._ray.get(ref)
-            except Exception as exc:
-                yield (
-                    task,
-                    TaskFailure(
-                        task.study.key, task.index, task.attempt, f"ray task failed: {exc}", ""
-                    ),
-                )
-
-    def update_best(self, study_key: str, steps: int) -> None:
-        """Ray trials get the limit at dispatch time (see TrialTask.best_known)."""
-
-    def shutdown(self) -> None:
-        for ref in self._refs:
-            self._ray.cancel(ref, force=True)
-        self._refs.clear()
+        for worker in self._workers:
+            worker.stop()

@@ -14,7 +14,8 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
-from sparsedp.experiment.backends import InProcessBackend, ProcessBackend, RayBackend
+from sparsedp.experiment.backends import InProcessBackend, ProcessBackend
+from sparsedp.experiment.contract import Backend
 from sparsedp.experiment.failures import FailureWatch
 from sparsedp.experiment.ordering import order_trials
 from sparsedp.experiment.provenance import provenance
@@ -248,13 +249,15 @@ def _make_backend(
     context_args: tuple,
     study_keys: list[str],
     best: dict[str, int],
-):
+) -> Backend:
+    interleave = spec.engine.resolved_interleave()
     if spec.engine.backend == "ray":
-        return RayBackend(workers, context_args)
+        from sparsedp.experiment.ray_backend import RayBackend  # Ray is optional
+
+        return RayBackend(workers, context_args, interleave)
     if workers <= 1:
-        return InProcessBackend(WorkerContext(*context_args), best,
-                                spec.engine.resolved_interleave())
-    return ProcessBackend(workers, context_args, study_keys)
+        return InProcessBackend(WorkerContext(*context_args), best, interleave)
+    return ProcessBackend(workers, context_args, study_keys, interleave)
 
 
 def _failed_record(task: TrialTask, failure: TaskFailure) -> TrialRecord:

@@ -247,7 +247,8 @@ class WorkerContext:
             saliencies = [self.saliency(c, data) for c in configs]
             engine = self.engine_settings(configs[0], data)
             results = run_trials_batched(configs, data, engine=engine, saliencies=saliencies,
-                                         step_limit=self._limit(step_limit, tasks[0].best_known))
+                                         step_limit=self._limit(step_limit, tasks[0].best_known),
+                                         share_best=self.engine.stop_hopeless)
             return [self._record(t, c, r, engine, data, len(tasks))
                     for t, c, r in zip(tasks, configs, results, strict=True)]
         except (KeyboardInterrupt, SystemExit):

@@ -1,0 +1,95 @@
+"""Trials in flight inside one worker, advanced one validation check each per round.
+
+Every backend runs its trials through a :class:`TrialPool` (in the main process, in each local
+worker process, in each Ray worker), so trials interleave the same way everywhere: the first
+trial of a study to meet the goal sets a limit that stops every other running trial of the
+study at its next check. The limit a trial sees is the smaller of the study's best known to
+the whole experiment (``live_best``: a shared dict, shared memory or a Ray actor) and the best
+found in this pool itself. Groups of batched trials run whole when added.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Hashable, Iterator
+from typing import Any
+
+from sparsedp.data.errors import DataError
+from sparsedp.experiment.contract import Outcome, Work, WorkerDataError, tasks_of
+from sparsedp.experiment.records import TrialRecord
+from sparsedp.experiment.worker import (
+    StartedTrial,
+    TaskFailure,
+    TrialGroup,
+    TrialTask,
+    WorkerContext,
+)
+from sparsedp.training import get_workload
+
+Finished = tuple[Any, TrialTask, Outcome]
+"""``(tag, task, outcome)``: the tag given to :meth:`TrialPool.add` with the work."""
+
+
+class TrialPool:
+    """Started trials of one worker; :meth:`round` advances each by one check."""
+
+    def __init__(self, context: WorkerContext, live_best: Callable[[str], int | None],
+                 where: str = "this process") -> None:
+        self.context = context
+        self.live_best = live_best
+        self.where = where
+        self.found: dict[str, int] = {}  # best steps found by this pool's own trials
+        self._running: list[tuple[Hashable, StartedTrial]] = []
+
+    def __len__(self) -> int:
+        return len(self._running)
+
+    def limit(self, study_key: str) -> int | None:
+        """The study's best known here: the experiment's and this pool's own."""
+        known = [v for v in (self.live_best(study_key), self.found.get(study_key)) if v is not None]
+        return min(known) if known else None
+
+    def _limit_of(self, study_key: str) -> Callable[[], int | None]:
+        return lambda: self.limit(study_key)
+
+    def _note(self, outcome: Outcome) -> None:
+        if isinstance(outcome, TrialRecord) and outcome.steps_to_result is not None:
+            key, steps = outcome.study_key, outcome.steps_to_result
+            self.found[key] = min(steps, self.found.get(key, steps))
+
+    def _check_data(self, work: Work) -> None:
+        dataset = get_workload(work.study.workload).dataset
+        try:
+            self.context.data(dataset)
+        except (DataError, OSError) as exc:
+            raise WorkerDataError(f"{self.where} cannot read the {dataset} data: {exc}") from exc
+
+    def add(self, work: Work, tag: Hashable = None) -> list[Finished]:
+        """Start ``work``; what ended already (a failed set-up, a whole group) comes back.
+
+        Raises :class:`WorkerDataError` when the data set cannot be loaded here.
+        """
+        self._check_data(work)
+        limit = self._limit_of(work.study.key)
+        if isinstance(work, TrialGroup):
+            outcomes = self.context.run_group(work, limit)
+            for outcome in outcomes:
+                self._note(outcome)
+            return [(tag, t, o) for t, o in zip(tasks_of(work), outcomes, strict=True)]
+        started = self.context.start(work, limit)
+        if isinstance(started, TaskFailure):
+            return [(tag, work, started)]
+        self._running.append((tag, started))
+        return []
+
+    def round(self) -> Iterator[Finished]:
+        """One check for every running trial, in the order they were added; yields the ends."""
+        for entry in list(self._running):
+            tag, started = entry
+            outcome = self.context.advance(started, checks=1)
+            if outcome is not None:
+                self._running.remove(entry)
+                self._note(outcome)
+                yield tag, started.task, outcome
+
+    def clear(self) -> None:
+        self._running.clear()

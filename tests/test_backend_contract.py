@@ -1,0 +1,169 @@
+"""One conformance suite for every execution backend (docs/cluster.md, "The backend contract").
+
+Each backend (in this process, local worker processes, Ray on a real two-node cluster on
+127.0.0.1) must yield exactly one outcome per trial, the same outcomes, let a best found by
+one worker stop a trial running on another at its next check, fail with one line naming the
+worker when the data cannot be read, and leave no worker running after ``shutdown``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import psutil
+import pytest
+
+from sparsedp.experiment import load_experiment
+from sparsedp.experiment.backends import InProcessBackend, ProcessBackend
+from sparsedp.experiment.contract import Backend, WorkerDataError
+from sparsedp.experiment.records import TrialRecord
+from sparsedp.experiment.worker import TrialGroup, TrialTask, WorkerContext
+
+KINDS = ["in-process", "processes", "ray"]
+
+STUDY = """
+name = "contract"
+workloads = ["mnist-simplecnn-momentum"]
+sparsities = [0.0]
+batch_sizes = [32]
+trials = 4
+results = "{results}"
+goal_error = 0.5
+max_steps = {max_steps}
+eval_every = 8
+[engine]
+eval_batch_size = 1000
+stop_hopeless = {stop}
+"""
+FAST = {"lr": 0.02, "momentum": 0.9}  # meets the goal within a few checks
+SLOW = {"lr": 0.00003, "momentum": 0.9}  # does not meet it within the budget
+
+
+def _spec(tmp_path: Path, *, max_steps: int, stop: bool):
+    path = tmp_path / f"contract-{max_steps}-{stop}.toml"
+    path.write_text(STUDY.format(results=tmp_path / "results", max_steps=max_steps,
+                                 stop=str(stop).lower()))
+    return load_experiment(path)
+
+
+def _backend(kind: str, spec, data_dir: str, request, workers: int = 2) -> Backend:
+    """A backend of ``kind`` with one trial per worker (two per process in-process)."""
+    context_args = (spec.engine, data_dir, None, {})
+    if kind == "in-process":
+        return InProcessBackend(WorkerContext(*context_args), {}, interleave=2)
+    if kind == "processes":
+        return ProcessBackend(workers, context_args, [s.key for s in spec.studies()], 1)
+    request.getfixturevalue("ray_cluster")
+    from sparsedp.experiment.ray_backend import RayBackend
+
+    backend = RayBackend(workers, context_args, 1)
+    backend.wait_for_workers(workers)
+    return backend
+
+
+def _drain(backend: Backend) -> list[tuple[TrialTask, object]]:
+    """What the runner does: collect every outcome, report every new best."""
+    pairs = []
+    while backend.in_flight():
+        for task, outcome in backend.completed():
+            pairs.append((task, outcome))
+            if isinstance(outcome, TrialRecord) and outcome.steps_to_result is not None:
+                backend.update_best(task.study.key, outcome.steps_to_result)
+    return pairs
+
+
+def _key(record: TrialRecord) -> tuple:
+    return (record.status, record.steps_to_result, record.steps_taken, record.curve,
+            record.final_val_error)
+
+
+@pytest.fixture(scope="module")
+def expected(shared_data_dir, tmp_path_factory):
+    """Each trial run alone in this process, with stopping off."""
+    spec = _spec(tmp_path_factory.mktemp("expected"), max_steps=16, stop=False)
+    context = WorkerContext(spec.engine, str(shared_data_dir / "mnist"), None, {})
+    study = spec.studies()[0]
+    return {i: _key(context.run(TrialTask(study, i, p))) for i, p in enumerate(
+        [FAST, SLOW, FAST, SLOW])}
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_one_outcome_per_trial_and_the_same_outcomes(kind, expected, shared_data_dir, tmp_path,
+                                                     request):
+    spec = _spec(tmp_path, max_steps=16, stop=False)
+    study = spec.studies()[0]
+    backend = _backend(kind, spec, str(shared_data_dir / "mnist"), request)
+    try:
+        assert isinstance(backend, Backend)
+        backend.submit(TrialTask(study, 0, FAST))
+        backend.submit(TrialTask(study, 1, SLOW))
+        backend.submit(TrialGroup((TrialTask(study, 2, FAST), TrialTask(study, 3, SLOW))))
+        assert backend.in_flight() == 3  # pieces of work: a group counts once
+        pairs = _drain(backend)
+        assert backend.in_flight() == 0
+    finally:
+        backend.shutdown()
+    assert sorted(task.index for task, _ in pairs) == [0, 1, 2, 3]  # one pair per trial
+    for task, outcome in pairs:
+        assert isinstance(outcome, TrialRecord), outcome  # one record, never a list
+        assert (outcome.study_key, outcome.trial_index) == (study.key, task.index)
+        assert _key(outcome) == expected[task.index]
+    statuses = {outcome.status for _, outcome in pairs}
+    assert statuses == {"complete", "incomplete"}  # the cases really differ
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_best_from_one_worker_stops_a_trial_running_on_another(kind, shared_data_dir,
+                                                                 tmp_path, request):
+    """The slow trial alone would train 160 steps; the fast one, on another worker, meets
+    the goal early, and the slow one ends ``stopped`` at its next check."""
+    spec = _spec(tmp_path, max_steps=160, stop=True)
+    study = spec.studies()[0]
+    backend = _backend(kind, spec, str(shared_data_dir / "mnist"), request)
+    try:
+        backend.submit(TrialTask(study, 0, FAST))
+        backend.submit(TrialTask(study, 1, SLOW))
+        outcomes = {task.index: outcome for task, outcome in _drain(backend)}
+    finally:
+        backend.shutdown()
+    fast, slow = outcomes[0], outcomes[1]
+    assert isinstance(fast, TrialRecord) and isinstance(slow, TrialRecord)
+    assert fast.status == "complete" and fast.steps_to_result < 48
+    assert slow.status == "stopped" and slow.steps_taken < 160
+    assert f"({fast.steps_to_result})" in slow.message
+    if kind != "in-process":
+        assert fast.provenance["worker"] != slow.provenance["worker"]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_unreadable_data_stops_with_one_line_naming_the_worker(kind, tmp_path, request):
+    spec = _spec(tmp_path, max_steps=16, stop=True)
+    missing = tmp_path / "no-data-here"
+    backend = _backend(kind, spec, str(missing), request, workers=1)
+    try:
+        backend.submit(TrialTask(spec.studies()[0], 0, FAST))
+        with pytest.raises(WorkerDataError) as caught:
+            _drain(backend)
+    finally:
+        backend.shutdown()
+    message = str(caught.value)
+    assert str(missing) in message and "\n" not in message
+    where = {"in-process": "this process", "processes": "worker process",
+             "ray": "Ray node 127.0.0.1"}[kind]
+    assert where in message
+
+
+@pytest.mark.parametrize("kind", ["processes", "ray"])
+def test_shutdown_leaves_no_worker_running(kind, shared_data_dir, tmp_path, request):
+    spec = _spec(tmp_path, max_steps=160, stop=False)
+    backend = _backend(kind, spec, str(shared_data_dir / "mnist"), request)
+    backend.submit(TrialTask(spec.studies()[0], 1, SLOW))
+    if kind == "processes":
+        pids = backend.worker_pids()
+    else:
+        pids = [pid for _, _, pid in backend.workers()]
+    assert len(pids) == 2
+    backend.shutdown()
+    processes = [psutil.Process(pid) for pid in pids if psutil.pid_exists(pid)]
+    _, alive = psutil.wait_procs(processes, timeout=60)
+    assert not [p for p in alive if p.status() != psutil.STATUS_ZOMBIE]

@@ -1,0 +1,132 @@
+"""Local worker processes (``workers > 1``) with real processes: a killed worker loses only its
+trials, which are retried (also for groups of batched trials); an orphaned worker exits; a
+group-mate's success stops a beaten trial of its group."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+
+from sparsedp.experiment import load_experiment
+from sparsedp.experiment.runner import run_experiment
+from sparsedp.experiment.worker import TrialGroup, TrialTask, WorkerContext
+from sparsedp.store import ResultStore
+
+EXPERIMENT = """
+name = "workers"
+workloads = ["mnist-simplecnn-momentum"]
+sparsities = [0.0]
+batch_sizes = [16]
+trials = 4
+workers = {workers}
+results = "{results}"
+data_dir = "{data}"
+goal_error = 0.6
+max_steps = {max_steps}
+eval_every = 8
+[engine]
+eval_batch_size = 1000
+stop_hopeless = {stop}
+batched_trials = {batched}
+"""
+
+
+def _write(directory: Path, name: str, data: Path, *, workers: int = 2, batched: int = 1,
+           stop: bool = False, max_steps: int = 24) -> Path:
+    path = directory / f"{name}.toml"
+    path.write_text(EXPERIMENT.format(results=directory / name, data=data / "mnist",
+                                      workers=workers, batched=batched,
+                                      stop=str(stop).lower(), max_steps=max_steps))
+    return path
+
+
+def _table(path: Path) -> list[tuple]:
+    with sqlite3.connect(load_experiment(path).results_dir / "sparsedp.sqlite") as db:
+        return db.execute("SELECT study_key, trial_index, status, steps_to_result, steps_taken, "
+                          "final_val_error FROM trials ORDER BY trial_index").fetchall()
+
+
+def _worker_processes() -> list[psutil.Process]:
+    """This process's spawned worker processes (not multiprocessing's resource tracker)."""
+    return [p for p in psutil.Process().children()
+            if any("spawn_main" in part for part in p.cmdline())]
+
+
+def test_killed_workers_with_batched_groups_are_replaced_and_their_trials_retried(
+        tmp_path, shared_data_dir, monkeypatch):
+    """Two groups of two batched trials on two workers; every worker is killed once the first
+    trial is stored. The groups in flight come back as failed attempts, run again on new
+    workers, and the table is the one a plain in-process run stores."""
+    monkeypatch.setenv("SPARSEDP_CACHE_DIR", str(tmp_path / "cache"))
+    plain = _write(tmp_path, "plain", shared_data_dir, workers=1)
+    spec = load_experiment(plain)
+    with ResultStore(spec.results_dir) as store:
+        run_experiment(spec, store)
+
+    path = _write(tmp_path, "killed", shared_data_dir, batched=2)
+    spec = load_experiment(path)
+    kills: list[int] = []
+
+    def on_event(event):
+        if event.kind == "trial" and not kills:
+            for process in _worker_processes():
+                process.send_signal(signal.SIGKILL)
+                kills.append(process.pid)
+
+    with ResultStore(spec.results_dir) as store:
+        summary = run_experiment(spec, store, on_event=on_event)
+        failures = [row[0] for row in store._db.execute("SELECT error FROM failures")]
+    assert len(kills) == 2
+    assert summary.failed_attempts >= 2  # a whole group was lost and retried
+    assert all("died" in error for error in failures)
+    assert _table(path) == _table(plain)
+    assert not _worker_processes()  # shut down at the end
+
+
+def test_orphaned_workers_exit(tmp_path, shared_data_dir):
+    """kill -9 of the main process: its worker processes notice and exit."""
+    path = _write(tmp_path, "orphans", shared_data_dir, max_steps=4000, stop=False)
+    env = {**os.environ, "SPARSEDP_CACHE_DIR": str(tmp_path / "cache")}
+    main = subprocess.Popen([sys.executable, "-m", "sparsedp.cli.main", "run", str(path)],
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    workers: list[psutil.Process] = []
+    try:
+        for _ in range(600):  # until both workers are up (start-up takes seconds)
+            workers = [p for p in psutil.Process(main.pid).children()
+                       if any("spawn_main" in part for part in p.cmdline())]
+            if len(workers) == 2 or main.poll() is not None:
+                break
+            time.sleep(0.2)
+        assert len(workers) == 2
+        time.sleep(2.0)  # let them take their trials
+    finally:
+        main.send_signal(signal.SIGKILL)  # the main process only, not its group
+        main.wait()
+    _, alive = psutil.wait_procs(workers, timeout=120)
+    for process in alive:  # do not leave them behind if the test fails
+        process.kill()
+    assert not alive
+
+
+def test_a_group_mates_success_stops_a_beaten_trial_of_the_group(tmp_path, shared_data_dir,
+                                                                 monkeypatch):
+    """In a batched group the slow trial alone would train to the budget; once its
+    group-mate meets the goal it cannot be the best and ends ``stopped`` there."""
+    monkeypatch.setenv("SPARSEDP_CACHE_DIR", str(tmp_path / "cache"))
+    path = _write(tmp_path, "group", shared_data_dir, stop=True, max_steps=160, workers=1)
+    spec = load_experiment(path)
+    study = spec.studies()[0]
+    context = WorkerContext(spec.engine, str(shared_data_dir / "mnist"), None, {})
+    slow = TrialTask(study, 0, {"lr": 0.0003, "momentum": 0.9})
+    fast = TrialTask(study, 1, {"lr": 0.02, "momentum": 0.9})
+    beaten, winner = context.run_group(TrialGroup((slow, fast)))
+    assert winner.status == "complete" and winner.steps_to_result < 160
+    assert (beaten.status, beaten.steps_taken) == ("stopped", winner.steps_to_result)
