@@ -28,6 +28,7 @@ from sparsedp.cli.common import (
     stderr_console,
 )
 from sparsedp.experiment import ExperimentSpec, load_experiment
+from sparsedp.experiment.contract import WorkerDataError
 from sparsedp.experiment.failures import RunStopped
 from sparsedp.experiment.preflight import (
     PreflightError,
@@ -149,6 +150,9 @@ def _run_checked(spec: ExperimentSpec, args: argparse.Namespace, console: Consol
     except RunStopped as exc:
         raise CliError(f"run stopped after storing {_trials(stored[0])}: {exc}; nothing of "
                        f"the failing trials was stored, {kept}", EXIT_STOPPED) from None
+    except WorkerDataError as exc:  # the data was there at the checks, a worker lost it
+        raise CliError(f"run stopped after storing {_trials(stored[0])}: {exc}; fix the data "
+                       f"there, {kept}", EXIT_STOPPED) from None
     except sqlite3.Error as exc:
         raise CliError(f"run stopped after storing {_trials(stored[0])}: cannot write the "
                        f"results database {database} ({exc}); fix that (e.g. free space), "

@@ -169,10 +169,8 @@ def check_backend(backend: str) -> str:
             "backend 'ray' needs Ray: pip install 'sparsedp[ray]' (or set [engine] backend = "
             '"local")'
         ) from exc
-    try:  # the Ray backend's own way to start or join a cluster, where it has one
-        from sparsedp.experiment.ray_backend import connect  # type: ignore[import-not-found]
-    except ImportError:
-        return "backend ray: importable (the cluster is joined when the run starts)"
+    from sparsedp.experiment.ray_backend import connect  # the backend's own start or join
+
     try:
         connect(ray)
     except Exception as exc:  # Ray raises many kinds (ConnectionError, RuntimeError, …)
