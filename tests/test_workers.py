@@ -116,6 +116,38 @@ def test_orphaned_workers_exit(tmp_path, shared_data_dir):
     assert not alive
 
 
+def test_ctrl_c_with_workers_prints_one_line_and_no_worker_traceback(tmp_path, shared_data_dir):
+    """Ctrl-C reaches the whole foreground process group: the workers leave it to the main
+    process, which ends with one line and exit 130, and no process is left behind."""
+    path = _write(tmp_path, "ctrl-c", shared_data_dir, max_steps=4000, stop=False)
+    env = {**os.environ, "SPARSEDP_CACHE_DIR": str(tmp_path / "cache")}
+    main = subprocess.Popen([sys.executable, "-m", "sparsedp.cli.main", "run", str(path)],
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            text=True, start_new_session=True)
+    workers: list[psutil.Process] = []
+    try:
+        for _ in range(600):  # until both workers are up and training
+            workers = [p for p in psutil.Process(main.pid).children()
+                       if any("spawn_main" in part for part in p.cmdline())]
+            if len(workers) == 2 or main.poll() is not None:
+                break
+            time.sleep(0.2)
+        assert len(workers) == 2
+        time.sleep(3.0)
+        os.killpg(main.pid, signal.SIGINT)  # what a terminal's Ctrl-C does
+        _, stderr = main.communicate(timeout=120)
+    finally:
+        if main.poll() is None:
+            os.killpg(main.pid, signal.SIGKILL)
+    _, alive = psutil.wait_procs(workers, timeout=60)
+    for process in alive:
+        process.kill()
+    assert main.returncode == 130
+    assert "Traceback" not in stderr and "KeyboardInterrupt" not in stderr, stderr
+    assert stderr.strip().splitlines()[-1].startswith("sparsedp: interrupted by Ctrl-C")
+    assert not alive
+
+
 def test_a_group_mates_success_stops_a_beaten_trial_of_the_group(tmp_path, shared_data_dir,
                                                                  monkeypatch):
     """In a batched group the slow trial alone would train to the budget; once its

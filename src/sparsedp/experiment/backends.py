@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import multiprocessing
 import os
+import signal
 from collections.abc import Iterator
 from multiprocessing.connection import Connection, wait
 from typing import Any
@@ -93,6 +94,7 @@ def _worker_main(context_args: tuple, shared_best: Any, positions: dict[str, int
         value = shared_best[positions[study_key]]
         return None if value < 0 else int(value)
 
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the main process's to handle
     engine, data_dir, cache_dir, origin = context_args
     worker = f"local pid {os.getpid()}"  # recorded with every trial it runs
     pool = TrialPool(WorkerContext(engine, data_dir, cache_dir, {**origin, "worker": worker}),
