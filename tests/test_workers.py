@@ -90,6 +90,19 @@ def test_killed_workers_with_batched_groups_are_replaced_and_their_trials_retrie
     assert not _worker_processes()  # shut down at the end
 
 
+def _two_workers_of(main: subprocess.Popen) -> list[psutil.Process]:
+    """The two worker processes of a running ``sparsedp run``, once both are up."""
+    workers: list[psutil.Process] = []
+    for _ in range(600):  # start-up takes seconds
+        workers = [p for p in psutil.Process(main.pid).children()
+                   if any("spawn_main" in part for part in p.cmdline())]
+        if len(workers) == 2 or main.poll() is not None:
+            break
+        time.sleep(0.2)
+    assert len(workers) == 2
+    return workers
+
+
 def test_orphaned_workers_exit(tmp_path, shared_data_dir):
     """kill -9 of the main process: its worker processes notice and exit."""
     path = _write(tmp_path, "orphans", shared_data_dir, max_steps=4000, stop=False)
@@ -99,13 +112,7 @@ def test_orphaned_workers_exit(tmp_path, shared_data_dir):
                             start_new_session=True)
     workers: list[psutil.Process] = []
     try:
-        for _ in range(600):  # until both workers are up (start-up takes seconds)
-            workers = [p for p in psutil.Process(main.pid).children()
-                       if any("spawn_main" in part for part in p.cmdline())]
-            if len(workers) == 2 or main.poll() is not None:
-                break
-            time.sleep(0.2)
-        assert len(workers) == 2
+        workers = _two_workers_of(main)
         time.sleep(2.0)  # let them take their trials
     finally:
         main.send_signal(signal.SIGKILL)  # the main process only, not its group
@@ -126,14 +133,11 @@ def test_ctrl_c_with_workers_prints_one_line_and_no_worker_traceback(tmp_path, s
                             text=True, start_new_session=True)
     workers: list[psutil.Process] = []
     try:
-        for _ in range(600):  # until both workers are up and training
-            workers = [p for p in psutil.Process(main.pid).children()
-                       if any("spawn_main" in part for part in p.cmdline())]
-            if len(workers) == 2 or main.poll() is not None:
-                break
-            time.sleep(0.2)
-        assert len(workers) == 2
-        time.sleep(3.0)
+        workers = _two_workers_of(main)
+        for process in workers:  # while they still import, before any handler of their own
+            process.send_signal(signal.SIGINT)
+        time.sleep(1.0)
+        assert all(p.is_running() and p.status() != psutil.STATUS_ZOMBIE for p in workers)
         os.killpg(main.pid, signal.SIGINT)  # what a terminal's Ctrl-C does
         _, stderr = main.communicate(timeout=120)
     finally:

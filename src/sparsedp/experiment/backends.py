@@ -115,6 +115,28 @@ def _worker_main(context_args: tuple, shared_best: Any, positions: dict[str, int
         return  # the main process closed the pipes or died
 
 
+@contextlib.contextmanager
+def _sigint_ignored_by_children() -> Iterator[None]:
+    """Start processes that ignore SIGINT from their first instruction (Ctrl-C is the main
+    process's to handle; a worker hit while still importing would die with a traceback).
+
+    An ignored disposition survives the spawn's exec. Meanwhile SIGINT is blocked here, which
+    on Linux keeps one sent in this window pending for the main process's own handler.
+    """
+    try:
+        old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+        old_handler = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    except ValueError:  # not the main thread: signals cannot be changed here
+        yield
+        return
+    try:
+        yield
+    finally:
+        if old_handler is not None:  # None: a handler installed outside Python, left alone
+            signal.signal(signal.SIGINT, old_handler)
+        signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
+
+
 class _Worker:
     """The main process's handle on one worker process and the work it holds."""
 
@@ -123,7 +145,8 @@ class _Worker:
         self.outbox, outbox_writer = ctx.Pipe(duplex=False)
         self.process = ctx.Process(target=_worker_main, args=(*args, inbox_reader, outbox_writer),
                                    daemon=True)
-        self.process.start()
+        with _sigint_ignored_by_children():
+            self.process.start()
         inbox_reader.close()
         outbox_writer.close()
         self.works: dict[int, Work] = {}
