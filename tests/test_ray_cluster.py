@@ -11,6 +11,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -132,20 +133,45 @@ def test_same_bests_as_local_with_stopping_on(ray_cluster, local_table, tmp_path
     assert _bests(table) == _bests(local_table) and _bests(table)
 
 
+def _while_computing(capture_backend, act) -> tuple[threading.Thread, threading.Event]:
+    """Watch the run from a thread; call ``act(busy workers)`` until it returns True.
+
+    Acting from the driver's own trial event is racy: trials end together, so the other
+    workers may already have sent their last answer. Only a worker whose round is still being
+    computed (``workers(busy=True)``) surely holds trials the driver has yet to receive.
+    """
+    done = threading.Event()
+
+    def watch() -> None:
+        while not done.is_set():
+            if capture_backend and act(capture_backend[0].workers(busy=True)):
+                done.set()
+                return
+            time.sleep(0.02)
+
+    thread = threading.Thread(target=watch, daemon=True)
+    thread.start()
+    return thread, done
+
+
 def test_killed_ray_worker_loses_only_its_trials(ray_cluster, local_table, tmp_path,
                                                  shared_data_dir, capture_backend):
     path = _write(tmp_path, "kill-worker", shared_data_dir / "mnist")
-    killed: list[tuple[int, int]] = []
+    killed: list[int] = []
 
-    def on_event(event):
-        if event.kind == "trial" and not killed:
-            busy = capture_backend[0].workers(busy=True)
-            assert busy, "no trial in flight to kill"
+    def kill(busy) -> bool:
+        if busy:
             os.kill(busy[0][2], signal.SIGKILL)
-            killed.append((busy[0][2], event.done))
+            killed.append(busy[0][2])
+        return bool(busy)
 
-    summary = _run(path, on_event)
-    assert killed and 0 < killed[0][1] < TRIALS  # killed mid-run, with trials in flight
+    thread, done = _while_computing(capture_backend, kill)
+    try:
+        summary = _run(path)
+    finally:
+        done.set()
+        thread.join()
+    assert killed
     assert summary.failed_attempts >= 1
     assert any("died" in error for error in _failures(path))
     assert _table(path) == local_table  # retried, stored once, same outcomes
@@ -154,23 +180,25 @@ def test_killed_ray_worker_loses_only_its_trials(ray_cluster, local_table, tmp_p
 def test_removed_node_hands_its_trials_to_the_others(ray_cluster, local_table, tmp_path,
                                                      shared_data_dir, capture_backend):
     extra = ray_cluster.add_node(**ray_cluster.node_args)  # head + 2 nodes: one may go
-    # three workers, one per node: when the first trial is stored two still hold one, and
-    # at least one of them is not on the head (which the driver needs)
+    # three workers, one per node: the driver needs the head, either other node may go
     path = _write(tmp_path, "remove-node", shared_data_dir / "mnist")
     removed: list[str] = []
 
-    def on_event(event):
-        if event.kind == "trial" and not removed:
-            busy_nodes = {node_id for _, node_id, _ in capture_backend[0].workers(busy=True)}
-            for node in list(ray_cluster.worker_nodes):
-                if node.node_id in busy_nodes:  # else: try again when the next trial ends
-                    ray_cluster.remove_node(node, allow_graceful=False)
-                    removed.append(node.node_id)
-                    return
+    def remove(busy) -> bool:
+        busy_nodes = {node_id for _, node_id, _ in busy}
+        for node in list(ray_cluster.worker_nodes):
+            if node.node_id in busy_nodes:
+                ray_cluster.remove_node(node, allow_graceful=False)
+                removed.append(node.node_id)
+                return True
+        return False  # only the head is computing: look again
 
+    thread, done = _while_computing(capture_backend, remove)
     try:
-        summary = _run(path, on_event, workers=3)
+        summary = _run(path, workers=3)
     finally:  # whichever worker node went, the head and one worker node remain
+        done.set()
+        thread.join()
         if not removed:
             ray_cluster.remove_node(extra)
     assert removed

@@ -208,9 +208,19 @@ class RayBackend:
 
     def workers(self, busy: bool = False) -> list[tuple[str, str, int]]:
         """``(node address, node id, pid)`` of every worker that has started (``busy``: of
-        those holding trials now)."""
-        return [s.identity for s in self._slots
-                if s.identity is not None and (s.works or not busy)]
+        those computing now, i.e. holding trials with a round whose answer has not come back;
+        a worker that already answered may hold nothing the driver still needs)."""
+        slots = [s for s in list(self._slots) if s.identity is not None]
+        if not busy:
+            return [s.identity for s in slots]
+        computing = []
+        for slot in slots:
+            call = slot.call
+            if slot.works and call is not None:
+                ready, _ = self._ray.wait([call], num_returns=1, timeout=0)
+                if not ready:
+                    computing.append(slot.identity)
+        return computing
 
     def submit(self, work: Work) -> None:
         self._next_id += 1
