@@ -1,0 +1,72 @@
+"""The public Python API (docs/python-api.md): experiments, one trial, progress, errors.
+
+It sits above analysis and the report and below the CLI, which is a thin layer over it.
+Everything here is also available as ``sparsedp.<name>``.
+"""
+
+from sparsedp.api.errors import (
+    EXIT_BAD_INPUT,
+    EXIT_BUSY,
+    EXIT_INTERNAL,
+    EXIT_OK,
+    EXIT_SIGINT,
+    EXIT_SIGTERM,
+    EXIT_STOPPED,
+    EXIT_TRIALS_FAILED,
+    RunInterrupted,
+    SparsedpError,
+)
+from sparsedp.api.events import (
+    AttemptFailed,
+    ChecksPassed,
+    RunEvent,
+    RunFinished,
+    RunPlanned,
+    StudyStarted,
+    TrialChecked,
+    TrialEvent,
+    TrialFinished,
+    TrialStarted,
+    format_event,
+    print_progress,
+)
+from sparsedp.api.experiment import (
+    Experiment,
+    ExperimentStatus,
+    RunResult,
+    StudyStatus,
+    critical_batch_sizes,
+)
+from sparsedp.api.trial import TrialMeasurement, measure_trial
+
+__all__ = [
+    "EXIT_BAD_INPUT",
+    "EXIT_BUSY",
+    "EXIT_INTERNAL",
+    "EXIT_OK",
+    "EXIT_SIGINT",
+    "EXIT_SIGTERM",
+    "EXIT_STOPPED",
+    "EXIT_TRIALS_FAILED",
+    "AttemptFailed",
+    "ChecksPassed",
+    "Experiment",
+    "ExperimentStatus",
+    "RunEvent",
+    "RunFinished",
+    "RunInterrupted",
+    "RunPlanned",
+    "RunResult",
+    "SparsedpError",
+    "StudyStarted",
+    "StudyStatus",
+    "TrialChecked",
+    "TrialEvent",
+    "TrialFinished",
+    "TrialMeasurement",
+    "TrialStarted",
+    "critical_batch_sizes",
+    "format_event",
+    "measure_trial",
+    "print_progress",
+]
