@@ -6,7 +6,7 @@ from pathlib import Path
 import sparsedp
 
 LAYERS = ["data", "models", "pruning", "training", "search", "experiment", "store",
-          "analysis", "plots", "report", "cli"]
+          "analysis", "plots", "report", "api", "cli"]
 RANK = {name: i for i, name in enumerate(LAYERS)}
 RANK["report"] = RANK["plots"]  # plots and report are siblings above analysis
 RANK["report"] += 0.5

@@ -115,7 +115,8 @@ class ExperimentStatus:
     name: str
     trials_per_study: int
     studies: list[StudyStatus]
-    earlier_trials: int
+    earlier_trials: int  # stored trials of studies of earlier configurations (kept)
+    earlier_studies: int
 
     def to_frame(self) -> pd.DataFrame:
         """One row per study: workload, sparsity, batch_size, study_key, done, the status
@@ -339,8 +340,8 @@ class Experiment:
                 best_metaparameters={} if top is None else
                 {k: top[k] for k in METAPARAMETERS if top[k] is not None},
             ))
-        earlier = sum(1 for row in linked if row["study_key"] not in keys)
-        return ExperimentStatus(self.name, self.spec.trials, out, earlier)
+        earlier = [row["study_key"] for row in linked if row["study_key"] not in keys]
+        return ExperimentStatus(self.name, self.spec.trials, out, len(earlier), len(set(earlier)))
 
     def export(self, out: str | os.PathLike[str] | None = None, *, format: str = "csv",
                all_studies: bool = False) -> tuple[Path, pd.DataFrame]:

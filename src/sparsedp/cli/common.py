@@ -7,27 +7,28 @@ import sys
 
 from rich.console import Console
 
-# Exit codes (docs/faults.md; README "Commands").
-EXIT_OK = 0  # done: every trial of the experiment has a result
-EXIT_INTERNAL = 1  # a bug in sparsedp (SPARSEDP_DEBUG=1 shows the traceback)
-EXIT_BAD_INPUT = 2  # bad arguments, experiment file, data or environment; nothing was run
-EXIT_TRIALS_FAILED = 3  # the run ended, but some trials are stored as failed
-EXIT_STOPPED = 4  # the run stopped early (environment or systematic failure); rerun resumes
-EXIT_BUSY = 5  # another run holds the results directory
-EXIT_SIGINT = 130  # stopped by Ctrl-C (SIGINT); rerun resumes
-EXIT_SIGTERM = 143  # stopped by SIGTERM; rerun resumes
+from sparsedp.api import Experiment
+from sparsedp.api.errors import (  # noqa: F401  (the CLI's names for them)
+    EXIT_BAD_INPUT,
+    EXIT_BUSY,
+    EXIT_INTERNAL,
+    EXIT_OK,
+    EXIT_SIGINT,
+    EXIT_SIGTERM,
+    EXIT_STOPPED,
+    EXIT_TRIALS_FAILED,
+    SparsedpError,
+    Terminated,
+)
 
 
-class CliError(Exception):
+class CliError(SparsedpError):
     """An error to show as one line (no traceback), with its exit code (default 2)."""
 
-    def __init__(self, message: str, exit_code: int = EXIT_BAD_INPUT) -> None:
-        super().__init__(message)
-        self.exit_code = exit_code
 
-
-class Terminated(KeyboardInterrupt):
-    """SIGTERM, raised like Ctrl-C so that every layer unwinds the same way."""
+def load(args: argparse.Namespace) -> Experiment:
+    """The experiment file a command names (``args.experiment``), validated."""
+    return Experiment.from_file(args.experiment)
 
 
 def positive_int(text: str) -> int:

@@ -5,41 +5,36 @@ from __future__ import annotations
 import argparse
 import math
 import signal
-import sqlite3
-import time
 from contextlib import contextmanager
-from pathlib import Path
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
+from rich.text import Text
 
+from sparsedp.api import (
+    AttemptFailed,
+    Experiment,
+    RunEvent,
+    RunPlanned,
+    RunResult,
+    StudyStarted,
+    TrialFinished,
+    format_event,
+)
 from sparsedp.cli.common import (
-    EXIT_BUSY,
     EXIT_OK,
-    EXIT_SIGINT,
-    EXIT_SIGTERM,
     EXIT_STOPPED,
     EXIT_TRIALS_FAILED,
     CliError,
     Terminated,
     is_terminal,
+    load,
     positive_int,
     stderr_console,
 )
-from sparsedp.experiment import ExperimentSpec, load_experiment
-from sparsedp.experiment.contract import WorkerDataError
-from sparsedp.experiment.failures import RunStopped
-from sparsedp.experiment.preflight import (
-    PreflightError,
-    preflight,
-    prepare_results_dir,
-    remove_created,
-)
-from sparsedp.experiment.runlock import RunLock, RunLockBusy
-from sparsedp.experiment.runner import RunEvent, best_per_study, run_experiment
-from sparsedp.store import ResultStore, trials_frame
-from sparsedp.store.check import StoreFileError, check_store
+from sparsedp.experiment.preflight import preflight
+from sparsedp.experiment.runner import best_per_study
 
 STATUS_COLUMNS = ("complete", "incomplete", "infeasible", "stopped", "failed")
 
@@ -66,43 +61,26 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
     export_p.set_defaults(handler=export)
 
 
-def _label(study) -> str:
-    return f"{study.workload} s={study.sparsity:g} B={study.batch_size}"
-
-
 def run(args: argparse.Namespace) -> int:
-    spec = load_experiment(args.experiment)
+    experiment = load(args)
     console = stderr_console()
     with _sigterm_as_interrupt():
-        created = _checked(prepare_results_dir, spec.results_dir)
-        lock = RunLock(spec.results_dir)
-        try:
-            lock.acquire()
-        except RunLockBusy as exc:
-            raise CliError(str(exc), EXIT_BUSY) from None
-        try:
-            try:
-                checked = [*preflight(spec), check_store(spec.results_dir)]
-            except (PreflightError, StoreFileError) as exc:
-                lock.release()
-                if created:  # leave nothing behind that this start made
-                    lock.path.unlink(missing_ok=True)
-                    remove_created(created)
-                raise CliError(str(exc)) from None
-            console.print(f"experiment [bold]{spec.name}[/]: {len(spec.studies())} studies × "
-                          f"{spec.trials} trials, results in {spec.results_dir}")
-            for line in checked:
-                console.print(f"  checked {line}", markup=False)
-            return _run_checked(spec, args, console)
-        finally:
-            lock.release()
-
-
-def _checked(check, *args):
-    try:
-        return check(*args)
-    except PreflightError as exc:
-        raise CliError(str(exc)) from None
+        if is_terminal():
+            result = _run_with_progress(experiment, args, console)
+        else:
+            result = experiment.run(workers=args.workers, retry_failed=args.retry_failed,
+                                    on_event=lambda e: _plain_event(e, console),
+                                    _checks=preflight)
+    console.print(result.describe(), markup=False)
+    _print_status(experiment)
+    if result.missing:
+        raise CliError(f"{_trials(result.missing)} without a result yet; run the same command "
+                       "again", EXIT_STOPPED)
+    if result.failed:
+        raise CliError(f"{_trials(result.failed)} failed (their errors: `sparsedp export`, "
+                       "column message); fix the cause and rerun with --retry-failed",
+                       EXIT_TRIALS_FAILED)
+    return EXIT_OK
 
 
 @contextmanager
@@ -122,163 +100,87 @@ def _sigterm_as_interrupt():
         signal.signal(signal.SIGTERM, previous)
 
 
-def _run_checked(spec: ExperimentSpec, args: argparse.Namespace, console: Console) -> int:
-    """The run itself, after the checks; every way it can end maps to an exit code."""
-    stored = [0]
-
-    def count(event: RunEvent) -> None:
-        if event.kind == "trial":
-            stored[0] += 1
-
-    started = time.perf_counter()
-    database = spec.results_dir / ResultStore.FILENAME
-    kept = "the trials stored so far are kept; run the same command again to finish"
-    try:
-        with ResultStore(spec.results_dir) as store:
-            if is_terminal():
-                summary = _run_with_progress(spec, store, args, console, count)
-            else:
-                summary = run_experiment(spec, store, workers=args.workers,
-                                         retry_failed=args.retry_failed,
-                                         on_event=lambda e: (count(e), _plain_event(e, console)))
-            failed, missing = _unfinished(spec, store)
-    except KeyboardInterrupt as exc:
-        name, code = ("SIGTERM", EXIT_SIGTERM) if isinstance(exc, Terminated) else \
-            ("Ctrl-C", EXIT_SIGINT)
-        raise CliError(f"interrupted by {name} after storing {_trials(stored[0])}; the trials "
-                       f"in flight were dropped, {kept}", code) from None
-    except RunStopped as exc:
-        raise CliError(f"run stopped after storing {_trials(stored[0])}: {exc}; nothing of "
-                       f"the failing trials was stored, {kept}", EXIT_STOPPED) from None
-    except WorkerDataError as exc:  # the data was there at the checks, a worker lost it
-        raise CliError(f"run stopped after storing {_trials(stored[0])}: {exc}; fix the data "
-                       f"there, {kept}", EXIT_STOPPED) from None
-    except sqlite3.Error as exc:
-        raise CliError(f"run stopped after storing {_trials(stored[0])}: cannot write the "
-                       f"results database {database} ({exc}); fix that (e.g. free space), "
-                       f"{kept}", EXIT_STOPPED) from None
-    except OSError as exc:  # a write of the store, a cache file, or the backend failed
-        raise CliError(f"run stopped after storing {_trials(stored[0])}: {exc}; fix that "
-                       f"(e.g. free space), {kept}", EXIT_STOPPED) from None
-    elapsed = time.perf_counter() - started
-    counts = ", ".join(f"{n} {s}" for s, n in sorted(summary.statuses.items())) or "nothing"
-    console.print(f"ran {summary.finished} of {summary.planned} missing trials in "
-                  f"{elapsed:.0f} s ({counts}); failed attempts: {summary.failed_attempts}")
-    status(argparse.Namespace(experiment=args.experiment))
-    if missing:
-        raise CliError(f"{_trials(missing)} without a result yet; run the same command again",
-                       EXIT_STOPPED)
-    if failed:
-        raise CliError(f"{_trials(failed)} failed (their errors: `sparsedp export`, column "
-                       "message); fix the cause and rerun with --retry-failed",
-                       EXIT_TRIALS_FAILED)
-    return EXIT_OK
-
-
 def _trials(n: int) -> str:
     return f"{n} trial{'' if n == 1 else 's'}"
 
 
-def _unfinished(spec: ExperimentSpec, store: ResultStore) -> tuple[int, int]:
-    """(trials stored as failed, trials with no stored result) of the experiment."""
-    failed = missing = 0
-    for study in spec.studies():
-        done = store.finished_trials(study.key)
-        failed += sum(1 for i, s in done.items() if i < spec.trials and s == "failed")
-        missing += sum(1 for i in range(spec.trials) if i not in done)
-    return failed, missing
-
-
 def _plain_event(event: RunEvent, console: Console) -> None:
-    if event.kind == "plan":
-        console.print(f"{event.total} trials to run")
-    elif event.kind == "study-start" and event.study is not None:
-        hint = " (neighbour-first order)" if event.order_from else ""
-        console.print(f"study {_label(event.study)}{hint}")
-    elif event.kind == "trial" and event.record is not None and event.study is not None:
-        r = event.record
-        steps = r.steps_to_result if r.steps_to_result is not None else "-"
-        console.print(f"  [{event.done}/{event.total}] trial {r.trial_index:>3} {r.status:<10} "
-                      f"steps {steps!s:>6}  ({r.wall_time:.1f} s)")
-    elif event.kind == "failure" and event.failure is not None:
-        console.print(f"  trial {event.failure.index} attempt {event.failure.attempt} failed: "
-                      f"{event.failure.error}")
+    """Output that is not a terminal: one line per event, each trial line naming its study."""
+    line = format_event(event)
+    if line is not None:
+        console.print(line, markup=False)
 
 
-def _run_with_progress(spec: ExperimentSpec, store: ResultStore, args, console: Console,
-                       count=lambda event: None):
+def _run_with_progress(experiment: Experiment, args: argparse.Namespace,
+                       console: Console) -> RunResult:
+    """A terminal: a progress bar, and a line per trial with its study's best so far."""
     progress = Progress(
         TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
         TimeRemainingColumn(), console=console, transient=False,
     )
+    task_id = progress.add_task("trials", total=None)
     best: dict[str, int] = {}
-    with progress:
-        task_id = progress.add_task("trials", total=None)
 
-        def on_event(event: RunEvent) -> None:
-            count(event)
-            if event.kind == "plan":
-                progress.update(task_id, total=event.total)
-            elif event.kind == "study-start" and event.study is not None:
-                progress.update(task_id, description=_label(event.study))
-            elif event.kind == "trial" and event.record is not None and event.study:
-                r = event.record
-                if r.steps_to_result is not None:
-                    key = event.study.key
-                    best[key] = min(best.get(key, math.inf), r.steps_to_result)
-                shown = best.get(event.study.key)
-                progress.console.print(
-                    f"{_label(event.study)}  trial {r.trial_index:>3}  {r.status:<10} "
-                    f"steps {r.steps_to_result or '-'!s:>6}  best {shown or '-'!s:>6}"
-                )
-                progress.update(task_id, completed=event.done)
-            elif event.kind == "failure" and event.failure is not None:
-                progress.console.print(f"[red]trial {event.failure.index} failed:[/] "
-                                       f"{event.failure.error}")
+    def on_event(event: RunEvent) -> None:
+        if isinstance(event, RunPlanned):
+            progress.start()  # after the checks, so a failed check shows no bar
+            progress.update(task_id, total=event.total)
+        elif isinstance(event, StudyStarted):
+            progress.update(task_id, description=event.study.label)
+        elif isinstance(event, TrialFinished):
+            r = event.record
+            if r.steps_to_result is not None:
+                key = event.study.key
+                best[key] = min(best.get(key, math.inf), r.steps_to_result)
+            shown = best.get(event.study.key)
+            progress.console.print(
+                f"{event.study.label}  trial {r.trial_index:>3}  {r.status:<10} "
+                f"steps {r.steps_to_result or '-'!s:>6}  best {shown or '-'!s:>6}"
+            )
+            progress.update(task_id, completed=event.done)
+        elif isinstance(event, AttemptFailed):
+            progress.console.print(Text.assemble(
+                (f"{event.study.label} trial {event.trial_index} failed:", "red"),
+                f" {event.error}"))
+        else:
+            line = format_event(event)
+            if line is not None:
+                progress.console.print(line, markup=False)
 
-        return run_experiment(spec, store, workers=args.workers,
-                              retry_failed=args.retry_failed, on_event=on_event)
+    try:
+        return experiment.run(workers=args.workers, retry_failed=args.retry_failed,
+                              on_event=on_event, _checks=preflight)
+    finally:
+        progress.stop()
 
 
 def status(args: argparse.Namespace) -> int:
-    spec = load_experiment(args.experiment)
-    if not (spec.results_dir / ResultStore.FILENAME).exists():
-        raise CliError(f"no results yet for {spec.name} in {spec.results_dir}: "
-                       f"run `sparsedp run {args.experiment}` first")
-    keys = {study.key for study in spec.studies()}
-    with ResultStore(spec.results_dir, read_only=True) as store:
-        linked = store.trial_rows(spec.name, all_studies=True)
-    rows = [row for row in linked if row["study_key"] in keys]
-    best = best_per_study(rows)
-    by_study: dict[str, list[dict]] = {}
-    for row in rows:
-        by_study.setdefault(row["study_key"], []).append(row)
-    table = Table(title=f"{spec.name}: {spec.trials} trials per study")
+    _print_status(load(args))
+    return 0
+
+
+def _print_status(experiment: Experiment) -> None:
+    found = experiment.status(_best_of=best_per_study)
+    table = Table(title=f"{found.name}: {found.trials_per_study} trials per study")
     for column in ("workload", "sparsity", "batch", "done", *STATUS_COLUMNS, "best steps",
                    "best trial"):
         table.add_column(column, justify="right" if column not in ("workload", "best trial")
                          else "left")
-    for study in spec.studies():
-        trials = by_study.get(study.key, [])
-        counts = {s: sum(1 for t in trials if t["status"] == s) for s in STATUS_COLUMNS}
-        top = best.get(study.key)
-        if top is not None:
-            meta = ", ".join(f"{k}={_fmt(top[k])}" for k in ("lr", "momentum", "decay_steps",
-                                                              "end_lr_factor")
-                             if top[k] is not None)
-            best_cells = (str(top["steps_to_result"]), f"#{top['trial_index']} {meta}")
+    for row in found.studies:
+        study = row.study
+        if row.best_steps is not None:
+            meta = ", ".join(f"{k}={_fmt(v)}" for k, v in row.best_metaparameters.items())
+            best_cells = (str(row.best_steps), f"#{row.best_trial} {meta}")
         else:
             best_cells = ("-", "")
         table.add_row(study.workload, f"{study.sparsity:g}", str(study.batch_size),
-                      f"{len(trials)}/{spec.trials}", *(str(counts[s]) for s in STATUS_COLUMNS),
-                      *best_cells)
+                      f"{row.done}/{found.trials_per_study}",
+                      *(str(row.counts[s]) for s in STATUS_COLUMNS), *best_cells)
     Console(soft_wrap=True, width=200 if not is_terminal() else None).print(table)
-    earlier = {row["study_key"] for row in linked} - keys
-    if earlier:
-        n = sum(1 for row in linked if row["study_key"] in earlier)
-        print(f"not shown: {n} trials of {len(earlier)} studies from an earlier configuration "
-              f"of {spec.name} (kept; `sparsedp export --all-studies` lists them)")
-    return 0
+    if found.earlier_trials:
+        print(f"not shown: {found.earlier_trials} trials of {found.earlier_studies} studies "
+              f"from an earlier configuration of {found.name} (kept; `sparsedp export "
+              "--all-studies` lists them)")
 
 
 def _fmt(value: float) -> str:
@@ -286,25 +188,9 @@ def _fmt(value: float) -> str:
 
 
 def export(args: argparse.Namespace) -> int:
-    spec = load_experiment(args.experiment)
-    if not (spec.results_dir / ResultStore.FILENAME).exists():
-        raise CliError(f"no results yet for {spec.name} in {spec.results_dir}: "
-                       f"run `sparsedp run {args.experiment}` first")
-    keys = {study.key for study in spec.studies()}
-    with ResultStore(spec.results_dir, read_only=True) as store:
-        frame = trials_frame(store, spec.name, study_keys=keys,
-                             all_studies=getattr(args, "all_studies", False))
-    out = Path(args.out) if args.out else spec.results_dir / f"trials.{args.format}"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    if args.format == "csv":
-        frame.to_csv(out, index=False)
-    else:
-        try:
-            frame.to_parquet(out, index=False)
-        except ImportError as exc:
-            raise CliError("parquet export needs pyarrow: pip install 'sparsedp[parquet]'") \
-                from exc
+    path, frame = load(args).export(args.out, format=args.format,
+                                    all_studies=getattr(args, "all_studies", False))
     earlier = int((~frame["current"].astype(bool)).sum())
     note = f" ({earlier} from earlier configurations)" if earlier else ""
-    print(f"wrote {len(frame)} trials to {out}{note}")
+    print(f"wrote {len(frame)} trials to {path}{note}")
     return 0

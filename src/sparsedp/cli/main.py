@@ -14,7 +14,7 @@ from sparsedp.cli.common import (
     EXIT_INTERNAL,
     EXIT_SIGINT,
     EXIT_SIGTERM,
-    CliError,
+    SparsedpError,
     Terminated,
 )
 from sparsedp.data import DataError
@@ -45,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     debug = bool(os.environ.get("SPARSEDP_DEBUG"))
     try:
         return int(args.handler(args) or 0)
-    except CliError as exc:
+    except SparsedpError as exc:  # the API's and the CLI's one-line errors
         if debug:
             raise
         label = "" if exc.exit_code in (EXIT_SIGINT, EXIT_SIGTERM) else "error: "

@@ -10,8 +10,7 @@ import time
 
 from rich.console import Console
 
-from sparsedp.cli.common import CliError, positive_int, stderr_console
-from sparsedp.experiment import load_experiment
+from sparsedp.cli.common import CliError, load, positive_int, stderr_console
 from sparsedp.experiment.plan import (
     DAY,
     DEFAULT_CHECK_FRACTION,
@@ -247,7 +246,7 @@ def build_plan(spec: ExperimentSpec, args: argparse.Namespace, console: Console)
 
 
 def run(args: argparse.Namespace) -> int:
-    spec = load_experiment(args.experiment)
+    spec = load(args).spec
     console = stderr_console()
     if args.ignore_stored and args.pilot is False and args.steps is None:
         console.print("note: --ignore-stored without --pilot or --steps leaves no estimate")

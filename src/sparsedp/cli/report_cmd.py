@@ -3,15 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import json
-from dataclasses import asdict
-from pathlib import Path
 
-from sparsedp.cli.common import CliError, positive_int, stderr_console
-from sparsedp.experiment import load_experiment
-from sparsedp.experiment.provenance import provenance as current_provenance
-from sparsedp.report import write_report
-from sparsedp.store import ResultStore, trials_frame
+from sparsedp.api.experiment import FIGURE_FORMATS
+from sparsedp.cli.common import CliError, load, positive_int, stderr_console
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -26,53 +20,15 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    spec = load_experiment(args.experiment)
-    if not (spec.results_dir / ResultStore.FILENAME).exists():
-        raise CliError(f"no results yet for {spec.name} in {spec.results_dir}: "
-                       f"run `sparsedp run {args.experiment}` first")
+    experiment = load(args)
+    frame = experiment.trials()  # the experiment as the file configures it now
     formats = tuple(f.strip() for f in args.formats.split(",") if f.strip())
-    unknown = set(formats) - {"png", "svg", "pdf"}
+    unknown = set(formats) - set(FIGURE_FORMATS)
     if unknown:
         raise CliError(f"--formats: unknown format(s) {', '.join(sorted(unknown))}; "
                        "use png, svg or pdf")
-    # The experiment as the file configures it now: trials of studies an earlier
-    # configuration linked (another goal, budget, pruning, seed) stay out of the analysis.
-    keys = {study.key for study in spec.studies()}
-    with ResultStore(spec.results_dir, read_only=True) as store:
-        frame = trials_frame(store, spec.name, study_keys=keys)
-        rows = [r for r in store.trial_rows(spec.name, all_studies=True)
-                if r["study_key"] in keys]
-    if frame.empty:
-        raise CliError(f"{spec.name} has no finished trials yet in {spec.results_dir}")
-    stored = [json.loads(r["provenance_json"]) for r in rows if r["provenance_json"]]
-    provenance = {
-        "report generated with": current_provenance(spec.engine.device),
-        "trials measured with": _distinct(stored),
-    }
-    config = spec.to_dict()
-    config["expected_studies"] = [
-        {"workload": s.workload, "sparsity": s.sparsity, "batch_size": s.batch_size}
-        for s in spec.studies()
-    ]
-    engines = _distinct([json.loads(r["engine_json"]) for r in rows if r["engine_json"]])
-    # What produced the stored trials (the stopping sentence reads each trial's own
-    # setting from the frame), then the file's settings, which apply to the next run only.
-    notes = {"trial engine settings": engines,
-             "experiment file's engine settings (next run)": asdict(spec.engine)}
-    out = Path(args.out) if args.out else spec.results_dir / "report"
-    console = stderr_console()
-    console.print(f"analysing {len(frame)} trials of {spec.name} …")
-    path = write_report(frame, out, experiment_config=config, provenance=provenance,
-                        engine_notes=notes, analysis_options={"n_resamples": args.bootstrap},
-                        formats=formats)
-    print(path)
+    if not frame.empty:
+        stderr_console().print(f"analysing {len(frame)} trials of {experiment.name} …",
+                               markup=False)
+    print(experiment.report(args.out, bootstrap=args.bootstrap, formats=formats, trials=frame))
     return 0
-
-
-def _distinct(items: list[dict]) -> list[dict] | dict:
-    """The distinct dicts among ``items`` (one dict when they all agree)."""
-    seen: list[dict] = []
-    for item in items:
-        if item not in seen:
-            seen.append(item)
-    return seen[0] if len(seen) == 1 else seen

@@ -4,18 +4,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import time
 import warnings
 
 import torch
 
-from sparsedp.cli.common import CliError, finite_float, is_terminal, positive_int, stderr_console
-from sparsedp.data import default_cache_dir, load_dataset, prepare_splits
-from sparsedp.experiment.preflight import PreflightError, check_device
-from sparsedp.pruning.prune import PRUNERS, PruneSettings
-from sparsedp.training import EngineSettings, EvalResult, TrialConfig, run_trial
-from sparsedp.training.trainer import build_trial_model
-from sparsedp.training.tuning import default_micro_batch, measure_eval_settings
+from sparsedp.api import TrialEvent, TrialStarted, format_event, measure_trial
+from sparsedp.cli.common import finite_float, is_terminal, positive_int, stderr_console
+from sparsedp.pruning.prune import PRUNERS
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -56,126 +51,50 @@ def run(args: argparse.Namespace) -> int:
     console = stderr_console()
     if args.threads:
         torch.set_num_threads(args.threads)
-    try:
-        config = _config(args)
-        check_device(args.device, setting="--device")
-    except (ValueError, PreflightError) as exc:  # the arguments did not validate
-        raise CliError(str(exc)) from None
-    spec = config.spec
-    started = time.perf_counter()
-    dataset = load_dataset(spec.dataset, args.data_dir)
-    data = prepare_splits(dataset)
-    if config.batch_size > data.num_train:
-        raise CliError(
-            f"batch size {config.batch_size} is larger than the training split "
-            f"({data.num_train} examples)"
-        )
-    return _run(args, config, dataset, data, console, started)
+    eval_every = [1]  # the workload's, once the trial has started
 
-
-def _config(args: argparse.Namespace) -> TrialConfig:
-    pruning = PruneSettings(args.pruner, args.prune_biases, snip_batches=args.snip_batches)
-    return TrialConfig(
-        workload=args.workload,
-        sparsity=args.sparsity,
-        batch_size=args.batch_size,
-        lr=args.lr,
-        momentum=args.momentum,
-        decay_steps=args.decay_steps,
-        end_lr_factor=args.end_lr_factor,
-        seed=args.seed,
-        data_seed=args.data_seed,
-        goal_error=args.goal_error,
-        max_steps=args.max_steps,
-        eval_every=args.eval_every,
-        hidden_units=args.hidden_units,
-        pruning=pruning,
-    )
-
-
-def _run(args: argparse.Namespace, config: TrialConfig, dataset, data, console,
-         started: float) -> int:
-    spec = config.spec
-    console.print(f"data: {dataset.label} from {dataset.source} "
-                  f"({data.num_train} train / {data.num_val} validation)")
-    console.print(f"workload {spec.name}: goal error {config.resolved_goal_error:g}, "
-                  f"budget {config.resolved_max_steps:,} steps, "
-                  f"check every {config.resolved_eval_every}")
-
-    def progress(step: int, check: EvalResult) -> None:
-        if is_terminal() or step % (config.resolved_eval_every * 25) == 0:
-            bound = "" if check.exact else " (lower bound)"
-            console.print(f"  step {step:>6}  validation error {check.error:.4f}{bound}")
+    def on_event(event: TrialEvent) -> None:
+        if isinstance(event, TrialStarted):
+            eval_every[0] = event.eval_every
+        elif not is_terminal() and event.step % (eval_every[0] * 25):
+            return  # not a terminal: every 25th check only
+        console.print(format_event(event), markup=False)
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        result = run_trial(
-            config,
-            data,
-            engine=_engine(args, config, data),
-            progress=progress,
+        m = measure_trial(
+            args.workload, args.sparsity, args.batch_size, args.lr,
+            momentum=args.momentum, decay_steps=args.decay_steps,
+            end_lr_factor=args.end_lr_factor, seed=args.seed, data_seed=args.data_seed,
+            goal_error=args.goal_error, max_steps=args.max_steps, eval_every=args.eval_every,
+            hidden_units=args.hidden_units, pruner=args.pruner, prune_biases=args.prune_biases,
+            snip_batches=args.snip_batches, data_dir=args.data_dir, device=args.device,
+            full_eval=args.full_eval, on_event=on_event,
         )
     for warning in caught:
         console.print(f"[yellow]warning:[/] {warning.message}")
     console.print("sparsity report (prunable parameters):")
-    console.print(_format_report(result.mask_report), markup=False)
+    console.print(_format_report(m.mask_report), markup=False)
     if args.save_mask_report:
         with open(args.save_mask_report, "w") as f:
-            json.dump(result.mask_report, f, indent=2)
-    total = time.perf_counter() - started
-    summary = {
-        "workload": spec.name,
-        "dataset": dataset.label,
-        "sparsity": config.sparsity,
-        "batch_size": config.batch_size,
-        "status": result.status,
-        "steps_to_result": result.steps_to_result,
-        "steps_taken": result.steps_taken,
-        "final_val_error": result.final_val_error,
-        "final_error_exact": result.final_error_exact,
-        "wall_time": result.wall_time,
-        "total_time": total,
-        "samples_per_second": result.samples_per_second,
-        "eval_share": result.eval_share,
-        "measured_sparsity": result.mask_report["sparsity"],
-        "message": result.message,
-    }
+            json.dump(m.mask_report, f, indent=2)
     if args.json:
-        print(json.dumps(summary, indent=2))
-    else:
-        error = "n/a" if result.final_val_error is None else f"{result.final_val_error:.4f}"
-        if result.final_val_error is not None and not result.final_error_exact:
-            error = (f">= {error} (a lower bound: the last check stopped once the goal was out "
-                     "of reach; use --full-eval for exact errors)")
-        print(f"status: {result.status}")
-        print(f"steps-to-result: {result.steps_to_result if result.steps_to_result else '-'}"
-              f" (steps taken {result.steps_taken})")
-        print(f"final validation error: {error}")
-        print(f"wall time: {result.wall_time:.1f} s (training {result.train_time:.1f} s, "
-              f"evaluation {result.eval_time:.1f} s, pruning {result.prune_time:.1f} s)")
-        if result.message:
-            print(result.message)
+        print(json.dumps(m.to_dict(), indent=2))
+        return 0
+    result = m.result
+    error = "n/a" if m.final_val_error is None else f"{m.final_val_error:.4f}"
+    if m.final_val_error is not None and not m.final_error_exact:
+        error = (f">= {error} (a lower bound: the last check stopped once the goal was out "
+                 "of reach; use --full-eval for exact errors)")
+    print(f"status: {m.status}")
+    print(f"steps-to-result: {m.steps_to_result if m.steps_to_result else '-'}"
+          f" (steps taken {m.steps_taken})")
+    print(f"final validation error: {error}")
+    print(f"wall time: {m.wall_time:.1f} s (training {result.train_time:.1f} s, "
+          f"evaluation {result.eval_time:.1f} s, pruning {result.prune_time:.1f} s)")
+    if m.message:
+        print(m.message)
     return 0
-
-
-def _engine(args: argparse.Namespace, config: TrialConfig, data) -> EngineSettings:
-    """The fast engine's settings (measured evaluation layout and batch), or plain ones."""
-    if args.full_eval:
-        return EngineSettings(early_exit=False, device=args.device,
-                              micro_batch=default_micro_batch(config.batch_size, args.device))
-    spec = config.spec
-
-    def make_model() -> torch.nn.Module:
-        return build_trial_model(config, data, seed=0).to(args.device)
-
-    channels_last, eval_batch = measure_eval_settings(
-        make_model, data.validation()[0].to(args.device),
-        cache_file=default_cache_dir() / "eval-settings.json",
-        cache_key=f"{spec.dataset}|{spec.model}|{config.hidden_units}",
-    )
-    return EngineSettings(early_exit=True, eval_batch_size=eval_batch,
-                          channels_last=channels_last, device=args.device,
-                          micro_batch=default_micro_batch(config.batch_size, args.device))
 
 
 def _format_report(report: dict) -> str:
