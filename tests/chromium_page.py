@@ -11,6 +11,7 @@ JavaScript expression and can save a screenshot. Also a script, for looking at a
 from __future__ import annotations
 
 import base64
+import contextlib
 import fcntl
 import json
 import os
@@ -146,10 +147,8 @@ class _Pipe:
         return message
 
     def close(self) -> None:
-        try:
+        with contextlib.suppress(OSError):
             os.close(self._cmd_w)  # Chromium exits when its command pipe closes
-        except OSError:
-            pass
         try:
             self.proc.wait(timeout=10)
         except subprocess.TimeoutExpired:

@@ -78,6 +78,10 @@ def _range(sizes: Sequence[int]) -> str:
     return f"B = {batch(sizes[0])}–{batch(sizes[-1])}"
 
 
+def _list(sizes: Sequence[int]) -> str:
+    return "B = " + ", ".join(batch(b) for b in sizes)
+
+
 def _ci(ci: Sequence[float] | None, confidence: float, fmt=batch, suffix: str = "") -> str:
     if not ci:
         return "no bootstrap interval"
@@ -97,11 +101,11 @@ def critical_batch_finding(curve: Mapping[str, Any], options: Mapping[str, Any])
     if fit["b_crit"] is None:
         have = f"{len(sizes)} batch size{'s' if len(sizes) != 1 else ''} with a result"
         missing = curve.get("missing_batch_sizes") or []
-        tail = f"; no result yet at B = {', '.join(map(str, missing))}" if missing else ""
+        tail = f"; no result yet at {_list(missing)}" if missing else ""
         return Finding(
             CRITICAL_BATCH,
             f"{_at(s)}: not enough results for a critical batch size ({have}"
-            + (f": {_range(sizes)}" if sizes else "")
+            + (f": {_list(sizes)}" if sizes else "")
             + f"{tail}); the fit needs at least {options['min_points']}.",
             w, s, NOT_ENOUGH, values,
         )
@@ -156,7 +160,13 @@ def regimes_finding(curve: Mapping[str, Any]) -> Finding:
             w, s, NOT_ENOUGH, values,
         )
     tol, fraction = 100 * reg["tol"], 100 * reg["fraction"]
-    parts = [f"perfect scaling up to B = {batch(end)}"]
+    if end == sizes[0]:
+        parts = [
+            f"no perfect scaling beyond B = {batch(end)} (the first doubling measured already "
+            f"falls more than {tol:g}% short of halving the steps)"
+        ]
+    else:
+        parts = [f"perfect scaling up to B = {batch(end)}"]
     if onset is not None:
         if onset > end:
             parts.append(f"diminishing returns from {batch(end)} to {batch(onset)}")
@@ -172,16 +182,22 @@ def regimes_finding(curve: Mapping[str, Any]) -> Finding:
             f" Every doubling measured halved the steps (within {tol:g}%): "
             "larger batch sizes may still pay off."
         )
-    else:
+    elif end > sizes[0]:
         text += f" Up to B = {batch(end)} each added worker pays off fully"
         text += f"; above B = {batch(onset)} extra workers are wasted." if onset else "."
+    elif onset is not None:
+        text += f" Above B = {batch(onset)} extra workers are wasted."
     return Finding(REGIMES, text, w, s, OK, values)
 
 
 def sparse_dense_finding(
-    comparison: Mapping[str, Any], ratios: Sequence[Mapping[str, Any]], options: Mapping[str, Any]
+    comparison: Mapping[str, Any],
+    ratios: Sequence[Mapping[str, Any]],
+    options: Mapping[str, Any],
+    unfitted: Sequence[str] = (),
 ) -> Finding:
-    """Step ratio and critical-batch ratio of one sparse curve against its dense curve."""
+    """Step ratio and critical-batch ratio of one sparse curve against its dense curve;
+    ``unfitted`` names the curves of the pair without a fit (e.g. ``["98%"]``)."""
     w, s = comparison["workload"], float(comparison["sparsity"])
     conf = options["confidence"]
     rows = [r for r in ratios if r["workload"] == w and math.isclose(r["sparsity"], s)]
@@ -205,13 +221,14 @@ def sparse_dense_finding(
         f"steps ({_ci(comparison['geomean_ratio_ci'], conf, times)}; geometric mean over "
         f"{_range(sizes)}, where the dense network scales perfectly)"
     )
-    if len(rows) > 1:
-        lo, hi = min(r["ratio"] for r in rows), max(r["ratio"] for r in rows)
-        text += f"; per batch size {times(lo)} to {times(hi)}"
+    lo, hi = (times(f(r["ratio"] for r in rows)) for f in (min, max)) if rows else ("", "")
+    if lo != hi:
+        text += f"; per batch size {lo} to {hi}"
     text += "."
     ratio, ci = comparison["b_crit_ratio"], comparison["b_crit_ratio_ci"]
     if ratio is None:
-        text += " No critical batch size ratio: one of the two curves has no fit."
+        which = " and ".join(unfitted) or "one of the two"
+        text += f" No critical batch size ratio: the {which} curve has too few results to fit."
     else:
         text += (
             f" Its critical batch size is {times(ratio)} the dense one "
@@ -239,6 +256,11 @@ def overview_finding(
         f"{counts['n_studies_with_result']} studies have a result."
     )
     level = OK if counts["n_studies_without_result"] == 0 else WARNING
+    if expected is None and counts["n_studies_without_result"]:
+        text += (
+            f" {counts['n_studies_without_result']} have trials but no result yet "
+            "(see Missing studies)."
+        )
     if expected is not None:
         done = sum(1 for e in expected if e["state"] == "result")
         values["n_expected"], values["n_expected_with_result"] = len(expected), done
@@ -266,10 +288,18 @@ def measured_findings(
         out.append(regimes_finding(curve))
     ratios = summary["sparse_vs_dense"]["ratios"]
     compared = set()
-    for comparison in summary["sparse_vs_dense"]["summary"]:
-        out.append(sparse_dense_finding(comparison, ratios, options))
-        compared.add(comparison["workload"])
     dense = float(options["dense_sparsity"])
+    for comparison in summary["sparse_vs_dense"]["summary"]:
+        w = comparison["workload"]
+        unfitted = [
+            "dense" if c["sparsity"] == dense else sparsity_text(c["sparsity"])
+            for c in summary["curves"]
+            if c["workload"] == w
+            and c["sparsity"] in (dense, comparison["sparsity"])
+            and c["fit"]["b_crit"] is None
+        ]
+        out.append(sparse_dense_finding(comparison, ratios, options, unfitted))
+        compared.add(w)
     for w in dict.fromkeys(c["workload"] for c in summary["curves"]):
         sparse = [c for c in summary["curves"] if c["workload"] == w and c["sparsity"] != dense]
         if sparse and w not in compared:

@@ -60,8 +60,10 @@ def batch(value: float) -> str:
 
 
 def times(value: float) -> str:
-    """A ratio for a sentence, e.g. ``2.6×``."""
-    return f"{value:.2g}×" if value < 10 else f"{value:.0f}×"
+    """A ratio for a sentence: ``0.78×``, ``2.5×``, ``1.0×``, ``12×``."""
+    if value >= 10:
+        return f"{value:.0f}×"
+    return f"{value:.1f}×" if value >= 1 else f"{value:.2f}×"
 
 
 def flatten(mapping: Mapping[str, Any], prefix: str = "") -> list[tuple[str, str]]:
