@@ -44,7 +44,8 @@ CHECK = """(async () => {
 def browser() -> str:
     path = find_browser()
     if path is None:
-        pytest.fail(f"no Chromium for the report's browser test: {INSTALL_HINT}")
+        pytest.fail(f"no Chromium for the report's browser test: run .ci/install-chromium, "
+                    f"or {INSTALL_HINT}")
     return path
 
 
