@@ -201,6 +201,8 @@ def inspect_page(
             )["sessionId"]
             for domain in ("Page", "Runtime", "Log", "Network"):
                 pipe.send(f"{domain}.enable", session=session, deadline=deadline)
+            pipe.send("Emulation.setScrollbarsHidden", {"hidden": True}, session=session,
+                      deadline=deadline)
             pipe.send("Emulation.setDeviceMetricsOverride",
                       {"width": width, "height": height, "deviceScaleFactor": 1,
                        "mobile": False}, session=session, deadline=deadline)

@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 from sparsedp.analysis import analyze
+from sparsedp.analysis.summary import analysis_to_dict
 from sparsedp.report import (
     PREDICTED_VS_MEASURED,
     Finding,
@@ -22,6 +23,7 @@ from sparsedp.report.findings import (
     WARNING,
     arrange_findings,
     critical_batch_finding,
+    measured_findings,
     regimes_finding,
 )
 from sparsedp.report.tables import Table
@@ -74,6 +76,17 @@ def test_regimes_sentence_names_all_three_regimes():
     assert "measured B = 16–1,024" in r.text
     still = regimes_finding(curve([16, 64, 256], end=256))
     assert "larger batch sizes may still pay off" in still.text
+
+
+def test_a_sparsity_without_any_trial_is_named():
+    trials = synthetic_trials()
+    trials = trials[trials["sparsity"] == 0.0]
+    expected = [{"workload": "w", "sparsity": sp, "batch_size": b, "state": "x"}
+                for sp in (0.0, 0.9) for b in (16, 64, 256, 1024)]
+    found = measured_findings(analysis_to_dict(analyze(trials, n_resamples=0)), expected)
+    sparse = [f for f in found if f.sparsity == 0.9]
+    assert len(sparse) == 1 and sparse[0].level == NOT_ENOUGH
+    assert "no results yet (none of its 4 studies, B = 16–1,024" in sparse[0].text
 
 
 def test_pending_prediction_slot_until_a_source_fills_it():

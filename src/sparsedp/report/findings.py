@@ -277,6 +277,29 @@ def overview_finding(
     return Finding(OVERVIEW, text, None, None, level, values)
 
 
+def _curves_without_trials(
+    summary: Mapping[str, Any], expected: Sequence[Mapping[str, Any]]
+) -> list[Finding]:
+    """A ``not enough results`` finding for each expected (workload, sparsity) no trial
+    has reached yet (they have no curve at all)."""
+    have = {(c["workload"], float(c["sparsity"])) for c in summary["curves"]}
+    pending: dict[tuple[str, float], list[int]] = {}
+    for e in expected:
+        key = (str(e["workload"]), float(e["sparsity"]))
+        if not any(k[0] == key[0] and math.isclose(k[1], key[1]) for k in have):
+            pending.setdefault(key, []).append(int(e["batch_size"]))
+    return [
+        Finding(
+            CRITICAL_BATCH,
+            f"{_at(s)}: no results yet (none of its {len(sizes)} studies, "
+            f"{_list(sorted(sizes)) if len(sizes) <= 3 else _range(sorted(sizes))}, has a "
+            "finished trial).",
+            w, s, NOT_ENOUGH, {"batch_sizes": []},
+        )
+        for (w, s), sizes in pending.items()
+    ]
+
+
 def measured_findings(
     summary: Mapping[str, Any], expected: Sequence[Mapping[str, Any]] | None = None
 ) -> list[Finding]:
@@ -286,6 +309,7 @@ def measured_findings(
     for curve in summary["curves"]:
         out.append(critical_batch_finding(curve, options))
         out.append(regimes_finding(curve))
+    out.extend(_curves_without_trials(summary, expected or []))
     ratios = summary["sparse_vs_dense"]["ratios"]
     compared = set()
     dense = float(options["dense_sparsity"])
