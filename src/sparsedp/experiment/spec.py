@@ -20,7 +20,8 @@ from typing import Any, NoReturn
 
 from sparsedp.config import config_hash
 from sparsedp.data.splits import train_split_size
-from sparsedp.pruning.prune import PRUNERS, PruneSettings, check_sparsity
+from sparsedp.pruning.prune import PruneSettings, check_sparsity
+from sparsedp.pruning.registry import pruner_names
 from sparsedp.search.sobol import SEQUENCES
 from sparsedp.search.space import (
     DEFAULT_DIMENSIONS,
@@ -741,7 +742,8 @@ class _Loader:
         self.keys(table, _PRUNING_KEYS, ("pruning",))
         options: dict[str, Any] = {}
         if "method" in table:
-            options["method"] = self.choice(table["method"], ("pruning", "method"), PRUNERS)
+            options["method"] = self.choice(table["method"], ("pruning", "method"),
+                                            pruner_names())
         if "prune_biases" in table:
             options["prune_biases"] = self.boolean(
                 table["prune_biases"], ("pruning", "prune_biases")
