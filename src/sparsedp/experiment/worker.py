@@ -138,7 +138,7 @@ class WorkerContext:
             "model": spec.model,
             "hidden_units": config.hidden_units,
             "seed": config.seed,
-            "pruning": asdict(config.pruning),
+            "pruning": config.pruning.cache_identity(),
             "source": data.dataset.source,
         }
         digest = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:24]

@@ -1,4 +1,4 @@
-"""sparsedp's own pruners, registered at import: SNIP and two controls."""
+"""sparsedp's own pruners, registered at import: SNIP, GraSP, SynFlow and three controls."""
 
 from __future__ import annotations
 
@@ -7,13 +7,18 @@ from typing import TYPE_CHECKING
 import torch
 from torch import nn
 
+from sparsedp.pruning.grasp import grasp_saliency
 from sparsedp.pruning.registry import PruneData, Pruner, register_builtin
 from sparsedp.pruning.saliency import magnitude_saliency, random_saliency, snip_saliency
+from sparsedp.pruning.synflow import synflow_saliency
+from sparsedp.pruning.topk import global_topk_mask
 
 if TYPE_CHECKING:
     from sparsedp.pruning.prune import PruneSettings
 
 RANDOM_SALT = 7919  # the random control's generator is seeded seed + 7919 (as before the registry)
+GRASP_SALT = 0  # GraSP's sample: a permutation of the training split seeded by the seed
+RANDOM_LAYERS_SALT = 104_729
 
 
 def _snip(model: nn.Module, data: PruneData, settings: PruneSettings) -> dict[str, torch.Tensor]:
@@ -38,4 +43,46 @@ register_builtin(Pruner(
 ))
 register_builtin(Pruner(
     "random", _random, "uniform random scores: a random mask (a control)", needs_data=False,
+))
+
+
+def _grasp(model: nn.Module, data: PruneData, settings: PruneSettings) -> dict[str, torch.Tensor]:
+    x, y = data.class_balanced(settings.grasp_examples_per_class, GRASP_SALT, who="grasp")
+    return grasp_saliency(model, data.parameters, x, y, settings.grasp_temperature)
+
+
+def _synflow(model: nn.Module, data: PruneData,
+             settings: PruneSettings) -> dict[str, torch.Tensor]:
+    assert data.sparsity is not None  # uses_sparsity: compute_saliency checks it
+    return synflow_saliency(model, data.parameters, data.require_input_shape("synflow"),
+                            data.sparsity, settings.synflow_iterations)
+
+
+def _random_snip_layers(model: nn.Module, data: PruneData,
+                        settings: PruneSettings) -> dict[str, torch.Tensor]:
+    assert data.sparsity is not None
+    snip = _snip(model, data, settings)
+    counts = {name: int(m.sum().item())
+              for name, m in global_topk_mask(snip, data.sparsity).items()}
+    generator = data.generator(RANDOM_LAYERS_SALT)
+    scores = {}
+    for name, p in data.parameters.items():
+        chosen = torch.zeros(p.numel())
+        chosen[torch.randperm(p.numel(), generator=generator)[: counts[name]]] = 1.0
+        scores[name] = chosen.view(p.shape).to(p.device)
+    return scores
+
+
+register_builtin(Pruner(
+    "grasp", _grasp,
+    "gradient signal preservation: remove the highest −θ ⊙ Hg (Wang et al., 2020)",
+))
+register_builtin(Pruner(
+    "synflow", _synflow,
+    "iterative synaptic flow |θ ⊙ ∂R/∂θ|, data-free (Tanaka et al., 2020)",
+    needs_data=False, uses_sparsity=True,
+))
+register_builtin(Pruner(
+    "random-snip-layers", _random_snip_layers,
+    "random weights, as many per layer as SNIP keeps (a control)", uses_sparsity=True,
 ))
