@@ -274,3 +274,25 @@ def test_random_with_snip_layer_densities_keeps_snips_counts(small):
     assert not torch.equal(control["conv2.weight"], snip["conv2.weight"])
     other = masks("random-snip-layers", 2)
     assert not torch.equal(control["conv2.weight"], other["conv2.weight"])
+
+
+def test_the_worker_makes_random_snip_layers_from_the_cached_snip_saliency(mnist, tmp_path):
+    from sparsedp.experiment import EngineOptions, StudySpec
+    from sparsedp.experiment.worker import WorkerContext
+    from sparsedp.training import TrialRun
+
+    def config(method):
+        study = StudySpec("mnist-simplecnn-momentum", 0.9, 32, max_steps=8, eval_every=8,
+                          pruning=PruneSettings(method, snip_batches=2))
+        return study.trial_config(3, {"lr": 0.05, "momentum": 0.9})
+
+    context = WorkerContext(EngineOptions(), None, str(tmp_path), {})
+    context._data["mnist"] = mnist
+    snip = context.saliency(config("snip"), mnist)
+    control = context.saliency(config("random-snip-layers"), mnist)
+    assert len(list((tmp_path / "saliency").glob("*.pt"))) == 1  # one SNIP saliency, shared
+    assert snip is not None and control is not None
+    run = TrialRun(config("random-snip-layers"), mnist, saliency=control)
+    fresh = TrialRun(config("random-snip-layers"), mnist)  # computed by the pruner itself
+    for name, kept in fresh.mask.items():
+        assert torch.equal(run.mask[name], kept), name

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 RANDOM_SALT = 7919  # the random control's generator is seeded seed + 7919 (as before the registry)
 GRASP_SALT = 0  # GraSP's sample: a permutation of the training split seeded by the seed
 RANDOM_LAYERS_SALT = 104_729
+SNIP_BASED = ("snip", "random-snip-layers")  # pruners built on SNIP's (cacheable) saliency
 
 
 def _snip(model: nn.Module, data: PruneData, settings: PruneSettings) -> dict[str, torch.Tensor]:
@@ -60,16 +61,25 @@ def _synflow(model: nn.Module, data: PruneData,
 
 def _random_snip_layers(model: nn.Module, data: PruneData,
                         settings: PruneSettings) -> dict[str, torch.Tensor]:
-    assert data.sparsity is not None
-    snip = _snip(model, data, settings)
+    assert data.sparsity is not None  # uses_sparsity: compute_saliency checks it
+    return random_at_snip_layer_counts(_snip(model, data, settings), data.sparsity, data.seed)
+
+
+def random_at_snip_layer_counts(
+    snip_scores: dict[str, torch.Tensor], sparsity: float, seed: int
+) -> dict[str, torch.Tensor]:
+    """The ``random-snip-layers`` scores from SNIP's: in every tensor, as many entries as
+    SNIP's mask keeps at ``sparsity``, chosen uniformly at random (generator seeded
+    ``seed + RANDOM_LAYERS_SALT``), score 1, the others 0; the global top-k at ``sparsity``
+    keeps exactly those. (The worker calls it on cached SNIP scores.)"""
     counts = {name: int(m.sum().item())
-              for name, m in global_topk_mask(snip, data.sparsity).items()}
-    generator = data.generator(RANDOM_LAYERS_SALT)
+              for name, m in global_topk_mask(snip_scores, sparsity).items()}
+    generator = torch.Generator().manual_seed(seed + RANDOM_LAYERS_SALT)
     scores = {}
-    for name, p in data.parameters.items():
-        chosen = torch.zeros(p.numel())
-        chosen[torch.randperm(p.numel(), generator=generator)[: counts[name]]] = 1.0
-        scores[name] = chosen.view(p.shape).to(p.device)
+    for name, snip in snip_scores.items():
+        chosen = torch.zeros(snip.numel())
+        chosen[torch.randperm(snip.numel(), generator=generator)[: counts[name]]] = 1.0
+        scores[name] = chosen.view(snip.shape).to(snip.device)
     return scores
 
 
