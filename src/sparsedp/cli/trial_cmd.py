@@ -12,7 +12,7 @@ import torch
 from sparsedp.cli.common import CliError, finite_float, is_terminal, positive_int, stderr_console
 from sparsedp.data import default_cache_dir, load_dataset, prepare_splits
 from sparsedp.experiment.preflight import PreflightError, check_device
-from sparsedp.pruning.prune import PRUNERS, PruneSettings
+from sparsedp.pruning import PruneSettings, pruner_names
 from sparsedp.training import EngineSettings, EvalResult, TrialConfig, run_trial
 from sparsedp.training.trainer import build_trial_model
 from sparsedp.training.tuning import default_micro_batch, measure_eval_settings
@@ -37,11 +37,20 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--hidden-units", type=int, default=0,
                    help="simple-cnn only: add a hidden FC layer (1024 = Shallue et al.'s wide "
                         "variant, without dropout)")
-    p.add_argument("--pruner", choices=PRUNERS, default="snip")
+    p.add_argument("--pruner", default="snip",
+                   help=f"a registered pruner: {', '.join(pruner_names())}, or a plugin's "
+                        "(checked against the registry once plugins are loaded; "
+                        "see docs/pruners.md)")
     p.add_argument("--prune-biases", action="store_true",
                    help="also prune biases (the authors' code did; they start at zero)")
     p.add_argument("--snip-batches", type=positive_int,
                    help="SNIP on this many mini-batches of 100 (default: whole training split)")
+    p.add_argument("--grasp-temperature", type=finite_float,
+                   help="grasp: logits divided by this (default 200, the paper's)")
+    p.add_argument("--grasp-examples-per-class", type=positive_int,
+                   help="grasp: training examples per class in its sample (default 25)")
+    p.add_argument("--synflow-iterations", type=positive_int,
+                   help="synflow: pruning rounds of the exponential schedule (default 100)")
     p.add_argument("--full-eval", action="store_true",
                    help="evaluate the whole validation split at every check (default: exact "
                         "early exit, which gives the same outcome sooner)")
@@ -74,7 +83,17 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _config(args: argparse.Namespace) -> TrialConfig:
-    pruning = PruneSettings(args.pruner, args.prune_biases, snip_batches=args.snip_batches)
+    options = {}
+    for key, method in (("grasp_temperature", "grasp"), ("grasp_examples_per_class", "grasp"),
+                        ("synflow_iterations", "synflow")):
+        if getattr(args, key) is not None:
+            if args.pruner != method:
+                flag = "--" + key.replace("_", "-")
+                raise ValueError(f"{flag} applies to --pruner {method} only; remove it or "
+                                 f"add --pruner {method}")
+            options[key] = getattr(args, key)
+    pruning = PruneSettings(args.pruner, args.prune_biases, snip_batches=args.snip_batches,
+                            **options)
     return TrialConfig(
         workload=args.workload,
         sparsity=args.sparsity,
