@@ -56,7 +56,7 @@ from sparsedp.experiment.preflight import (
 from sparsedp.experiment.provenance import provenance as current_provenance
 from sparsedp.experiment.runlock import RunLock, RunLockBusy
 from sparsedp.experiment.spec import _Loader
-from sparsedp.report import write_report
+from sparsedp.report import FindingSource, Section, write_report
 from sparsedp.store import ResultStore, trials_frame
 from sparsedp.store.check import StoreFileError, check_store
 
@@ -375,13 +375,16 @@ class Experiment:
 
     def report(self, out: str | os.PathLike[str] | None = None, *, bootstrap: int = 200,
                formats: Sequence[str] = ("png", "svg"),
-               trials: pd.DataFrame | None = None) -> Path:
+               trials: pd.DataFrame | None = None,
+               finding_sources: Sequence[FindingSource] = (),
+               sections: Sequence[Section] = ()) -> Path:
         """Write the HTML report, ``summary.json`` and ``figures/`` to ``out`` (default
         ``<results>/report``); returns the path of ``report.html``.
 
         ``bootstrap``: resamples for the confidence intervals; ``formats``: figure files
         written beside the page (png, svg, pdf); ``trials``: the table to report (default
-        :meth:`trials`).
+        :meth:`trials`); ``finding_sources`` and ``sections`` add findings and parts to the
+        page (docs/report.md, "Adding findings and sections").
         """
         unknown = set(formats) - set(FIGURE_FORMATS)
         if unknown:
@@ -414,7 +417,8 @@ class Experiment:
         where = Path(out) if out else self.results_dir / "report"
         return write_report(frame, where, experiment_config=config, provenance=provenance,
                             engine_notes=notes, analysis_options={"n_resamples": bootstrap},
-                            formats=tuple(formats))
+                            formats=tuple(formats), finding_sources=finding_sources,
+                            sections=sections)
 
 
 def critical_batch_sizes(analysis: Analysis) -> pd.DataFrame:

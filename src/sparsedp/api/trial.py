@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 import torch
@@ -76,6 +76,7 @@ def measure_trial(
     pruner: str = "snip",
     prune_biases: bool = False,
     snip_batches: int | None = None,
+    pruner_options: Mapping[str, Any] | None = None,
     data_dir: str | os.PathLike[str] | None = None,
     device: str = "cpu",
     full_eval: bool = False,
@@ -86,6 +87,8 @@ def measure_trial(
 
     Unset goal, budget and check interval take the workload's values; ``snip_batches``
     limits SNIP to that many mini-batches of 100 (default: the whole training split);
+    ``pruner_options`` sets the method's other options (docs/pruners.md), e.g.
+    ``{"grasp_temperature": 200}`` or ``{"synflow_iterations": 100}``;
     ``full_eval`` evaluates the whole validation split at every check instead of the exact
     early exit (same outcome, exact final errors). ``on_event`` receives a
     :class:`~sparsedp.api.events.TrialStarted` and then a
@@ -93,13 +96,20 @@ def measure_trial(
     device raise :class:`SparsedpError` (exit code 2).
     """
     emit = on_event or (lambda event: None)
+    known = [f.name for f in fields(PruneSettings)
+             if f.name not in ("method", "prune_biases", "snip_batches")]
+    unknown = sorted(set(pruner_options or {}) - set(known))
+    if unknown:
+        raise SparsedpError(f"pruner_options: unknown option(s) {', '.join(unknown)}; "
+                            f"known: {', '.join(known)}")
     try:
         config = TrialConfig(
             workload=workload, sparsity=sparsity, batch_size=batch_size, lr=lr,
             momentum=momentum, decay_steps=decay_steps, end_lr_factor=end_lr_factor,
             seed=seed, data_seed=data_seed, goal_error=goal_error, max_steps=max_steps,
             eval_every=eval_every, hidden_units=hidden_units,
-            pruning=PruneSettings(pruner, prune_biases, snip_batches=snip_batches),
+            pruning=PruneSettings(pruner, prune_biases, snip_batches=snip_batches,
+                                  **dict(pruner_options or {})),
         )
         check_device(device, setting="--device")
     except (ValueError, PreflightError) as exc:  # the arguments did not validate

@@ -9,8 +9,8 @@ import warnings
 import torch
 
 from sparsedp.api import TrialEvent, TrialStarted, format_event, measure_trial
-from sparsedp.cli.common import finite_float, is_terminal, positive_int, stderr_console
-from sparsedp.pruning.prune import PRUNERS
+from sparsedp.cli.common import CliError, finite_float, is_terminal, positive_int, stderr_console
+from sparsedp.pruning import pruner_names
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -32,11 +32,20 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--hidden-units", type=int, default=0,
                    help="simple-cnn only: add a hidden FC layer (1024 = Shallue et al.'s wide "
                         "variant, without dropout)")
-    p.add_argument("--pruner", choices=PRUNERS, default="snip")
+    p.add_argument("--pruner", default="snip",
+                   help=f"a registered pruner: {', '.join(pruner_names())}, or a plugin's "
+                        "(checked against the registry once plugins are loaded; "
+                        "see docs/pruners.md)")
     p.add_argument("--prune-biases", action="store_true",
                    help="also prune biases (the authors' code did; they start at zero)")
     p.add_argument("--snip-batches", type=positive_int,
                    help="SNIP on this many mini-batches of 100 (default: whole training split)")
+    p.add_argument("--grasp-temperature", type=finite_float,
+                   help="grasp: logits divided by this (default 200, the paper's)")
+    p.add_argument("--grasp-examples-per-class", type=positive_int,
+                   help="grasp: training examples per class in its sample (default 25)")
+    p.add_argument("--synflow-iterations", type=positive_int,
+                   help="synflow: pruning rounds of the exponential schedule (default 100)")
     p.add_argument("--full-eval", action="store_true",
                    help="evaluate the whole validation split at every check (default: exact "
                         "early exit, which gives the same outcome sooner)")
@@ -68,8 +77,9 @@ def run(args: argparse.Namespace) -> int:
             end_lr_factor=args.end_lr_factor, seed=args.seed, data_seed=args.data_seed,
             goal_error=args.goal_error, max_steps=args.max_steps, eval_every=args.eval_every,
             hidden_units=args.hidden_units, pruner=args.pruner, prune_biases=args.prune_biases,
-            snip_batches=args.snip_batches, data_dir=args.data_dir, device=args.device,
-            full_eval=args.full_eval, on_event=on_event,
+            snip_batches=args.snip_batches, pruner_options=_pruner_options(args),
+            data_dir=args.data_dir, device=args.device, full_eval=args.full_eval,
+            on_event=on_event,
         )
     for warning in caught:
         console.print(f"[yellow]warning:[/] {warning.message}")
@@ -95,6 +105,20 @@ def run(args: argparse.Namespace) -> int:
     if m.message:
         print(m.message)
     return 0
+
+
+def _pruner_options(args: argparse.Namespace) -> dict[str, float | int]:
+    """The GraSP and SynFlow options given, each only with its own --pruner."""
+    options = {}
+    for key, method in (("grasp_temperature", "grasp"), ("grasp_examples_per_class", "grasp"),
+                        ("synflow_iterations", "synflow")):
+        if getattr(args, key) is not None:
+            if args.pruner != method:
+                flag = "--" + key.replace("_", "-")
+                raise CliError(f"{flag} applies to --pruner {method} only; remove it or "
+                               f"add --pruner {method}")
+            options[key] = getattr(args, key)
+    return options
 
 
 def _format_report(report: dict) -> str:
