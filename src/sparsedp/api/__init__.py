@@ -37,7 +37,7 @@ from sparsedp.api.experiment import (
     StudyStatus,
     critical_batch_sizes,
 )
-from sparsedp.api.trial import TrialMeasurement, measure_trial
+from sparsedp.api.trial import TrialMeasurement, measure_trial, measure_trial_config
 
 __all__ = [
     "EXIT_BAD_INPUT",
@@ -68,5 +68,6 @@ __all__ = [
     "critical_batch_sizes",
     "format_event",
     "measure_trial",
+    "measure_trial_config",
     "print_progress",
 ]

@@ -95,7 +95,6 @@ def measure_trial(
     :class:`~sparsedp.api.events.TrialChecked` per validation check. Bad arguments, data or
     device raise :class:`SparsedpError` (exit code 2).
     """
-    emit = on_event or (lambda event: None)
     known = [f.name for f in fields(PruneSettings)
              if f.name not in ("method", "prune_biases", "snip_batches")]
     unknown = sorted(set(pruner_options or {}) - set(known))
@@ -111,8 +110,26 @@ def measure_trial(
             pruning=PruneSettings(pruner, prune_biases, snip_batches=snip_batches,
                                   **dict(pruner_options or {})),
         )
+    except ValueError as exc:  # the arguments did not validate
+        raise SparsedpError(str(exc)) from None
+    return measure_trial_config(config, data_dir=data_dir, device=device, full_eval=full_eval,
+                                on_event=on_event)
+
+
+def measure_trial_config(
+    config: TrialConfig,
+    *,
+    data_dir: str | os.PathLike[str] | None = None,
+    device: str = "cpu",
+    full_eval: bool = False,
+    on_event: Callable[[TrialEvent], None] | None = None,
+) -> TrialMeasurement:
+    """:func:`measure_trial` for a ready :class:`~sparsedp.training.TrialConfig`, e.g. trial
+    ``i`` of a study, ``study.trial_config(i, study.space().points(i + 1)[i])``."""
+    emit = on_event or (lambda event: None)
+    try:
         check_device(device, setting="--device")
-    except (ValueError, PreflightError) as exc:  # the arguments did not validate
+    except PreflightError as exc:
         raise SparsedpError(str(exc)) from None
     started = time.perf_counter()
     try:

@@ -8,9 +8,10 @@ import warnings
 
 import torch
 
-from sparsedp.api import TrialEvent, TrialStarted, format_event, measure_trial
+from sparsedp.api import TrialEvent, TrialStarted, format_event, measure_trial_config
 from sparsedp.cli.common import CliError, finite_float, is_terminal, positive_int, stderr_console
-from sparsedp.pruning import pruner_names
+from sparsedp.pruning import PruneSettings, pruner_names
+from sparsedp.training import TrialConfig
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -60,6 +61,10 @@ def run(args: argparse.Namespace) -> int:
     console = stderr_console()
     if args.threads:
         torch.set_num_threads(args.threads)
+    try:
+        config = _config(args)
+    except ValueError as exc:  # the arguments did not validate
+        raise CliError(str(exc)) from None
     eval_every = [1]  # the workload's, once the trial has started
 
     def on_event(event: TrialEvent) -> None:
@@ -71,16 +76,8 @@ def run(args: argparse.Namespace) -> int:
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        m = measure_trial(
-            args.workload, args.sparsity, args.batch_size, args.lr,
-            momentum=args.momentum, decay_steps=args.decay_steps,
-            end_lr_factor=args.end_lr_factor, seed=args.seed, data_seed=args.data_seed,
-            goal_error=args.goal_error, max_steps=args.max_steps, eval_every=args.eval_every,
-            hidden_units=args.hidden_units, pruner=args.pruner, prune_biases=args.prune_biases,
-            snip_batches=args.snip_batches, pruner_options=_pruner_options(args),
-            data_dir=args.data_dir, device=args.device, full_eval=args.full_eval,
-            on_event=on_event,
-        )
+        m = measure_trial_config(config, data_dir=args.data_dir, device=args.device,
+                                 full_eval=args.full_eval, on_event=on_event)
     for warning in caught:
         console.print(f"[yellow]warning:[/] {warning.message}")
     console.print("sparsity report (prunable parameters):")
@@ -107,18 +104,35 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _pruner_options(args: argparse.Namespace) -> dict[str, float | int]:
-    """The GraSP and SynFlow options given, each only with its own --pruner."""
+def _config(args: argparse.Namespace) -> TrialConfig:
+    """The trial the arguments describe (ValueError: they do not validate)."""
     options = {}
     for key, method in (("grasp_temperature", "grasp"), ("grasp_examples_per_class", "grasp"),
                         ("synflow_iterations", "synflow")):
         if getattr(args, key) is not None:
             if args.pruner != method:
                 flag = "--" + key.replace("_", "-")
-                raise CliError(f"{flag} applies to --pruner {method} only; remove it or "
-                               f"add --pruner {method}")
+                raise ValueError(f"{flag} applies to --pruner {method} only; remove it or "
+                                 f"add --pruner {method}")
             options[key] = getattr(args, key)
-    return options
+    pruning = PruneSettings(args.pruner, args.prune_biases, snip_batches=args.snip_batches,
+                            **options)
+    return TrialConfig(
+        workload=args.workload,
+        sparsity=args.sparsity,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        momentum=args.momentum,
+        decay_steps=args.decay_steps,
+        end_lr_factor=args.end_lr_factor,
+        seed=args.seed,
+        data_seed=args.data_seed,
+        goal_error=args.goal_error,
+        max_steps=args.max_steps,
+        eval_every=args.eval_every,
+        hidden_units=args.hidden_units,
+        pruning=pruning,
+    )
 
 
 def _format_report(report: dict) -> str:
