@@ -390,6 +390,7 @@ class Experiment:
         if unknown:
             raise SparsedpError(f"formats: unknown format(s) {', '.join(sorted(unknown))}; "
                                 "use png, svg or pdf")
+        self._require_results()
         frame = self.trials() if trials is None else trials
         if frame.empty:
             raise SparsedpError(f"{self.name} has no finished trials yet in {self.results_dir}")
