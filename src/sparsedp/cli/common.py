@@ -30,6 +30,22 @@ class Terminated(KeyboardInterrupt):
     """SIGTERM, raised like Ctrl-C so that every layer unwinds the same way."""
 
 
+def add_plugin_option(parser: argparse.ArgumentParser) -> None:
+    """``--plugin MODULE`` (repeatable): import a plugin module (docs/plugins.md)."""
+    parser.add_argument("--plugin", action="append", default=[], metavar="MODULE",
+                        help="import this plugin module first (repeatable; docs/plugins.md)")
+
+
+def load_plugins(modules: list[str]) -> None:
+    """Import the installed entry-point plugins and ``modules`` (for commands without an
+    experiment file)."""
+    from sparsedp.plugins import import_plugin, load_entry_points
+
+    load_entry_points()
+    for module in modules:
+        import_plugin(module)
+
+
 def positive_int(text: str) -> int:
     try:
         value = int(text)

@@ -23,6 +23,7 @@ from sparsedp.cli.common import (
     EXIT_TRIALS_FAILED,
     CliError,
     Terminated,
+    add_plugin_option,
     is_terminal,
     positive_int,
     stderr_console,
@@ -51,10 +52,12 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
     run_p.add_argument("--retry-failed", action="store_true",
                        help="run trials stored as failed again")
     run_p.set_defaults(handler=run)
+    add_plugin_option(run_p)
 
     status_p = subparsers.add_parser("status", help="per-study progress and best results")
     status_p.add_argument("experiment", help="experiment TOML file")
     status_p.set_defaults(handler=status)
+    add_plugin_option(status_p)
 
     export_p = subparsers.add_parser("export", help="write all trials as CSV or Parquet")
     export_p.add_argument("experiment", help="experiment TOML file")
@@ -64,6 +67,7 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
                           help="also trials of studies from earlier configurations of the "
                                "experiment (column 'current' tells them apart)")
     export_p.set_defaults(handler=export)
+    add_plugin_option(export_p)
 
 
 def _label(study) -> str:
@@ -71,7 +75,7 @@ def _label(study) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    spec = load_experiment(args.experiment)
+    spec = load_experiment(args.experiment, plugins=args.plugin)
     console = stderr_console()
     with _sigterm_as_interrupt():
         created = _checked(prepare_results_dir, spec.results_dir)
@@ -241,7 +245,7 @@ def _run_with_progress(spec: ExperimentSpec, store: ResultStore, args, console: 
 
 
 def status(args: argparse.Namespace) -> int:
-    spec = load_experiment(args.experiment)
+    spec = load_experiment(args.experiment, plugins=args.plugin)
     if not (spec.results_dir / ResultStore.FILENAME).exists():
         raise CliError(f"no results yet for {spec.name} in {spec.results_dir}: "
                        f"run `sparsedp run {args.experiment}` first")
@@ -286,7 +290,7 @@ def _fmt(value: float) -> str:
 
 
 def export(args: argparse.Namespace) -> int:
-    spec = load_experiment(args.experiment)
+    spec = load_experiment(args.experiment, plugins=args.plugin)
     if not (spec.results_dir / ResultStore.FILENAME).exists():
         raise CliError(f"no results yet for {spec.name} in {spec.results_dir}: "
                        f"run `sparsedp run {args.experiment}` first")

@@ -10,7 +10,7 @@ import time
 
 from rich.console import Console
 
-from sparsedp.cli.common import CliError, positive_int, stderr_console
+from sparsedp.cli.common import CliError, add_plugin_option, positive_int, stderr_console
 from sparsedp.experiment import load_experiment
 from sparsedp.experiment.plan import (
     DAY,
@@ -36,6 +36,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "plan", help="measure speeds and estimate an experiment's compute before running it"
     )
     p.add_argument("experiment", help="experiment TOML file")
+    add_plugin_option(p)
     p.add_argument("--steps", type=positive_int,
                    help="your guess of the best steps-to-result (studies with no other estimate)")
     p.add_argument("--pilot", action="store_true",
@@ -247,7 +248,7 @@ def build_plan(spec: ExperimentSpec, args: argparse.Namespace, console: Console)
 
 
 def run(args: argparse.Namespace) -> int:
-    spec = load_experiment(args.experiment)
+    spec = load_experiment(args.experiment, plugins=args.plugin)
     console = stderr_console()
     if args.ignore_stored and args.pilot is False and args.steps is None:
         console.print("note: --ignore-stored without --pilot or --steps leaves no estimate")

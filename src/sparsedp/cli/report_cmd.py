@@ -7,7 +7,7 @@ import json
 from dataclasses import asdict
 from pathlib import Path
 
-from sparsedp.cli.common import CliError, positive_int, stderr_console
+from sparsedp.cli.common import CliError, add_plugin_option, positive_int, stderr_console
 from sparsedp.experiment import load_experiment
 from sparsedp.experiment.provenance import provenance as current_provenance
 from sparsedp.report import write_report
@@ -17,6 +17,7 @@ from sparsedp.store import ResultStore, trials_frame
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("report", help="write an HTML report and summary.json")
     p.add_argument("experiment", help="experiment TOML file")
+    add_plugin_option(p)
     p.add_argument("--out", help="output directory (default: <results>/report)")
     p.add_argument("--bootstrap", type=positive_int, default=200,
                    help="bootstrap resamples for confidence intervals (default 200)")
@@ -26,7 +27,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    spec = load_experiment(args.experiment)
+    spec = load_experiment(args.experiment, plugins=args.plugin)
     if not (spec.results_dir / ResultStore.FILENAME).exists():
         raise CliError(f"no results yet for {spec.name} in {spec.results_dir}: "
                        f"run `sparsedp run {args.experiment}` first")

@@ -9,7 +9,15 @@ import warnings
 
 import torch
 
-from sparsedp.cli.common import CliError, finite_float, is_terminal, positive_int, stderr_console
+from sparsedp.cli.common import (
+    CliError,
+    add_plugin_option,
+    finite_float,
+    is_terminal,
+    load_plugins,
+    positive_int,
+    stderr_console,
+)
 from sparsedp.data import default_cache_dir, load_dataset, prepare_splits
 from sparsedp.experiment.preflight import PreflightError, check_device
 from sparsedp.pruning.prune import PRUNERS, PruneSettings
@@ -37,7 +45,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--hidden-units", type=int, default=0,
                    help="simple-cnn only: add a hidden FC layer (1024 = Shallue et al.'s wide "
                         "variant, without dropout)")
-    p.add_argument("--pruner", choices=PRUNERS, default="snip")
+    p.add_argument("--pruner", default="snip", help=f"{', '.join(PRUNERS)} or a plugin's")
     p.add_argument("--prune-biases", action="store_true",
                    help="also prune biases (the authors' code did; they start at zero)")
     p.add_argument("--snip-batches", type=positive_int,
@@ -49,6 +57,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--device", default="cpu", help="cpu or cuda")
     p.add_argument("--save-mask-report", help="write the sparsity report as JSON here")
     p.add_argument("--json", action="store_true", help="print the result as JSON on stdout")
+    add_plugin_option(p)
     p.set_defaults(handler=run)
 
 
@@ -56,6 +65,7 @@ def run(args: argparse.Namespace) -> int:
     console = stderr_console()
     if args.threads:
         torch.set_num_threads(args.threads)
+    load_plugins(args.plugin)
     try:
         config = _config(args)
         check_device(args.device, setting="--device")

@@ -19,7 +19,12 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from sparsedp.config import config_hash
-from sparsedp.data.splits import train_split_size
+from sparsedp.data.custom import DATASETS, LAYOUTS, DatasetSpec, ImageFolder, NpzFile
+from sparsedp.data.sources import DATASET_NAMES
+from sparsedp.data.splits import OFFICIAL_TRAIN_SIZES, train_split_size
+from sparsedp.models import MODELS
+from sparsedp.origin import PART_NAME
+from sparsedp.plugins import PluginError, PluginSet, import_plugin, load_entry_points
 from sparsedp.pruning.prune import PRUNERS, PruneSettings, check_sparsity
 from sparsedp.search.sobol import SEQUENCES
 from sparsedp.search.space import (
@@ -29,8 +34,18 @@ from sparsedp.search.space import (
     Dimension,
     SearchSpace,
 )
+from sparsedp.training.optimizers import OPTIMIZERS
+from sparsedp.training.parts import study_parts
+from sparsedp.training.schedules import SCHEDULES
 from sparsedp.training.trial_config import TrialConfig
-from sparsedp.training.workloads import METAPARAMETERS, WORKLOADS, get_workload
+from sparsedp.training.workloads import (
+    BUILTIN_WORKLOADS,
+    METAPARAMETERS,
+    WORKLOADS,
+    Workload,
+    get_workload,
+    required_metaparameters,
+)
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -67,7 +82,9 @@ class StudySpec:
     normalised on construction, so spelling out a default range never renames a study.
     ``sequence`` and ``integer_mapping`` (see :class:`SearchSpace`) fall back to their
     defaults where they cannot change the points (fewer than 3 searched dimensions, no
-    integer dimension), so they rename only studies whose trials they change.
+    integer dimension), so they rename only studies whose trials they change. ``parts`` is
+    computed: the identity (definition, versions) of the study's parts that are not built in
+    (:func:`~sparsedp.training.parts.study_parts`), empty for the paper's workloads.
     """
 
     workload: str
@@ -83,6 +100,7 @@ class StudySpec:
     data_seed: int = 0
     sequence: str = "joe-kuo"
     integer_mapping: str = "round"
+    parts: tuple[tuple[str, str], ...] = ()
 
     def __post_init__(self) -> None:
         spec = get_workload(self.workload)
@@ -106,6 +124,7 @@ class StudySpec:
                 raise ValueError(f"{label} must be a whole number >= 0, got {value!r}")
         if not isinstance(self.pruning, PruneSettings):
             raise ValueError(f"pruning must be PruneSettings, got {type(self.pruning).__name__}")
+        object.__setattr__(self, "parts", study_parts(self.workload, self.pruning.method))
         object.__setattr__(self, "search", self._normalised_search(spec.searched))
         space = SearchSpace.for_workload(
             self.workload, {d.name: d for d in self.search or ()}, self.sequence,
@@ -298,6 +317,7 @@ class ExperimentSpec:
     data_dir: Path | None = None
     study_defaults: StudyDefaults = field(default_factory=StudyDefaults)
     engine: EngineOptions = field(default_factory=EngineOptions)
+    plugins: PluginSet = field(default_factory=PluginSet)
 
     def __post_init__(self) -> None:
         path = Path(self.path)
@@ -360,7 +380,7 @@ class ExperimentSpec:
             "sequence": d.sequence,
             "integer_mapping": d.integer_mapping,
         }
-        return {
+        out = {
             "name": self.name,
             "path": str(self.path),
             "workloads": list(self.workloads),
@@ -373,6 +393,15 @@ class ExperimentSpec:
             "study_defaults": defaults,
             "engine": dataclasses.asdict(self.engine),
         }
+        p = self.plugins
+        if p.modules or p.workloads or p.datasets:
+            out["plugins"] = {
+                "modules": list(p.modules),
+                "workloads": {w.name: w.definition() for w in p.workloads},
+                "datasets": {d.name: {"loader": repr(d.loader), "version": d.version}
+                             for d in p.datasets},
+            }
+        return out
 
 
 def _resolve_against(base: Path, value: str | Path) -> Path:
@@ -476,6 +505,8 @@ _TOP_KEYS = (
     "pruning",
     "search",
     "engine",
+    "plugins",
+    "datasets",
 )
 _REQUIRED = {
     "name": 'name = "my-experiment"',
@@ -487,6 +518,14 @@ _PRUNING_KEYS = tuple(f.name for f in dataclasses.fields(PruneSettings))
 _DIMENSION_KEYS = ("low", "high", "scale", "integer")
 _SEARCH_OPTIONS = ("sequence", "integer_mapping")
 _ENGINE_KEYS = tuple(f.name for f in dataclasses.fields(EngineOptions))
+_WORKLOAD_KEYS = ("dataset", "model", "optimizer", "schedule", "searched", "goal_error",
+                  "max_steps", "eval_every", "model_options", "description", "version")
+_WORKLOAD_REQUIRED = {"dataset": 'dataset = "mnist"', "model": 'model = "simple-cnn"',
+                      "optimizer": 'optimizer = "momentum"', "goal_error": "goal_error = 0.02",
+                      "max_steps": "max_steps = 20000"}
+_DATASET_KEYS = ("kind", "path", "version", "description", "classes", "layout")
+_DATASET_KINDS = {"npz": NpzFile, "image-folder": ImageFolder}
+DEFAULT_EVAL_EVERY = 16  # as the paper's workloads
 _KEY_PART = re.compile(r"""[A-Za-z0-9_-]+|"[^"]*"|'[^']*'""")
 _HEADER_LINE = re.compile(r"^\s*\[\[?\s*([^\[\]]*?)\s*\]\]?")
 _KEY_LINE = re.compile(
@@ -540,10 +579,11 @@ def _suggest(word: str, valid: Sequence[str], what: str = "valid keys") -> str:
 class _Loader:
     """Validates a parsed experiment file; every failure is an ExperimentFileError."""
 
-    def __init__(self, path: Path, shown: str, text: str) -> None:
+    def __init__(self, path: Path, shown: str, text: str, plugins: Sequence[str] = ()) -> None:
         self.path = path
         self.shown = shown
         self.lines = text.splitlines()
+        self.extra_plugins = tuple(plugins)
 
     def fail(self, key: tuple[str | int, ...], problem: str, fix: str | None = None) -> NoReturn:
         names = tuple(k for k in key if isinstance(k, str))
@@ -621,7 +661,10 @@ class _Loader:
                 'it names the results directory; e.g. name = "quick-mnist"',
             )
 
-        workloads = self.workloads(doc["workloads"])
+        modules = self.plugins(doc.get("plugins", []))
+        datasets = self.datasets(doc.get("datasets", {}))
+        workloads, defined = self.workloads(doc["workloads"])
+        plugin_set = PluginSet(modules, (str(self.path.parent),), defined, datasets)
         sparsities = self.sparsities(doc["sparsities"])
         batch_sizes = self.batch_sizes(doc["batch_sizes"], workloads)
 
@@ -648,14 +691,83 @@ class _Loader:
             data_dir=_resolve_against(base, data_dir) if data_dir else None,
             study_defaults=defaults,
             engine=engine,
+            plugins=plugin_set,
         )
 
-    def workloads(self, value: object) -> tuple[str, ...]:
+    def plugins(self, value: object) -> tuple[str, ...]:
+        """Import the installed, file and ``--plugin`` plugins; the modules to import."""
+        if not isinstance(value, list):
+            self.fail(("plugins",), f"expected a list, got {_describe(value)}",
+                      'write e.g. plugins = ["my_package.sparsedp_parts"]')
+        folder = str(self.path.parent)
+        if folder not in sys.path:
+            sys.path.append(folder)  # a plugin module may sit beside the experiment file
+        load_entry_points()
+        modules: list[str] = []
+        for i, item in enumerate(value):
+            text = self.string(item, ("plugins", i))
+            try:
+                import_plugin(text)
+            except PluginError as error:
+                self.fail(("plugins", i), str(error))
+            modules.append(text)
+        for text in self.extra_plugins:  # --plugin: errors name the option, not the file
+            import_plugin(text)
+            modules.append(text)
+        return tuple(dict.fromkeys(modules))
+
+    def datasets(self, value: object) -> tuple[DatasetSpec, ...]:
+        """The ``[datasets.NAME]`` tables: code-free data sets (an .npz file, an image folder)."""
+        table = self.table(value, ("datasets",))
+        out: list[DatasetSpec] = []
+        for name, entry in table.items():
+            key = ("datasets", name)
+            if not PART_NAME.fullmatch(name):
+                self.fail(key, f"{name!r} is not a valid name", "use letters, digits, . _ -")
+            if name in DATASET_NAMES or (name in DATASETS and
+                                         not DATASETS[name].origin.startswith("experiment")):
+                owner = "built in" if name in DATASET_NAMES else DATASETS[name].origin
+                self.fail(key, f"data set {name!r} is already defined ({owner})",
+                          "give yours another name")
+            entry = self.table(entry, key)
+            self.keys(entry, _DATASET_KEYS, key)
+            for required in ("kind", "path"):
+                if required not in entry:
+                    self.fail(key, f"missing required key {required!r}",
+                              'add e.g. kind = "npz" and path = "data/mnist.npz"')
+            kind = self.choice(entry["kind"], (*key, "kind"), tuple(_DATASET_KINDS))
+            path = self.string(entry["path"], (*key, "path"))
+            if not path.strip():
+                self.fail((*key, "path"), "empty path", "give the file or folder")
+            resolved = _resolve_against(self.path.parent, path)
+            if not resolved.exists():
+                self.fail((*key, "path"), f"{resolved} does not exist",
+                          "fix the path (relative paths start at the experiment file's folder)")
+            classes = None
+            if "classes" in entry:
+                items = self.nonempty_list(entry["classes"], (*key, "classes"), '["cat", "dog"]')
+                classes = tuple(self.string(c, (*key, "classes", i)) for i, c in enumerate(items))
+            layout = (self.choice(entry["layout"], (*key, "layout"), LAYOUTS)
+                      if "layout" in entry else "auto")
+            spec = DatasetSpec(
+                name, _DATASET_KINDS[kind](str(resolved)),
+                self.string(entry.get("version", ""), (*key, "version")),
+                self.string(entry.get("description", ""), (*key, "description")),
+                classes, layout, f"experiment file {self.shown}",
+            )
+            DATASETS[name] = spec
+            out.append(spec)
+        return tuple(out)
+
+    def workloads(self, value: object) -> tuple[tuple[str, ...], tuple[Workload, ...]]:
+        """Names of the workloads to run, and those the file defines (``[workloads.NAME]``)."""
+        if isinstance(value, dict):
+            return self.defined_workloads(value)
         items = self.nonempty_list(value, ("workloads",), '["mnist-simplecnn-momentum"]')
         known = sorted(WORKLOADS)
         for i, item in enumerate(items):
             text = self.string(item, ("workloads", i))
-            if text not in WORKLOADS:
+            if text not in WORKLOADS or WORKLOADS[text].origin.startswith("experiment"):
                 self.fail(
                     ("workloads", i),
                     f"unknown workload {text!r}",
@@ -663,7 +775,95 @@ class _Loader:
                 )
             if items.index(item) != i:
                 self.fail(("workloads", i), f"duplicate workload {text!r}", "list each once")
-        return tuple(items)
+            self.parts_known(get_workload(text), ("workloads", i))
+        return tuple(items), ()
+
+    def defined_workloads(self, table: dict[str, Any]
+                          ) -> tuple[tuple[str, ...], tuple[Workload, ...]]:
+        if not table:
+            self.fail(("workloads",), "no workload defined",
+                      'add a [workloads.NAME] table, or list names: workloads = ["..."]')
+        defined: list[Workload] = []
+        for name, entry in table.items():
+            key = ("workloads", name)
+            entry = self.table(entry, key)
+            registered = WORKLOADS.get(name)
+            from_file = registered is not None and registered.origin.startswith("experiment")
+            if not entry and registered is not None and not from_file:
+                self.parts_known(registered, key)  # an empty table runs a registered workload
+                continue
+            if registered is not None and not from_file:
+                owner = "built in" if name in BUILTIN_WORKLOADS else registered.origin
+                self.fail(key, f"workload {name!r} is already defined ({owner})",
+                          f"leave [workloads.{name}] empty to run it, or give yours another "
+                          "name")
+            workload = self.workload(name, entry, key)
+            self.parts_known(workload, key)
+            WORKLOADS[name] = workload
+            defined.append(workload)
+        return tuple(table), tuple(defined)
+
+    def workload(self, name: str, entry: dict[str, Any], key: tuple[str, ...]) -> Workload:
+        if not PART_NAME.fullmatch(name):
+            self.fail(key, f"{name!r} is not a valid name", "use letters, digits, . _ -")
+        self.keys(entry, _WORKLOAD_KEYS, key)
+        for required, example in _WORKLOAD_REQUIRED.items():
+            if required not in entry:
+                self.fail(key, f"missing required key {required!r}", f"add e.g. {example}")
+        optimizer = self.choice(entry["optimizer"], (*key, "optimizer"), OPTIMIZERS)
+        schedule = (self.choice(entry["schedule"], (*key, "schedule"), SCHEDULES)
+                    if "schedule" in entry else "constant")
+        needed = required_metaparameters(optimizer, schedule)
+        searched = needed
+        if "searched" in entry:
+            items = self.nonempty_list(entry["searched"], (*key, "searched"), '["lr"]')
+            searched = tuple(self.choice(m, (*key, "searched", i), METAPARAMETERS)
+                             for i, m in enumerate(items))
+            missing = [m for m in needed if m not in searched]
+            if missing:
+                self.fail((*key, "searched"), f"{optimizer} with a {schedule} schedule needs "
+                          f"{missing[0]!r} searched", f"write searched = {list(needed)}")
+        goal = self.number(entry["goal_error"], (*key, "goal_error"))
+        if not 0 < goal < 1:
+            self.fail((*key, "goal_error"), f"{goal:g} is outside (0, 1)",
+                      "it is a validation error rate, e.g. 0.02")
+        options = self.table(entry.get("model_options", {}), (*key, "model_options"))
+        for option, setting in options.items():
+            if not isinstance(setting, (int, float, str, bool)):
+                self.fail((*key, "model_options", option),
+                          f"expected a number, string or boolean, got {_describe(setting)}",
+                          "model options are passed to the model's factory as keywords")
+        try:
+            return Workload(
+                name=name,
+                dataset=self.string(entry["dataset"], (*key, "dataset")),
+                model=self.string(entry["model"], (*key, "model")),
+                optimizer=optimizer, schedule=schedule, searched=tuple(searched),
+                goal_error=goal,
+                eval_every=self.integer(entry.get("eval_every", DEFAULT_EVAL_EVERY),
+                                        (*key, "eval_every"), 1),
+                max_steps=self.integer(entry["max_steps"], (*key, "max_steps"), 1),
+                description=self.string(entry.get("description", ""), (*key, "description")),
+                model_options=dict(options),
+                version=self.string(entry.get("version", ""), (*key, "version")),
+                origin=f"experiment file {self.shown}",
+            )
+        except ValueError as error:
+            self.fail(key, str(error))
+
+    def parts_known(self, workload: Workload, key: tuple[str | int, ...]) -> None:
+        """The workload's data set and model are registered (built in or by a plugin)."""
+        own = workload.origin.startswith("experiment")
+        owner = "" if own else f" ({workload.origin})"
+        if workload.dataset not in DATASET_NAMES and workload.dataset not in DATASETS:
+            known = sorted({*DATASET_NAMES, *DATASETS})
+            self.fail((*key, "dataset") if own else key,
+                      f"workload {workload.name!r}{owner} uses the unknown data set "
+                      f"{workload.dataset!r}", _suggest(workload.dataset, known, "known"))
+        if workload.model not in MODELS:
+            self.fail((*key, "model") if own else key,
+                      f"workload {workload.name!r}{owner} uses the unknown model "
+                      f"{workload.model!r}", _suggest(workload.model, sorted(MODELS), "known"))
 
     def sparsities(self, value: object) -> tuple[float, ...]:
         items = self.nonempty_list(value, ("sparsities",), "[0.0, 0.9]")
@@ -686,9 +886,11 @@ class _Loader:
             sizes = resolve_batch_sizes(value)  # type: ignore[arg-type]
         except _Problem as error:
             self.fail(("batch_sizes",), error.problem, error.fix)
-        limit, dataset = min(
-            (train_split_size(get_workload(w).dataset), get_workload(w).dataset) for w in workloads
-        )
+        known = [get_workload(w).dataset for w in workloads]  # plugin data: checked in preflight
+        known = [d for d in known if d in OFFICIAL_TRAIN_SIZES]
+        if not known:
+            return sizes
+        limit, dataset = min((train_split_size(d), d) for d in known)
         too_big = [b for b in sizes if b > limit]
         if too_big:
             self.fail(
@@ -843,11 +1045,12 @@ class _Loader:
 _SYNTAX_POSITION = re.compile(r"at line (\d+), column (\d+)")
 
 
-def load_experiment(path: str | Path) -> ExperimentSpec:
-    """Read and validate an experiment TOML file.
+def load_experiment(path: str | Path, *, plugins: Sequence[str] = ()) -> ExperimentSpec:
+    """Read and validate an experiment TOML file, importing its plugins and ``plugins``.
 
     Every problem (syntax, unknown or missing keys, wrong types, values out of range)
-    raises :class:`ExperimentFileError` with a one-line message naming the key.
+    raises :class:`ExperimentFileError` with a one-line message naming the key; a plugin
+    given in ``plugins`` that fails raises :class:`~sparsedp.plugins.PluginError`.
     """
     shown = str(path)
     resolved = Path(path).expanduser().resolve()
@@ -875,4 +1078,4 @@ def load_experiment(path: str | Path) -> ExperimentSpec:
             "fix the syntax (strings need quotes; see https://toml.io)",
             line,
         ) from None
-    return _Loader(resolved, shown, text).load(doc)
+    return _Loader(resolved, shown, text, plugins).load(doc)
