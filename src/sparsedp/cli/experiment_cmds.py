@@ -168,7 +168,7 @@ def _run_checked(spec: ExperimentSpec, args: argparse.Namespace, console: Consol
     counts = ", ".join(f"{n} {s}" for s, n in sorted(summary.statuses.items())) or "nothing"
     console.print(f"ran {summary.finished} of {summary.planned} missing trials in "
                   f"{elapsed:.0f} s ({counts}); failed attempts: {summary.failed_attempts}")
-    status(argparse.Namespace(experiment=args.experiment))
+    status(argparse.Namespace(experiment=args.experiment, plugin=args.plugin))
     if missing:
         raise CliError(f"{_trials(missing)} without a result yet; run the same command again",
                        EXIT_STOPPED)

@@ -20,7 +20,7 @@ from sparsedp.cli.common import (
 )
 from sparsedp.data import default_cache_dir, load_dataset, prepare_splits
 from sparsedp.experiment.preflight import PreflightError, check_device
-from sparsedp.pruning.prune import PRUNERS, PruneSettings
+from sparsedp.pruning import PruneSettings, pruner_names
 from sparsedp.training import EngineSettings, EvalResult, TrialConfig, run_trial
 from sparsedp.training.trainer import build_trial_model
 from sparsedp.training.tuning import default_micro_batch, measure_eval_settings
@@ -45,7 +45,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--hidden-units", type=int, default=0,
                    help="simple-cnn only: add a hidden FC layer (1024 = Shallue et al.'s wide "
                         "variant, without dropout)")
-    p.add_argument("--pruner", default="snip", help=f"{', '.join(PRUNERS)} or a plugin's")
+    p.add_argument("--pruner", default="snip",
+                   help=f"a registered pruner: {', '.join(pruner_names())}, or a plugin's "
+                        "(checked against the registry once plugins are loaded; "
+                        "see docs/pruners.md)")
     p.add_argument("--prune-biases", action="store_true",
                    help="also prune biases (the authors' code did; they start at zero)")
     p.add_argument("--snip-batches", type=positive_int,

@@ -25,7 +25,8 @@ from sparsedp.data.splits import OFFICIAL_TRAIN_SIZES, train_split_size
 from sparsedp.models import MODELS
 from sparsedp.origin import PART_NAME
 from sparsedp.plugins import PluginError, PluginSet, import_plugin, load_entry_points
-from sparsedp.pruning.prune import PRUNERS, PruneSettings, check_sparsity
+from sparsedp.pruning.prune import PruneSettings, check_sparsity
+from sparsedp.pruning.registry import pruner_names
 from sparsedp.search.sobol import SEQUENCES
 from sparsedp.search.space import (
     DEFAULT_DIMENSIONS,
@@ -943,7 +944,8 @@ class _Loader:
         self.keys(table, _PRUNING_KEYS, ("pruning",))
         options: dict[str, Any] = {}
         if "method" in table:
-            options["method"] = self.choice(table["method"], ("pruning", "method"), PRUNERS)
+            options["method"] = self.choice(table["method"], ("pruning", "method"),
+                                            pruner_names())
         if "prune_biases" in table:
             options["prune_biases"] = self.boolean(
                 table["prune_biases"], ("pruning", "prune_biases")

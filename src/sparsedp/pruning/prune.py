@@ -1,29 +1,34 @@
-"""Global top-k pruning from a saliency, with a registry of pruners."""
+"""Pruning at initialization: settings, saliency by the registered pruner, global top-k."""
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import torch
 from torch import nn
 
+import sparsedp.pruning.builtin  # noqa: F401  (registers the built-in pruners)
 from sparsedp.data.splits import SplitData
 from sparsedp.pruning.mask import Mask
-from sparsedp.pruning.saliency import (
-    magnitude_saliency,
-    prunable_parameters,
-    random_saliency,
-    snip_batches,
-    snip_saliency,
-)
+from sparsedp.pruning.registry import PruneData, check_scores, get_pruner
+from sparsedp.pruning.saliency import prunable_parameters
+from sparsedp.pruning.topk import check_sparsity, global_topk_mask, keep_count
 
-PRUNERS = ("snip", "magnitude", "random")
+__all__ = [
+    "PruneSettings",
+    "check_sparsity",
+    "compute_saliency",
+    "global_topk_mask",
+    "keep_count",
+    "prune",
+]
 
 
 @dataclass(frozen=True)
 class PruneSettings:
-    """How to prune: method, which parameters, SNIP's data budget."""
+    """How to prune: the method (a registered pruner), which parameters, and the methods'
+    options. The method is checked against the registry when the settings are made, so a
+    plugin's pruner must be registered first."""
 
     method: str = "snip"
     prune_biases: bool = False
@@ -31,48 +36,11 @@ class PruneSettings:
     snip_batches: int | None = None  # None: the whole training split (authors' code)
 
     def __post_init__(self) -> None:
-        if self.method not in PRUNERS:
-            raise ValueError(f"unknown pruner {self.method!r}; known: {', '.join(PRUNERS)}")
+        get_pruner(self.method)
         if self.snip_batch_size < 1:
             raise ValueError(f"snip_batch_size must be >= 1, got {self.snip_batch_size}")
         if self.snip_batches is not None and self.snip_batches < 1:
             raise ValueError(f"snip_batches must be >= 1 or unset, got {self.snip_batches}")
-
-
-def check_sparsity(sparsity: float) -> None:
-    """Sparsity must lie in [0, 1): 1 would remove every weight."""
-    if not (isinstance(sparsity, (int, float)) and 0.0 <= float(sparsity) < 1.0):
-        raise ValueError(
-            f"sparsity must be in [0, 1) (fraction of prunable weights removed), got {sparsity}"
-        )
-
-
-def keep_count(total: int, sparsity: float) -> int:
-    """round(N · (1 − sparsity)), halves rounded up, never below 1."""
-    return max(1, math.floor(total * (1.0 - sparsity) + 0.5))
-
-
-def global_topk_mask(scores: dict[str, torch.Tensor], sparsity: float) -> dict[str, torch.Tensor]:
-    """Keep the ``keep_count`` highest scores over all tensors together.
-
-    Scores are normalised to sum to 1 first (as SNIP does; it does not change the ranking).
-    Ties are broken by position (earlier parameters, then earlier entries, win), so the mask
-    is deterministic.
-    """
-    check_sparsity(sparsity)
-    flat = torch.cat([s.detach().reshape(-1).to(torch.float64).cpu() for s in scores.values()])
-    total_score = flat.sum()
-    if total_score > 0:
-        flat = flat / total_score
-    k = keep_count(flat.numel(), sparsity)
-    keep = torch.zeros(flat.numel(), dtype=torch.bool)
-    order = torch.argsort(flat, descending=True, stable=True)
-    keep[order[:k]] = True
-    masks, offset = {}, 0
-    for name, s in scores.items():
-        masks[name] = keep[offset : offset + s.numel()].view(s.shape).to(torch.float32)
-        offset += s.numel()
-    return masks
 
 
 def compute_saliency(
@@ -80,17 +48,33 @@ def compute_saliency(
     settings: PruneSettings,
     data: SplitData | None,
     seed: int,
+    *,
+    sparsity: float | None = None,
+    parameters: dict[str, nn.Parameter] | None = None,
+    input_shape: tuple[int, ...] | None = None,
+    num_classes: int | None = None,
 ) -> dict[str, torch.Tensor]:
-    """Saliency scores of the prunable parameters of ``model`` under ``settings``."""
-    parameters = prunable_parameters(model, settings.prune_biases)
-    if settings.method == "snip":
-        if data is None:
-            raise ValueError("SNIP needs training data")
-        batches = snip_batches(data, settings.snip_batch_size, settings.snip_batches)
-        return snip_saliency(model, parameters, batches)
-    if settings.method == "magnitude":
-        return magnitude_saliency(parameters)
-    return random_saliency(parameters, torch.Generator().manual_seed(seed + 7919))
+    """Scores of the prunable parameters of ``model`` by the pruner ``settings.method``.
+
+    ``parameters`` defaults to :func:`prunable_parameters` (conv and FC weights, biases with
+    ``prune_biases``); ``input_shape`` and ``num_classes`` default to the data's. ``sparsity``
+    may be left out for pruners whose scores do not depend on it (then they can be shared
+    between sparsities). The scores are checked against the contract (one-line ValueError
+    naming the pruner) and returned in parameter order.
+    """
+    pruner = get_pruner(settings.method)
+    if parameters is None:
+        parameters = prunable_parameters(model, settings.prune_biases)
+    if pruner.needs_data and data is None:
+        raise ValueError(f"pruner {pruner.name!r} needs training data, and none was given")
+    if pruner.uses_sparsity and sparsity is None:
+        raise ValueError(f"pruner {pruner.name!r} needs the target sparsity")
+    if data is not None:
+        input_shape = input_shape or tuple(data.image_shape)
+        num_classes = num_classes or data.num_classes
+    prune_data = PruneData(parameters, seed, sparsity, input_shape, num_classes, data)
+    scores = pruner.saliency(model, prune_data, settings)
+    return check_scores(pruner.name, scores, parameters)
 
 
 def prune(
@@ -101,22 +85,27 @@ def prune(
     *,
     seed: int = 0,
     saliency: dict[str, torch.Tensor] | None = None,
+    parameters: dict[str, nn.Parameter] | None = None,
+    input_shape: tuple[int, ...] | None = None,
 ) -> Mask:
     """Prune ``model`` at initialization: compute the mask and zero the pruned weights.
 
-    ``saliency`` may be passed when already computed (it does not depend on the sparsity or
-    the batch size, so one computation serves a whole column of studies).
+    ``saliency`` may be passed when already computed (SNIP's does not depend on the sparsity
+    or the batch size, so one computation serves a whole column of studies). ``parameters``
+    (default: :func:`prunable_parameters`) and ``input_shape`` (default: the data's) are
+    passed on to :func:`compute_saliency`.
     """
     check_sparsity(sparsity)
     settings = settings or PruneSettings()
-    if sparsity == 0.0:
+    if parameters is None:
         parameters = prunable_parameters(model, settings.prune_biases)
-        mask = Mask({n: torch.ones_like(p) for n, p in parameters.items()}, model)
-        return mask
-    scores = saliency if saliency is not None else compute_saliency(model, settings, data, seed)
+    if sparsity == 0.0:
+        return Mask({n: torch.ones_like(p) for n, p in parameters.items()}, model)
+    scores = saliency if saliency is not None else compute_saliency(
+        model, settings, data, seed, sparsity=sparsity, parameters=parameters,
+        input_shape=input_shape,
+    )
     mask = Mask(global_topk_mask(scores, sparsity), model)
     mask.apply_(model)
     mask.warn_if_layers_empty()
     return mask
-
-

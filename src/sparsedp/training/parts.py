@@ -9,20 +9,17 @@ from __future__ import annotations
 
 import json
 
-from sparsedp import pruning
 from sparsedp.data.custom import dataset_spec
 from sparsedp.models import BUILTIN_MODELS, MODELS
+from sparsedp.pruning import get_pruner
 from sparsedp.training.workloads import BUILTIN_WORKLOADS, get_workload
 
 
 def pruner_version(method: str) -> str:
     """The registered pruner's ``version`` ("" for built-ins and unknown names)."""
-    get_pruner = getattr(pruning, "get_pruner", None)
-    if get_pruner is None:
-        return ""
     try:
-        return str(get_pruner(method).version or "")
-    except (KeyError, ValueError):
+        return get_pruner(method).version
+    except ValueError:
         return ""
 
 
