@@ -53,6 +53,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                    help="also prune biases (the authors' code did; they start at zero)")
     p.add_argument("--snip-batches", type=positive_int,
                    help="SNIP on this many mini-batches of 100 (default: whole training split)")
+    p.add_argument("--grasp-temperature", type=finite_float,
+                   help="grasp: logits divided by this (default 200, the paper's)")
+    p.add_argument("--grasp-examples-per-class", type=positive_int,
+                   help="grasp: training examples per class in its sample (default 25)")
+    p.add_argument("--synflow-iterations", type=positive_int,
+                   help="synflow: pruning rounds of the exponential schedule (default 100)")
     p.add_argument("--full-eval", action="store_true",
                    help="evaluate the whole validation split at every check (default: exact "
                         "early exit, which gives the same outcome sooner)")
@@ -87,7 +93,17 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _config(args: argparse.Namespace) -> TrialConfig:
-    pruning = PruneSettings(args.pruner, args.prune_biases, snip_batches=args.snip_batches)
+    options = {}
+    for key, method in (("grasp_temperature", "grasp"), ("grasp_examples_per_class", "grasp"),
+                        ("synflow_iterations", "synflow")):
+        if getattr(args, key) is not None:
+            if args.pruner != method:
+                flag = "--" + key.replace("_", "-")
+                raise ValueError(f"{flag} applies to --pruner {method} only; remove it or "
+                                 f"add --pruner {method}")
+            options[key] = getattr(args, key)
+    pruning = PruneSettings(args.pruner, args.prune_biases, snip_batches=args.snip_batches,
+                            **options)
     return TrialConfig(
         workload=args.workload,
         sparsity=args.sparsity,

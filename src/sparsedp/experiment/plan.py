@@ -34,7 +34,7 @@ import torch
 
 from sparsedp.experiment.spec import ExperimentSpec, StudySpec
 from sparsedp.experiment.worker import WorkerContext, peak_rss_mb
-from sparsedp.pruning import compute_saliency
+from sparsedp.pruning import SNIP_BASED, compute_saliency
 from sparsedp.training import TrialRun
 from sparsedp.training.evaluation import Evaluator
 from sparsedp.training.trainer import build_trial_model
@@ -178,14 +178,16 @@ class ExperimentPlan:
 
 
 def snip_groups(spec: ExperimentSpec) -> dict[tuple, list[StudySpec]]:
-    """Sparse SNIP studies grouped by what their saliencies share (data set, model, width,
-    pruning settings, seed): one saliency per trial index per group."""
+    """Sparse SNIP studies (and random-snip-layers ones, which use the same cached SNIP
+    saliency) grouped by what their saliencies share (data set, model, width, SNIP settings,
+    seed): one saliency per trial index per group."""
     groups: dict[tuple, list[StudySpec]] = {}
     for study in spec.studies():
-        if study.sparsity == 0.0 or study.pruning.method != "snip":
+        if study.sparsity == 0.0 or study.pruning.method not in SNIP_BASED:
             continue
         w = get_workload(study.workload)
-        key = (w.dataset, w.model, study.hidden_units, study.pruning, study.seed)
+        snip = dataclasses.replace(study.pruning, method="snip")
+        key = (w.dataset, w.model, study.hidden_units, snip, study.seed)
         groups.setdefault(key, []).append(study)
     return groups
 
@@ -254,7 +256,7 @@ def measure_snip(study: StudySpec, context: WorkerContext, batches: int = 2) -> 
     """Seconds for one trial's SNIP saliency, from timing ``batches`` of its batches."""
     config = study.trial_config(0, study.space().points(1)[0])
     data = context.data(config.spec.dataset)
-    settings = config.pruning
+    settings = dataclasses.replace(config.pruning, method="snip")
     total = settings.snip_batches or math.ceil(data.num_train / settings.snip_batch_size)
     timed = min(batches, total)
     model = build_trial_model(config, data)  # on the CPU, as the worker computes it

@@ -950,9 +950,22 @@ class _Loader:
             options["prune_biases"] = self.boolean(
                 table["prune_biases"], ("pruning", "prune_biases")
             )
-        for key in ("snip_batches", "snip_batch_size"):
+        for key in ("snip_batches", "snip_batch_size", "grasp_examples_per_class",
+                    "synflow_iterations"):
             if key in table:
                 options[key] = self.integer(table[key], ("pruning", key), 1)
+        if "grasp_temperature" in table:
+            temperature = self.number(table["grasp_temperature"], ("pruning", "grasp_temperature"))
+            if temperature <= 0:
+                self.fail(("pruning", "grasp_temperature"), f"must be > 0, got {temperature}",
+                          "GraSP divides the logits by it; the paper uses 200")
+            options["grasp_temperature"] = temperature
+        method = options.get("method", "snip")
+        for key, owner in (("grasp_temperature", "grasp"), ("grasp_examples_per_class", "grasp"),
+                           ("synflow_iterations", "synflow")):
+            if key in table and method != owner:
+                self.fail(("pruning", key), f"applies to method {owner!r} only, not {method!r}",
+                          f'remove it or set method = "{owner}"')
         return PruneSettings(**options)
 
     def search_options(self, value: object) -> dict[str, str]:

@@ -13,7 +13,7 @@ import json
 import os
 import resource
 import traceback
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +23,8 @@ from sparsedp.data import SplitData, load_dataset, prepare_splits
 from sparsedp.experiment.records import TrialRecord
 from sparsedp.experiment.spec import EngineOptions, StudySpec
 from sparsedp.plugins import PluginSet
-from sparsedp.pruning import compute_saliency
+from sparsedp.pruning import SNIP_BASED, PruneSettings, compute_saliency
+from sparsedp.pruning.builtin import random_at_snip_layer_counts
 from sparsedp.training import EngineSettings, TrialConfig, TrialResult, TrialRun
 from sparsedp.training.batched import run_trials_batched
 from sparsedp.training.parts import study_parts
@@ -134,19 +135,27 @@ class WorkerContext:
         return self._eval_choice[key]
 
     def saliency(self, config: TrialConfig, data: SplitData) -> dict[str, torch.Tensor] | None:
-        """SNIP saliency for the trial's initialisation, from the disk cache when present."""
-        if config.sparsity == 0.0 or config.pruning.method != "snip":
+        """SNIP saliency for the trial's initialisation, from the disk cache when present
+        (for ``random-snip-layers``, its scores made from that same SNIP saliency)."""
+        if config.sparsity == 0.0 or config.pruning.method not in SNIP_BASED:
             return None
+        snip = self._snip_saliency(config, data, replace(config.pruning, method="snip"))
+        if config.pruning.method == "random-snip-layers":
+            return random_at_snip_layer_counts(snip, config.sparsity, config.seed)
+        return snip
+
+    def _snip_saliency(self, config: TrialConfig, data: SplitData,
+                       pruning: PruneSettings) -> dict[str, torch.Tensor]:
         spec = config.spec
         identity = {
             "dataset": spec.dataset,
             "model": spec.model,
             "hidden_units": config.hidden_units,
             "seed": config.seed,
-            "pruning": asdict(config.pruning),
+            "pruning": pruning.cache_identity(),
             "source": data.dataset.source,
         }
-        if parts := study_parts(config.workload, config.pruning.method):
+        if parts := study_parts(config.workload, pruning.method):
             identity["parts"] = parts  # a plugin's new version: a new saliency
         digest = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:24]
         path = self.cache_dir / "saliency" / f"{digest}.pt" if self.cache_dir else None
@@ -156,7 +165,7 @@ class WorkerContext:
             except Exception:  # damaged (unpickling raises all sorts): recompute
                 path.unlink(missing_ok=True)
         model = build_trial_model(config, data)
-        scores = compute_saliency(model, config.pruning, data, config.seed)
+        scores = compute_saliency(model, pruning, data, config.seed)
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
             tmp = path.with_suffix(f".{os.getpid()}.tmp")

@@ -1,6 +1,7 @@
 """Pruning at initialization: masks, a registry of pruners (SNIP, controls, plugins), global
 top-k."""
 
+from sparsedp.pruning.builtin import SNIP_BASED
 from sparsedp.pruning.mask import LayerSparsity, Mask, MaskError
 from sparsedp.pruning.prune import (
     PruneSettings,
@@ -20,6 +21,7 @@ from sparsedp.pruning.registry import (
 from sparsedp.pruning.saliency import prunable_parameters, snip_batches, snip_saliency
 
 __all__ = [
+    "SNIP_BASED",
     "LayerSparsity",
     "Mask",
     "MaskError",

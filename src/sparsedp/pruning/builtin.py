@@ -1,4 +1,4 @@
-"""sparsedp's own pruners, registered at import: SNIP and two controls."""
+"""sparsedp's own pruners, registered at import: SNIP, GraSP, SynFlow and three controls."""
 
 from __future__ import annotations
 
@@ -7,13 +7,19 @@ from typing import TYPE_CHECKING
 import torch
 from torch import nn
 
+from sparsedp.pruning.grasp import grasp_saliency
 from sparsedp.pruning.registry import PruneData, Pruner, register_builtin
 from sparsedp.pruning.saliency import magnitude_saliency, random_saliency, snip_saliency
+from sparsedp.pruning.synflow import synflow_saliency
+from sparsedp.pruning.topk import global_topk_mask
 
 if TYPE_CHECKING:
     from sparsedp.pruning.prune import PruneSettings
 
 RANDOM_SALT = 7919  # the random control's generator is seeded seed + 7919 (as before the registry)
+GRASP_SALT = 0  # GraSP's sample: a permutation of the training split seeded by the seed
+RANDOM_LAYERS_SALT = 104_729
+SNIP_BASED = ("snip", "random-snip-layers")  # pruners built on SNIP's (cacheable) saliency
 
 
 def _snip(model: nn.Module, data: PruneData, settings: PruneSettings) -> dict[str, torch.Tensor]:
@@ -38,4 +44,55 @@ register_builtin(Pruner(
 ))
 register_builtin(Pruner(
     "random", _random, "uniform random scores: a random mask (a control)", needs_data=False,
+))
+
+
+def _grasp(model: nn.Module, data: PruneData, settings: PruneSettings) -> dict[str, torch.Tensor]:
+    x, y = data.class_balanced(settings.grasp_examples_per_class, GRASP_SALT, who="grasp")
+    return grasp_saliency(model, data.parameters, x, y, settings.grasp_temperature)
+
+
+def _synflow(model: nn.Module, data: PruneData,
+             settings: PruneSettings) -> dict[str, torch.Tensor]:
+    assert data.sparsity is not None  # uses_sparsity: compute_saliency checks it
+    return synflow_saliency(model, data.parameters, data.require_input_shape("synflow"),
+                            data.sparsity, settings.synflow_iterations)
+
+
+def _random_snip_layers(model: nn.Module, data: PruneData,
+                        settings: PruneSettings) -> dict[str, torch.Tensor]:
+    assert data.sparsity is not None  # uses_sparsity: compute_saliency checks it
+    return random_at_snip_layer_counts(_snip(model, data, settings), data.sparsity, data.seed)
+
+
+def random_at_snip_layer_counts(
+    snip_scores: dict[str, torch.Tensor], sparsity: float, seed: int
+) -> dict[str, torch.Tensor]:
+    """The ``random-snip-layers`` scores from SNIP's: in every tensor, as many entries as
+    SNIP's mask keeps at ``sparsity``, chosen uniformly at random (generator seeded
+    ``seed + RANDOM_LAYERS_SALT``), score 1, the others 0; the global top-k at ``sparsity``
+    keeps exactly those. (The worker calls it on cached SNIP scores.)"""
+    counts = {name: int(m.sum().item())
+              for name, m in global_topk_mask(snip_scores, sparsity).items()}
+    generator = torch.Generator().manual_seed(seed + RANDOM_LAYERS_SALT)
+    scores = {}
+    for name, snip in snip_scores.items():
+        chosen = torch.zeros(snip.numel())
+        chosen[torch.randperm(snip.numel(), generator=generator)[: counts[name]]] = 1.0
+        scores[name] = chosen.view(snip.shape).to(snip.device)
+    return scores
+
+
+register_builtin(Pruner(
+    "grasp", _grasp,
+    "gradient signal preservation: remove the highest −θ ⊙ Hg (Wang et al., 2020)",
+))
+register_builtin(Pruner(
+    "synflow", _synflow,
+    "iterative synaptic flow |θ ⊙ ∂R/∂θ|, data-free (Tanaka et al., 2020)",
+    needs_data=False, uses_sparsity=True,
+))
+register_builtin(Pruner(
+    "random-snip-layers", _random_snip_layers,
+    "random weights, as many per layer as SNIP keeps (a control)", uses_sparsity=True,
 ))
