@@ -18,9 +18,27 @@ from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 
-from sparsedp.data.custom import DATASETS, DatasetSpec
+from sparsedp.data.custom import DATASETS, DatasetSpec, register_dataset
+from sparsedp.models import register_model
 from sparsedp.origin import loading
-from sparsedp.training.workloads import WORKLOADS, Workload
+from sparsedp.pruning import PruneData, Pruner, PruneSettings, register_pruner
+from sparsedp.training.workloads import WORKLOADS, Workload, register_workload
+
+__all__ = [  # what a plugin needs: ``from sparsedp.plugins import register_model, ...``
+    "ENTRY_POINT_GROUP",
+    "PluginError",
+    "PluginSet",
+    "PruneData",
+    "PruneSettings",
+    "Pruner",
+    "Workload",
+    "import_plugin",
+    "load_entry_points",
+    "register_dataset",
+    "register_model",
+    "register_pruner",
+    "register_workload",
+]
 
 ENTRY_POINT_GROUP = "sparsedp.plugins"
 _PACKAGE_DIR = str(Path(__file__).resolve().parent)
@@ -72,7 +90,7 @@ def _where(exc: BaseException) -> str:
 
 
 def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
+    text = (exc.msg if isinstance(exc, SyntaxError) else str(exc)).strip()
     first = text.splitlines()[0] if text else ""
     return f"{type(exc).__name__}: {first}" if first else type(exc).__name__
 
