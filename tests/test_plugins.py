@@ -20,7 +20,7 @@ from torch import nn
 
 from sparsedp.cli.main import main
 from sparsedp.data import DataError
-from sparsedp.data.custom import DATASETS, DatasetSpec, NpzFile, load_registered
+from sparsedp.data.custom import DATASETS, DatasetSpec, ImageFolder, NpzFile, load_registered
 from sparsedp.experiment import ExperimentFileError, StudySpec, load_experiment
 from sparsedp.models import MODELS, build_model, prunable_parameters
 from sparsedp.plugins import (
@@ -173,6 +173,24 @@ def test_uint8_nhwc_and_npz_kinds(tmp_path):
     np.savez(tmp_path / "e.npz", images=u8)
     with pytest.raises(DataError, match="it needs x_train, y_train, x_test, y_test"):
         load_registered(DatasetSpec("tp-npz", NpzFile(str(tmp_path / "e.npz"))))
+
+
+def test_image_folder_kind(tmp_path):
+    from PIL import Image
+
+    for split, count in (("train", 6), ("test", 2)):
+        for label, cls in enumerate(("cat", "dog")):
+            (tmp_path / split / cls).mkdir(parents=True)
+            for i in range(count):
+                pixels = np.full((8, 8), 20 * i + 100 * label, dtype=np.uint8)
+                Image.fromarray(pixels, "L").save(tmp_path / split / cls / f"{i}.png")
+    data = load_registered(DatasetSpec("tp-folder", ImageFolder(str(tmp_path))))
+    assert data.classes == ("cat", "dog") and data.train_images.shape == (12, 1, 8, 8)
+    assert list(data.train_labels) == [0] * 6 + [1] * 6 and not data.lossy
+    assert int(data.train_images[7, 0, 0, 0]) == 120  # dog/1.png, files in name order
+    Image.fromarray(np.zeros((8, 9), np.uint8), "L").save(tmp_path / "test" / "dog" / "x.png")
+    with pytest.raises(DataError, match=r"x.png: image is 9x8, the others are 8x8; resize it"):
+        load_registered(DatasetSpec("tp-folder", ImageFolder(str(tmp_path))))
 
 
 def test_entry_points_are_loaded(registries, tmp_path, monkeypatch):

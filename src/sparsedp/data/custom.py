@@ -110,7 +110,8 @@ class NpzFile:
     def __call__(self) -> dict[str, np.ndarray]:
         path = Path(self.path)
         if not path.is_file():
-            raise DataError(f"{path}: no such .npz file; fix `path`")
+            raise DataError(f"{path}: no such .npz file; fix `path` (relative paths start at "
+                            "the experiment file's folder)")
         try:
             with np.load(path, allow_pickle=False) as archive:
                 names = set(archive.files)

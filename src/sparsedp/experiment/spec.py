@@ -740,10 +740,8 @@ class _Loader:
             path = self.string(entry["path"], (*key, "path"))
             if not path.strip():
                 self.fail((*key, "path"), "empty path", "give the file or folder")
-            resolved = _resolve_against(self.path.parent, path)
-            if not resolved.exists():
-                self.fail((*key, "path"), f"{resolved} does not exist",
-                          "fix the path (relative paths start at the experiment file's folder)")
+            resolved = _resolve_against(self.path.parent, path)  # read in preflight, so
+            # that status, export and report work where the data are not
             classes = None
             if "classes" in entry:
                 items = self.nonempty_list(entry["classes"], (*key, "classes"), '["cat", "dog"]')
