@@ -163,6 +163,23 @@ def test_bad_data_sets_give_one_line(change, message):
     assert message in text and "data set 'tp-bad' (plugin tp_mod)" in text and "\n" not in text
 
 
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_checks_run_in_evaluation_mode(channels_last):
+    """Dropout off and batch norm's running statistics during a check, untouched after."""
+    from sparsedp.training.evaluation import Evaluator
+
+    linear = nn.Linear(4, 2)
+    with torch.no_grad():
+        linear.weight.zero_()
+        linear.bias.copy_(torch.tensor([0.0, 1.0]))  # class 1, unless dropout zeroes it all
+    model = nn.Sequential(nn.Flatten(), nn.BatchNorm1d(4), linear, nn.Dropout(0.999999))
+    before = model[1].running_mean.clone()
+    x, y = torch.randn(8, 1, 2, 2), torch.ones(8, dtype=torch.int64)
+    check = Evaluator(x, y, 0.5, batch_size=4, early_exit=False, channels_last=channels_last)
+    assert check(model).errors == 0 and model.training
+    assert torch.equal(model[1].running_mean, before)
+
+
 def test_uint8_nhwc_and_npz_kinds(tmp_path):
     x, y, _, ty = blobs()
     u8 = (np.clip(x, 0, 1) * 255).astype(np.uint8).transpose(0, 2, 3, 1)  # NHWC
