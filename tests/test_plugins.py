@@ -52,7 +52,7 @@ def registries():
         table.update(copy)
     sys.path[:] = path
     for name in set(sys.modules) - modules:
-        if name.startswith("tp_"):
+        if name.startswith("tp_") or name == "my_parts":
             del sys.modules[name]
 
 
@@ -431,8 +431,9 @@ def test_example_runs_end_to_end(tmp_path, shared_data_dir):
     for f in (REPO / "examples" / "custom").iterdir():
         if f.suffix in (".py", ".toml"):
             (tmp_path / f.name).write_text(f.read_text())
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
-        [str(REPO / "src"), os.environ.get("PYTHONPATH", "")])}
+    env = {**os.environ, "OMP_NUM_THREADS": "1",  # as conftest does in-process: on a busy
+           # machine two spinning threads per process make these runs 10x slower
+           "PYTHONPATH": os.pathsep.join([str(REPO / "src"), os.environ.get("PYTHONPATH", "")])}
     subprocess.run([sys.executable, str(tmp_path / "make_mnist_npz.py"), "--train", "10000",
                     "--data-dir", str(shared_data_dir / "mnist")], check=True, env=env,
                    capture_output=True)
@@ -449,3 +450,26 @@ def test_example_runs_end_to_end(tmp_path, shared_data_dir):
             rows = store.trial_rows(f"lenet-mnist-{method}")
         assert len(rows) == 2 and all(r["status"] != "failed" for r in rows)
     assert "checked workload mnist-lenet5-momentum: model lenet-5 fits mnist-npz" in done.stderr
+
+
+def test_the_quick_start_of_the_docs_runs(registries, tmp_path, capsys):
+    """docs/plugins.md's plugin and experiment, as written, with SNIP, GraSP, SynFlow and the
+    plugin's own pruner (one file per method, as the docs say)."""
+    import re
+
+    text = (REPO / "docs" / "plugins.md").read_text()
+    files = dict(re.findall(r"<!-- file: (\S+) -->\n```\w+\n(.*?)```", text, flags=re.S))
+    assert set(files) == {"my_parts.py", "stripes-snip.toml"}
+    (tmp_path / "my_parts.py").write_text(files["my_parts.py"])
+    experiment = files["stripes-snip.toml"] + "\n[engine]\neval_batch_size = 500\n"
+    for method in ("snip", "grasp", "synflow", "grad-magnitude"):
+        toml = experiment.replace('"stripes-snip"', f'"stripes-{method}"')
+        if method != "snip":
+            toml = toml.replace('method = "snip"\nsnip_batches = 5', f'method = "{method}"')
+        path = tmp_path / f"stripes-{method}.toml"
+        path.write_text(toml)
+        assert main(["run", str(path)]) == 0, capsys.readouterr().err
+        with ResultStore(tmp_path / "results" / f"stripes-{method}", read_only=True) as store:
+            rows = store.trial_rows(f"stripes-{method}")
+        assert len(rows) == 6 and all(r["status"] != "failed" for r in rows)
+    assert any(r["status"] == "complete" for r in rows)
