@@ -318,6 +318,11 @@ TINY_MODEL = """
 
     register_model("{name}", tiny, version="1")
 """
+BAD_PRUNER = """
+    from sparsedp.plugins import Pruner, register_pruner
+
+    register_pruner(Pruner("{name}", lambda model, data, settings: {{}}, version="1"))
+"""
 USES = """
 [workloads.tp-w]
 dataset = "{data}"
@@ -349,6 +354,10 @@ def _broken_cases(n: int) -> dict[str, tuple[str, str, str]]:
                            f"plugin '{{module}}': ValueError: model '{model}' is already "
                            f"registered (by plugin {{module}}); give yours another name or "
                            "pass replace=True at {module}.py:"),
+        "broken pruner": (good + BAD_PRUNER.format(name=f"tp-prune{n}"),
+                          uses + f'[pruning]\nmethod = "tp-prune{n}"\n',
+                          f"pruner 'tp-prune{n}' returned no scores for 1.weight (tried on "
+                          "workload tp-w's model and data before any trial)"),
         "unknown part": (good, USES.format(data=data, model="tp-lenet"),
                          "workloads.tp-w.model: workload 'tp-w' uses the unknown model "
                          "'tp-lenet'"),

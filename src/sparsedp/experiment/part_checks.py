@@ -3,7 +3,8 @@
 Run before any trial (from :func:`sparsedp.experiment.preflight.preflight`): each workload
 whose model or data set is not built in gets its model built for the data set's images and
 classes, one forward and backward pass on two training examples, and its prunable
-parameters checked; a data set smaller than the largest batch size is refused. Every
+parameters checked; a data set smaller than the largest batch size is refused; a plugin's
+pruner is run once on the first workload. Every
 problem raises :class:`PreflightError` with one line naming the part and its plugin.
 """
 
@@ -16,7 +17,7 @@ from torch.nn import functional as F
 
 from sparsedp.data import ImageDataset, load_dataset
 from sparsedp.data.custom import dataset_spec
-from sparsedp.data.splits import split_train_validation
+from sparsedp.data.splits import prepare_splits, split_train_validation
 from sparsedp.experiment.spec import ExperimentSpec
 from sparsedp.models import (
     BUILTIN_MODELS,
@@ -25,6 +26,7 @@ from sparsedp.models import (
     build_model,
     prunable_parameters,
 )
+from sparsedp.pruning import compute_saliency, get_pruner
 from sparsedp.training import get_workload
 
 
@@ -62,7 +64,35 @@ def check_parts(spec: ExperimentSpec) -> list[str]:
         channels, size, _ = data.image_shape
         lines.append(f"workload {name}: model {workload.model} fits {workload.dataset} "
                      f"({channels}x{size}x{size}, {data.num_classes} classes)")
+    settings = spec.study_defaults.pruning
+    if not get_pruner(settings.method).saliency.__module__.startswith("sparsedp."):
+        lines.append(check_pruner(spec, loaded))
     return lines
+
+
+def check_pruner(spec: ExperimentSpec, loaded: dict[str, ImageDataset]) -> str:
+    """Run a plugin's pruner once, on the first workload's model and data (its scores are
+    checked against the pruner contract): a broken pruner fails here, not in every trial."""
+    settings = spec.study_defaults.pruning
+    workload = get_workload(spec.workloads[0])
+    if workload.dataset not in loaded:
+        loaded[workload.dataset] = load_dataset(workload.dataset, spec.data_dir)
+    data = prepare_splits(loaded[workload.dataset])
+    channels, size, _ = data.image_shape
+    options = dict(workload.model_options)
+    if spec.study_defaults.hidden_units:
+        options["hidden_units"] = spec.study_defaults.hidden_units
+    model = build_model(workload.model, channels=channels, image_size=size,
+                        num_classes=data.num_classes, seed=0, **options)
+    sparsity = max(spec.sparsities) or 0.5
+    try:
+        compute_saliency(model, settings, data, 0, sparsity=sparsity)
+    except Exception as exc:
+        text = _first_line(exc)
+        where = "" if f"pruner {settings.method!r}" in text else f"pruner {settings.method!r}: "
+        raise PartError(f"{where}{text} (tried on workload {workload.name}'s model and "
+                        "data before any trial)") from exc
+    return f"pruner {settings.method}: scores {workload.model} on {workload.dataset}"
 
 
 def _custom_data(dataset: str) -> bool:
