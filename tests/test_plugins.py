@@ -382,7 +382,7 @@ def test_cli_plugin_option(registries, tmp_path, capsys, monkeypatch):
         + "from sparsedp.plugins import Workload, register_workload\n"
         "register_workload(Workload('tp-cli-w', 'tp-cli-data', 'tp-cli-model', 'sgd',\n"
         "    'constant', ('lr',), 0.5, 5, 10, 'a workload from a plugin'))\n")
-    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.chdir(tmp_path)  # a module in the current directory is found
     assert main(["workloads", "--json", "--plugin", "tp_cli_parts"]) == 0
     assert '"tp-cli-w"' in capsys.readouterr().out
     assert main(["workloads", "--plugin", "tp_no_such_module"]) == 2

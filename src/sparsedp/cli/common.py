@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from rich.console import Console
@@ -30,10 +31,20 @@ class Terminated(KeyboardInterrupt):
     """SIGTERM, raised like Ctrl-C so that every layer unwinds the same way."""
 
 
+def _plugin_module(text: str) -> str:
+    """A ``--plugin`` module name; the current directory joins the search path (as for
+    ``python -m``), so a module in it is found."""
+    if "" not in sys.path and os.getcwd() not in sys.path:
+        sys.path.append(os.getcwd())
+    return text
+
+
 def add_plugin_option(parser: argparse.ArgumentParser) -> None:
     """``--plugin MODULE`` (repeatable): import a plugin module (docs/plugins.md)."""
     parser.add_argument("--plugin", action="append", default=[], metavar="MODULE",
-                        help="import this plugin module first (repeatable; docs/plugins.md)")
+                        type=_plugin_module,
+                        help="import this plugin module first (repeatable; found in the "
+                             "current directory too; docs/plugins.md)")
 
 
 def load_plugins(modules: list[str]) -> None:
