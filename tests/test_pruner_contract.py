@@ -217,3 +217,13 @@ def test_scores_breaking_the_contract_give_one_line_naming_the_pruner(
         prune(tiny_model(), 0.5, PruneSettings("broken"))
     message = str(info.value)
     assert message.startswith("pruner 'broken'") and fragment in message and "\n" not in message
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+@pytest.mark.parametrize("name", pruner_names())
+def test_a_model_on_the_gpu_gets_the_same_mask(name, small):
+    cpu = prune(tiny_model(), SPARSITY, settings_for(name), small, seed=3)
+    gpu = prune(tiny_model().cuda(), SPARSITY, settings_for(name), small, seed=3)
+    differing = sum(int((cpu[k] != gpu[k].cpu()).sum()) for k in cpu.names)
+    assert differing <= cpu.total // 100, (name, differing)  # rounding swaps near-ties
+    assert gpu.kept == cpu.kept
