@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from sparsedp.analysis.curves import best_trials, study_outcomes
-from sparsedp.report.html import _stopping_note
+from sparsedp.report.notes import stopping_note as _stopping_note
 
 
 def _trials(keys: list[str], steps: list[float]) -> pd.DataFrame:

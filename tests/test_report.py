@@ -125,7 +125,7 @@ def test_report_lists_every_study_and_embeds_all_figures(full_report):
     # Two workloads: scaling, search and metaparameter figures each, plus one comparison.
     assert len(pngs) == 7 and len(svgs) == 7
     assert html.count("<img ") == 7
-    assert html.count("src='data:image/png;base64,") == 7
+    assert html.count('src="data:image/png;base64,') == 7
     assert "<figcaption>" in html
     assert "Stopping of hopeless trials was ON" in html
     assert "abc123" in html and "testhost" in html
@@ -161,7 +161,7 @@ def test_report_with_partial_results(tmp_path):
     )
     html = path.read_text()
     assert "10 of 16 expected studies have a result; 6 do not (yet)" in html
-    missing_section = html.split("<h2>Missing studies</h2>")[1].split("<h2>")[0]
+    missing_section = html.split('<h3 id="missing">Missing studies</h3>')[1].split("<h3")[0]
     assert missing_section.count("not started") == 4  # batch size 256: 4 studies
     assert missing_section.count("no result yet") == 2
     assert "Stopping of hopeless trials was OFF" in html
@@ -220,4 +220,4 @@ def test_hostile_names_are_escaped_and_lossy_label_is_prominent(tmp_path):
     assert "onerror=alert(1)>" not in html
     title = re.search(r"<h1>(.*?)</h1>", html).group(1)
     assert "&lt;script&gt;" in title
-    assert "class='warning'" in html and "lossy JPEG copy" in html
+    assert 'class="warning"' in html and "lossy JPEG copy" in html

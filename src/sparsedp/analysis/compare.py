@@ -5,19 +5,22 @@
 * The *perfect-scaling ratio* is the geometric mean of ``ratio(B)`` over the batch sizes in
   the dense curve's perfect-scaling region (``B <= perfect_scaling_end`` of the dense
   curve), also reported as ``log2`` (the paper reads about 2^1.5 at 90% sparsity).
+* Its interval (``step_ratio_interval``) resamples every study's trials, as the fit's
+  bootstrap does, and recomputes the geometric mean over the same batch sizes.
 * The *critical batch ratio* is ``B_crit(sparse) / B_crit(dense)`` from the fits; its
   interval pairs the curves' independent bootstrap resamples one to one.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
 from sparsedp.analysis.curves import Curve
-from sparsedp.analysis.fit import BootstrapFit, ScalingFit, percentile_interval
+from sparsedp.analysis.fit import BootstrapFit, ScalingFit, percentile_interval, stable_seed
 from sparsedp.analysis.regimes import PERFECT_SCALING_TOL, perfect_scaling_end
 
 DENSE_SPARSITY = 0.0
@@ -59,6 +62,7 @@ class PerfectScalingRatio:
     batch_sizes: list[int]
     geomean_ratio: float | None
     log2_ratio: float | None
+    ci: tuple[float, float] | None = None
 
 
 def perfect_scaling_ratio(
@@ -91,6 +95,41 @@ def perfect_scaling_ratio(
         geomean_ratio=float(2.0**log2_mean),
         log2_ratio=log2_mean,
     )
+
+
+def step_ratio_interval(
+    sparse_outcomes: Mapping[int, np.ndarray],
+    dense_outcomes: Mapping[int, np.ndarray],
+    batch_sizes: Sequence[int],
+    *,
+    n_resamples: int = 200,
+    seed: int = 0,
+    confidence: float = 0.95,
+    key: str = "",
+) -> tuple[float, float] | None:
+    """Bootstrap interval of the geometric-mean step ratio over ``batch_sizes``.
+
+    ``*_outcomes`` map batch size to each trial's steps-to-result (``inf`` without a
+    result). Each resample draws every study's trials with replacement and takes the
+    minimum; a resample where some batch size lost its result on either side is left out.
+    None without batch sizes, resamples, or any resample with all results.
+    """
+    sizes = [int(b) for b in batch_sizes]
+    if not sizes or n_resamples <= 0:
+        return None
+    rng = np.random.default_rng(stable_seed(seed, f"step-ratio:{key}"))
+    log_ratio = np.zeros(n_resamples)
+    for b in sizes:
+        drawn = []
+        for outcomes in (sparse_outcomes, dense_outcomes):
+            values = np.asarray(outcomes.get(b, []), dtype=float)
+            if len(values) == 0:
+                return None
+            idx = rng.integers(0, len(values), size=(n_resamples, len(values)))
+            drawn.append(values[idx].min(axis=1))
+        ok = np.isfinite(drawn[0]) & np.isfinite(drawn[1])
+        log_ratio += np.where(ok, np.log2(np.where(ok, drawn[0] / drawn[1], 1.0)), np.nan)
+    return percentile_interval(2.0 ** (log_ratio / len(sizes)), confidence)
 
 
 @dataclass(frozen=True)

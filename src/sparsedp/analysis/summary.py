@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass, field
 from typing import Any
@@ -16,6 +17,7 @@ from sparsedp.analysis.compare import (
     critical_batch_ratio,
     perfect_scaling_ratio,
     sparse_dense_ratios,
+    step_ratio_interval,
 )
 from sparsedp.analysis.curves import (
     Curve,
@@ -123,7 +125,17 @@ def analyze(
         )
         if dense_key is None:
             continue
-        ps_ratios.append(perfect_scaling_ratio(ratios, curves[dense_key], sparsity, tol=tol))
+        ps = perfect_scaling_ratio(ratios, curves[dense_key], sparsity, tol=tol)
+        ci = step_ratio_interval(
+            outcomes.get(key, {}),
+            outcomes.get(dense_key, {}),
+            ps.batch_sizes,
+            n_resamples=n_resamples,
+            seed=seed,
+            confidence=confidence,
+            key=curve_name(key),
+        )
+        ps_ratios.append(dataclasses.replace(ps, ci=ci))
         crit[key] = critical_batch_ratio(
             fits[key], fits[dense_key], boots[key], boots[dense_key], confidence
         )
@@ -235,6 +247,7 @@ def analysis_to_dict(analysis: Analysis) -> dict[str, Any]:
                 "dense_perfect_scaling_end": ps.dense_perfect_scaling_end,
                 "perfect_scaling_batch_sizes": ps.batch_sizes,
                 "geomean_ratio": ps.geomean_ratio,
+                "geomean_ratio_ci": list(ps.ci) if ps.ci else None,
                 "log2_ratio": ps.log2_ratio,
                 "b_crit_ratio": crit.ratio if crit else None,
                 "b_crit_ratio_ci": list(crit.ci) if crit and crit.ci else None,

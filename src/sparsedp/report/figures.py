@@ -1,0 +1,110 @@
+"""The report's figures (Figures 1–5 of the paper), saved beside the page and embedded in it."""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from matplotlib.figure import Figure as MplFigure
+
+from sparsedp.analysis.curves import searched_metaparameters
+from sparsedp.analysis.summary import Analysis
+from sparsedp.plots.scaling import plot_optimizer_comparison, plot_scaling, save_figure
+from sparsedp.plots.search import plot_metaparameters, plot_search_space
+from sparsedp.report.format import safe_name
+
+
+@dataclass(frozen=True)
+class ReportFigure:
+    """A saved figure: ``stem`` (its id on the page), caption, PNG bytes, files written."""
+
+    stem: str
+    caption: str
+    png: bytes
+    files: list[Path]
+
+    @property
+    def data_uri(self) -> str:
+        """The PNG as a ``data:`` URI, so the page stands alone."""
+        return "data:image/png;base64," + base64.b64encode(self.png).decode("ascii")
+
+
+def save_report_figure(
+    fig: MplFigure, fig_dir: Path, stem: str, caption: str, formats: Sequence[str], dpi: int
+) -> ReportFigure:
+    """Save ``fig`` as ``fig_dir/stem.*`` in ``formats`` (PNG is always made, for the page)."""
+    all_formats = tuple(dict.fromkeys(("png", *formats)))
+    files = save_figure(fig, fig_dir / stem, formats=all_formats, dpi=dpi)
+    png = next(p for p in files if p.suffix == ".png").read_bytes()
+    keep = [p for p in files if p.suffix.lstrip(".") in formats]
+    for p in files:
+        if p not in keep:
+            p.unlink()
+    return ReportFigure(stem=stem, caption=caption, png=png, files=keep)
+
+
+def make_figures(
+    analysis: Analysis, fig_dir: Path, formats: Sequence[str], dpi: int
+) -> list[ReportFigure]:
+    """Scaling (Figures 1/3), optimizer (2), search-space (4) and metaparameter (5) figures."""
+    trials, best = analysis.trials, analysis.best
+    figures: list[ReportFigure] = []
+
+    def add(stem: str, caption: str, fig: MplFigure) -> None:
+        figures.append(save_report_figure(fig, fig_dir, stem, caption, formats, dpi))
+
+    workloads = sorted(set(best["workload"])) if len(best) else []
+    for workload in workloads:
+        rows = best[best["workload"] == workload]
+        label = (
+            str(rows["dataset_label"].dropna().iloc[0])
+            if rows["dataset_label"].notna().any()
+            else ""
+        )
+        dataset = str(rows["dataset"].dropna().iloc[0]) if rows["dataset"].notna().any() else ""
+        style = "Figure 3" if "cifar" in dataset.lower() else "Figure 1"
+        add(
+            f"scaling-{safe_name(workload)}",
+            f"{style} style. Steps to result against batch size for {workload} ({label}). "
+            "One panel per sparsity: measured best steps (studies without a result are gaps), "
+            "dashed perfect-scaling line through the first measured point, fitted "
+            "S_min(1 + B_crit/B) in red with B_crit as a dotted vertical line. Then all "
+            "sparsities together, then each normalised by its steps at its smallest batch "
+            "size with a result.",
+            plot_scaling(trials, workload, best=best, min_points=analysis.options["min_points"]),
+        )
+    groups: dict[tuple[str, str], list[str]] = {}
+    for workload in workloads:
+        row = best[best["workload"] == workload].iloc[0]
+        groups.setdefault((str(row["dataset"]), str(row["model"])), []).append(workload)
+    for (dataset, model), names in sorted(groups.items()):
+        if len(names) < 2:
+            continue
+        add(
+            f"optimizers-{safe_name(dataset)}-{safe_name(model)}",
+            f"Figure 2 style. Optimizers compared on {model} / {dataset}, one panel per "
+            f"sparsity (workloads: {', '.join(names)}).",
+            plot_optimizer_comparison(trials, workloads=names, best=best),
+        )
+    for workload in workloads:
+        add(
+            f"search-{safe_name(workload)}",
+            f"Figure 4 style. Every trial of every study of {workload} in metaparameter "
+            "space (learning rate against 1 − momentum; against steps to result when the "
+            "workload has no momentum). Complete: blue circle, incomplete: grey triangle, "
+            "infeasible: red x, stopped: orange square, failed: black +, other statuses: "
+            "purple diamond; best trial: gold star.",
+            plot_search_space(trials, workload, best=best),
+        )
+    for workload in workloads:
+        params = ", ".join(searched_metaparameters(trials[trials["workload"] == workload]))
+        add(
+            f"metaparameters-{safe_name(workload)}",
+            f"Figure 5 style. Each searched metaparameter ({params}) of {workload} against "
+            "steps to result, one row per study; trials that did not reach the goal are "
+            "drawn in the band above the dotted line; best trial: gold star.",
+            plot_metaparameters(trials, workload, best=best),
+        )
+    return figures

@@ -1,0 +1,442 @@
+"""The report's findings: short sentences a reader can act on, computed from the analysis.
+
+A :class:`Finding` is one sentence (or two) about the whole experiment or one curve
+(workload, sparsity), with the numbers behind it in ``values`` (also written to
+``summary.json``). :func:`measured_findings` derives them from the measured results; other
+sections add their own (e.g. the gradient-noise-scale probe's predicted critical batch size,
+via :func:`predicted_vs_measured`) and :func:`arrange_findings` orders everything for the
+page. Definitions: ``docs/report.md``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sparsedp.analysis.summary import Analysis
+from sparsedp.report.format import batch, times
+from sparsedp.report.format import sparsity as sparsity_text
+
+OVERVIEW = "overview"
+CRITICAL_BATCH = "critical-batch-size"
+PREDICTED_VS_MEASURED = "predicted-vs-measured"
+REGIMES = "regimes"
+SPARSE_VS_DENSE = "sparse-vs-dense"
+
+KIND_TITLES: dict[str, str] = {
+    OVERVIEW: "Results so far",
+    CRITICAL_BATCH: "Critical batch size (fit)",
+    PREDICTED_VS_MEASURED: "Predicted versus measured critical batch size",
+    REGIMES: "Regimes (measured curve)",
+    SPARSE_VS_DENSE: "Sparse versus dense",
+}
+"""Heading of each known kind, in page order; other kinds follow, titled by their name."""
+
+OK, WARNING, NOT_ENOUGH, PENDING = "ok", "warning", "not-enough-results", "pending"
+LEVELS = (OK, WARNING, NOT_ENOUGH, PENDING)
+"""``ok``: a number to act on; ``warning``: a number with a caveat that matters;
+``not-enough-results``: no number, and why; ``pending``: a slot nothing has filled yet."""
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One finding of the report.
+
+    ``kind`` groups findings under a heading (:data:`KIND_TITLES`; a new kind gets its own
+    heading after the known ones); ``workload`` is None for the whole experiment;
+    ``sparsity`` orders findings within a kind. ``text`` is plain text (escaped on the page).
+    """
+
+    kind: str
+    text: str
+    workload: str | None = None
+    sparsity: float | None = None
+    level: str = OK
+    values: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.level not in LEVELS:
+            raise ValueError(f"Finding.level {self.level!r}: use one of {', '.join(LEVELS)}")
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form (``summary.json``'s ``findings``)."""
+        return {
+            "kind": self.kind,
+            "workload": self.workload,
+            "sparsity": self.sparsity,
+            "level": self.level,
+            "text": self.text,
+            "values": dict(self.values),
+        }
+
+
+def _range(sizes: Sequence[int]) -> str:
+    if len(sizes) == 1:
+        return f"B = {batch(sizes[0])}"
+    return f"B = {batch(sizes[0])}–{batch(sizes[-1])}"
+
+
+def _list(sizes: Sequence[int]) -> str:
+    return "B = " + ", ".join(batch(b) for b in sizes)
+
+
+def _ci(ci: Sequence[float] | None, confidence: float, fmt=batch, suffix: str = "") -> str:
+    if not ci:
+        return "no bootstrap interval"
+    return f"{100 * confidence:.0f}% interval {fmt(ci[0])}–{fmt(ci[1])}{suffix}"
+
+
+def _at(sparsity: float) -> str:
+    return "For the dense network" if sparsity == 0 else f"At {sparsity_text(sparsity)} sparsity"
+
+
+def critical_batch_finding(curve: Mapping[str, Any], options: Mapping[str, Any]) -> Finding:
+    """Fitted ``B_crit`` of one curve (``summary["curves"]`` entry) as a sentence."""
+    w, s, fit = curve["workload"], float(curve["sparsity"]), curve["fit"]
+    sizes = [int(b) for b in curve["batch_sizes"]]
+    values = {k: fit[k] for k in ("b_crit", "b_crit_ci", "s_min", "s_min_ci", "at_bound")}
+    values["batch_sizes"] = sizes
+    if fit["b_crit"] is None:
+        have = f"{len(sizes)} batch size{'s' if len(sizes) != 1 else ''} with a result"
+        missing = curve.get("missing_batch_sizes") or []
+        tail = f"; no result yet at {_list(missing)}" if missing else ""
+        return Finding(
+            CRITICAL_BATCH,
+            f"{_at(s)}: not enough results for a critical batch size ({have}"
+            + (f": {_list(sizes)}" if sizes else "")
+            + f"{tail}); the fit needs at least {options['min_points']}.",
+            w, s, NOT_ENOUGH, values,
+        )
+    b, ci = float(fit["b_crit"]), fit["b_crit_ci"]
+    if fit["at_bound"]:
+        larger = b > sizes[-1]
+        return Finding(
+            CRITICAL_BATCH,
+            f"{_at(s)}: the measured batch sizes ({_range(sizes)}) do not pin down the "
+            "critical batch size: the fit ends at its bound, "
+            + (
+                "the curve still scales perfectly at the largest one. Measure larger batch sizes."
+                if larger
+                else "the curve is already flat at the smallest one. Measure smaller batch sizes."
+            ),
+            w, s, WARNING, values,
+        )
+    text = (
+        f"{_at(s)}, adding workers stops paying off above B ≈ {batch(b)} "
+        f"({_ci(ci, options['confidence'])}): beyond it each doubling of the batch size saves "
+        f"at most 25% of the steps, and no batch size trains in fewer than "
+        f"S_min ≈ {fit['s_min']:.0f} steps."
+    )
+    level = OK
+    frac = fit.get("bootstrap_fraction_fit")
+    if ci and frac is not None and frac < 0.9:
+        text += (
+            f" The interval rests on {100 * frac:.0f}% of {fit['bootstrap_resamples']} "
+            "resamples; the others had too few results to fit."
+        )
+        level = WARNING
+    if b > sizes[-1] or b < sizes[0]:
+        side = "largest" if b > sizes[-1] else "smallest"
+        text += (
+            f" This extrapolates beyond the {side} batch size measured "
+            f"({batch(sizes[-1] if b > sizes[-1] else sizes[0])})."
+        )
+        level = WARNING
+    return Finding(CRITICAL_BATCH, text, w, s, level, values)
+
+
+def regimes_finding(curve: Mapping[str, Any]) -> Finding:
+    """Perfect scaling, diminishing returns and maximal data parallelism of one curve."""
+    w, s, reg = curve["workload"], float(curve["sparsity"]), curve["regimes"]
+    sizes = [int(b) for b in curve["batch_sizes"]]
+    end, onset = reg["perfect_scaling_end"], reg["max_parallelism_onset"]
+    values = {"perfect_scaling_end": end, "max_parallelism_onset": onset, "batch_sizes": sizes}
+    if len(sizes) < 2:
+        have = f"only B = {sizes[0]} has a result" if sizes else "no batch size has a result"
+        return Finding(
+            REGIMES, f"{_at(s)}: not enough results for regimes ({have}; they need two).",
+            w, s, NOT_ENOUGH, values,
+        )
+    tol, fraction = 100 * reg["tol"], 100 * reg["fraction"]
+    if end == sizes[0]:
+        parts = [
+            f"no perfect scaling beyond B = {batch(end)} (the first doubling measured already "
+            f"falls more than {tol:g}% short of halving the steps)"
+        ]
+    else:
+        parts = [f"perfect scaling up to B = {batch(end)}"]
+    if onset is not None:
+        if onset > end:
+            parts.append(f"diminishing returns from {batch(end)} to {batch(onset)}")
+        parts.append(
+            f"maximal data parallelism from B = {batch(onset)} on (a doubling beyond it saves "
+            f"less than {fraction:g}% of the steps)"
+        )
+    elif sizes[-1] > end:
+        parts.append(f"diminishing returns above it, with no plateau up to B = {batch(sizes[-1])}")
+    text = f"{_at(s)} (measured {_range(sizes)}): " + ", ".join(parts) + "."
+    if end == sizes[-1]:
+        text += (
+            f" Every doubling measured halved the steps (within {tol:g}%): "
+            "larger batch sizes may still pay off."
+        )
+    elif end > sizes[0]:
+        text += f" Up to B = {batch(end)} each added worker pays off fully"
+        text += f"; above B = {batch(onset)} extra workers are wasted." if onset else "."
+    elif onset is not None:
+        text += f" Above B = {batch(onset)} extra workers are wasted."
+    return Finding(REGIMES, text, w, s, OK, values)
+
+
+def sparse_dense_finding(
+    comparison: Mapping[str, Any],
+    ratios: Sequence[Mapping[str, Any]],
+    options: Mapping[str, Any],
+    unfitted: Sequence[str] = (),
+) -> Finding:
+    """Step ratio and critical-batch ratio of one sparse curve against its dense curve;
+    ``unfitted`` names the curves of the pair without a fit (e.g. ``["98%"]``)."""
+    w, s = comparison["workload"], float(comparison["sparsity"])
+    conf = options["confidence"]
+    rows = [r for r in ratios if r["workload"] == w and math.isclose(r["sparsity"], s)]
+    values = {
+        k: comparison[k]
+        for k in ("geomean_ratio", "geomean_ratio_ci", "b_crit_ratio", "b_crit_ratio_ci")
+    }
+    values["perfect_scaling_batch_sizes"] = comparison["perfect_scaling_batch_sizes"]
+    if comparison["geomean_ratio"] is None:
+        end = comparison["dense_perfect_scaling_end"]
+        where = f" (B ≤ {batch(end)})" if end is not None else ""
+        return Finding(
+            SPARSE_VS_DENSE,
+            f"{_at(s)}: no step ratio: no batch size in the dense network's perfect-scaling "
+            f"region{where} has results for both networks.",
+            w, s, NOT_ENOUGH, values,
+        )
+    sizes = comparison["perfect_scaling_batch_sizes"]
+    text = (
+        f"{_at(s)}, training needs {times(comparison['geomean_ratio'])} the dense network's "
+        f"steps ({_ci(comparison['geomean_ratio_ci'], conf, times)}; geometric mean over "
+        f"{_range(sizes)}, where the dense network scales perfectly)"
+    )
+    lo, hi = (times(f(r["ratio"] for r in rows)) for f in (min, max)) if rows else ("", "")
+    if lo != hi:
+        text += f"; per batch size {lo} to {hi}"
+    text += "."
+    ratio, ci = comparison["b_crit_ratio"], comparison["b_crit_ratio_ci"]
+    if ratio is None:
+        which = " and ".join(unfitted) or "one of the two"
+        text += f" No critical batch size ratio: the {which} curve has too few results to fit."
+    else:
+        text += (
+            f" Its critical batch size is {times(ratio)} the dense one "
+            f"({_ci(ci, conf, times)})"
+        )
+        if ci and ci[0] > 1:
+            text += ": it keeps profiting from more workers up to larger batch sizes."
+        elif ci and ci[1] < 1:
+            text += ": it stops profiting from more workers at smaller batch sizes."
+        elif ci:
+            text += ": the interval includes 1, so no difference is established."
+        else:
+            text += "."
+    return Finding(SPARSE_VS_DENSE, text, w, s, OK, values)
+
+
+def overview_finding(
+    summary: Mapping[str, Any], expected: Sequence[Mapping[str, Any]] | None
+) -> Finding:
+    """How much of the experiment the findings rest on."""
+    counts = summary["counts"]
+    values = {k: counts[k] for k in ("n_trials", "n_studies", "n_studies_with_result")}
+    text = (
+        f"{counts['n_trials']} trials in {counts['n_studies']} studies; "
+        f"{counts['n_studies_with_result']} studies have a result."
+    )
+    level = OK if counts["n_studies_without_result"] == 0 else WARNING
+    if expected is None and counts["n_studies_without_result"]:
+        text += (
+            f" {counts['n_studies_without_result']} have trials but no result yet "
+            "(see Missing studies)."
+        )
+    if expected is not None:
+        done = sum(1 for e in expected if e["state"] == "result")
+        values["n_expected"], values["n_expected_with_result"] = len(expected), done
+        if done < len(expected):
+            text += (
+                f" These findings rest on {done} of {len(expected)} expected studies; "
+                f"{len(expected) - done} have no result yet (see Missing studies)."
+            )
+            level = WARNING
+        else:
+            text += f" All {len(expected)} expected studies have a result."
+    if counts["n_studies_with_result"] == 0:
+        level = NOT_ENOUGH
+    return Finding(OVERVIEW, text, None, None, level, values)
+
+
+def _curves_without_trials(
+    summary: Mapping[str, Any], expected: Sequence[Mapping[str, Any]]
+) -> list[Finding]:
+    """A ``not enough results`` finding for each expected (workload, sparsity) no trial
+    has reached yet (they have no curve at all)."""
+    have = {(c["workload"], float(c["sparsity"])) for c in summary["curves"]}
+    pending: dict[tuple[str, float], list[int]] = {}
+    for e in expected:
+        key = (str(e["workload"]), float(e["sparsity"]))
+        if not any(k[0] == key[0] and math.isclose(k[1], key[1]) for k in have):
+            pending.setdefault(key, []).append(int(e["batch_size"]))
+    return [
+        Finding(
+            CRITICAL_BATCH,
+            f"{_at(s)}: no results yet (none of its {len(sizes)} studies, "
+            f"{_list(sorted(sizes)) if len(sizes) <= 3 else _range(sorted(sizes))}, has a "
+            "finished trial).",
+            w, s, NOT_ENOUGH, {"batch_sizes": []},
+        )
+        for (w, s), sizes in pending.items()
+    ]
+
+
+def measured_findings(
+    summary: Mapping[str, Any], expected: Sequence[Mapping[str, Any]] | None = None
+) -> list[Finding]:
+    """Every finding the measured results support (``summary``: ``analysis_to_dict``)."""
+    options = summary["options"]
+    out = [overview_finding(summary, expected)]
+    for curve in summary["curves"]:
+        out.append(critical_batch_finding(curve, options))
+        out.append(regimes_finding(curve))
+    out.extend(_curves_without_trials(summary, expected or []))
+    ratios = summary["sparse_vs_dense"]["ratios"]
+    compared = set()
+    dense = float(options["dense_sparsity"])
+    for comparison in summary["sparse_vs_dense"]["summary"]:
+        w = comparison["workload"]
+        unfitted = [
+            "dense" if c["sparsity"] == dense else sparsity_text(c["sparsity"])
+            for c in summary["curves"]
+            if c["workload"] == w
+            and c["sparsity"] in (dense, comparison["sparsity"])
+            and c["fit"]["b_crit"] is None
+        ]
+        out.append(sparse_dense_finding(comparison, ratios, options, unfitted))
+        compared.add(w)
+    for w in dict.fromkeys(c["workload"] for c in summary["curves"]):
+        sparse = [c for c in summary["curves"] if c["workload"] == w and c["sparsity"] != dense]
+        if sparse and w not in compared:
+            out.append(
+                Finding(
+                    SPARSE_VS_DENSE,
+                    f"No sparse/dense comparison: {w} has no dense (sparsity "
+                    f"{sparsity_text(dense)}) result.",
+                    w, None, NOT_ENOUGH,
+                )
+            )
+    return out
+
+
+def predicted_vs_measured(
+    analysis: Analysis,
+    workload: str,
+    sparsity: float,
+    predicted: float,
+    predicted_ci: Sequence[float] | None = None,
+    *,
+    source: str = "the gradient noise scale B_simple",
+) -> Finding:
+    """A predicted critical batch size next to the fitted ``B_crit`` of the same curve.
+
+    For other sections (e.g. the gradient-noise-scale probe): pass the prediction and its
+    interval; the measured value and interval come from ``analysis``.
+    """
+    key = next(
+        (k for k in analysis.curves if k[0] == workload and math.isclose(k[1], sparsity)), None
+    )
+    fit = analysis.fits.get(key) if key else None
+    boot = analysis.bootstraps.get(key) if key else None
+    conf = analysis.options["confidence"]
+    values: dict[str, Any] = {
+        "predicted": predicted,
+        "predicted_ci": list(predicted_ci) if predicted_ci else None,
+        "source": source,
+        "measured": fit.b_crit if fit else None,
+        "measured_ci": list(boot.b_crit_ci) if boot and boot.b_crit_ci else None,
+    }
+    text = (
+        f"{_at(sparsity)}, {source} predicts B ≈ {batch(predicted)} "
+        f"({_ci(predicted_ci, conf)})"
+    )
+    if fit is None:
+        text += "; no measured critical batch size to compare (not enough results)."
+        return Finding(PREDICTED_VS_MEASURED, text, workload, sparsity, NOT_ENOUGH, values)
+    m_ci = values["measured_ci"]
+    text += (
+        f"; measured B_crit ≈ {batch(fit.b_crit)} ({_ci(m_ci, conf)}): the prediction is "
+        f"{times(predicted / fit.b_crit)} the measurement"
+    )
+    if predicted_ci and m_ci:
+        overlap = predicted_ci[0] <= m_ci[1] and m_ci[0] <= predicted_ci[1]
+        text += "; the intervals overlap." if overlap else "; the intervals do not overlap."
+    else:
+        text += "."
+    return Finding(PREDICTED_VS_MEASURED, text, workload, sparsity, OK, values)
+
+
+def pending_prediction(workload: str) -> Finding:
+    """The slot for a predicted critical batch size while no section has filled it."""
+    return Finding(
+        PREDICTED_VS_MEASURED,
+        "No prediction: this report has no gradient-noise-scale probe results, so no "
+        "predicted critical batch size (B_simple) stands next to the measured one.",
+        workload, None, PENDING,
+    )
+
+
+@dataclass(frozen=True)
+class FindingGroup:
+    """Findings of one kind for one workload (or the whole experiment), in page order."""
+
+    kind: str
+    title: str
+    findings: list[Finding]
+
+
+def arrange_findings(
+    findings: Iterable[Finding], workloads: Sequence[str]
+) -> tuple[list[FindingGroup], dict[str, list[FindingGroup]]]:
+    """Experiment-wide groups, and per workload its groups in :data:`KIND_TITLES` order.
+
+    Every workload gets a :data:`PREDICTED_VS_MEASURED` group, holding
+    :func:`pending_prediction` when no finding fills it. Findings of a workload not in
+    ``workloads`` are kept under their own workload.
+    """
+    items = list(findings)
+    names = list(dict.fromkeys([*workloads, *(f.workload for f in items if f.workload)]))
+    for w in names:
+        if not any(f.kind == PREDICTED_VS_MEASURED and f.workload == w for f in items):
+            items.append(pending_prediction(w))
+    known = list(KIND_TITLES)
+
+    def groups(selected: list[Finding]) -> list[FindingGroup]:
+        kinds = sorted(
+            dict.fromkeys(f.kind for f in selected),
+            key=lambda k: (known.index(k) if k in known else len(known), k),
+        )
+        return [
+            FindingGroup(
+                kind,
+                KIND_TITLES.get(kind, kind.replace("-", " ").capitalize()),
+                sorted(
+                    (f for f in selected if f.kind == kind),
+                    key=lambda f: -1.0 if f.sparsity is None else f.sparsity,
+                ),
+            )
+            for kind in kinds
+        ]
+
+    general = groups([f for f in items if f.workload is None])
+    per_workload = {w: groups([f for f in items if f.workload == w]) for w in names}
+    return general, per_workload

@@ -1,0 +1,25 @@
+"""Bootstrap interval of the sparse/dense geometric-mean step ratio."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from sparsedp.analysis.compare import step_ratio_interval
+
+
+def test_single_trials_give_the_exact_ratio():
+    sparse = {16: np.array([300.0]), 64: np.array([120.0])}
+    dense = {16: np.array([100.0]), 64: np.array([30.0])}
+    lo, hi = step_ratio_interval(sparse, dense, [16, 64], n_resamples=50)
+    assert lo == pytest.approx(np.sqrt(3 * 4)) and hi == pytest.approx(np.sqrt(3 * 4))
+
+
+def test_interval_spans_the_resampled_minima_and_drops_lost_results():
+    sparse = {16: np.array([200.0, 400.0])}
+    dense = {16: np.array([100.0, np.inf])}  # a resample may lose the dense result
+    lo, hi = step_ratio_interval(sparse, dense, [16], n_resamples=400, confidence=0.99)
+    assert (lo, hi) == pytest.approx((2.0, 4.0))
+    assert step_ratio_interval(sparse, {16: np.array([np.inf])}, [16]) is None
+    assert step_ratio_interval(sparse, dense, []) is None
+    assert step_ratio_interval(sparse, {}, [16]) is None
