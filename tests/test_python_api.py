@@ -193,3 +193,4 @@ def test_run_result_exit_codes_and_interrupts():
     assert isinstance(interrupted, sparsedp.SparsedpError)
     with pytest.raises(AttributeError):
         _ = sparsedp.no_such_name
+    assert set(sparsedp.api.__all__) == sparsedp._API_NAMES

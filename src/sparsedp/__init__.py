@@ -15,15 +15,49 @@ if TYPE_CHECKING:
     from sparsedp.api import *  # noqa: F403
 
 
-def __getattr__(name: str) -> Any:
-    import sparsedp.api as api
+# The names of sparsedp.api.__all__ (a test keeps them equal), so that looking up anything
+# else (e.g. ``from sparsedp import plugins``) does not import the whole API.
+_API_NAMES = frozenset((
+    "EXIT_BAD_INPUT",
+    "EXIT_BUSY",
+    "EXIT_INTERNAL",
+    "EXIT_OK",
+    "EXIT_SIGINT",
+    "EXIT_SIGTERM",
+    "EXIT_STOPPED",
+    "EXIT_TRIALS_FAILED",
+    "AttemptFailed",
+    "ChecksPassed",
+    "Experiment",
+    "ExperimentStatus",
+    "RunEvent",
+    "RunFinished",
+    "RunInterrupted",
+    "RunPlanned",
+    "RunResult",
+    "SparsedpError",
+    "StudyStarted",
+    "StudyStatus",
+    "TrialChecked",
+    "TrialEvent",
+    "TrialFinished",
+    "TrialMeasurement",
+    "TrialStarted",
+    "critical_batch_sizes",
+    "format_event",
+    "measure_trial",
+    "measure_trial_config",
+    "print_progress",
+))
 
-    if name in api.__all__:
+
+def __getattr__(name: str) -> Any:
+    if name in _API_NAMES:
+        import sparsedp.api as api
+
         return getattr(api, name)
     raise AttributeError(f"module 'sparsedp' has no attribute {name!r}")
 
 
 def __dir__() -> list[str]:
-    import sparsedp.api as api
-
-    return sorted([*globals(), *api.__all__])
+    return sorted([*globals(), *_API_NAMES])

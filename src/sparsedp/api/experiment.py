@@ -56,6 +56,7 @@ from sparsedp.experiment.preflight import (
 from sparsedp.experiment.provenance import provenance as current_provenance
 from sparsedp.experiment.runlock import RunLock, RunLockBusy
 from sparsedp.experiment.spec import _Loader
+from sparsedp.plugins import PluginError
 from sparsedp.report import FindingSource, Section, write_report
 from sparsedp.store import ResultStore, trials_frame
 from sparsedp.store.check import StoreFileError, check_store
@@ -155,24 +156,29 @@ class Experiment:
     # ------------------------------------------------------------------ building
 
     @classmethod
-    def from_file(cls, path: str | os.PathLike[str]) -> Experiment:
-        """Read and validate an experiment TOML file (docs/experiment-file.md).
+    def from_file(cls, path: str | os.PathLike[str], *, plugins: Sequence[str] = ()
+                  ) -> Experiment:
+        """Read and validate an experiment TOML file (docs/experiment-file.md), importing
+        its ``plugins``, those given here and the installed ones (docs/plugins.md).
 
-        Raises :class:`SparsedpError` (exit code 2) naming file, line, key and fix.
+        Raises :class:`SparsedpError` (exit code 2) naming file, line, key and fix, or the
+        plugin and what is wrong with it.
         """
         try:
-            spec = load_experiment(path)
-        except ExperimentFileError as exc:
+            spec = load_experiment(path, plugins=tuple(plugins))
+        except (ExperimentFileError, PluginError) as exc:
             raise SparsedpError(str(exc)) from exc
         return cls(spec, source=str(path))
 
     @classmethod
     def from_dict(cls, doc: Mapping[str, Any], *,
-                  base_dir: str | os.PathLike[str] | None = None) -> Experiment:
+                  base_dir: str | os.PathLike[str] | None = None,
+                  plugins: Sequence[str] = ()) -> Experiment:
         """Validate ``doc``, the experiment file's tables as a dict (same keys, same rules).
 
         Relative ``results`` and ``data_dir`` resolve against ``base_dir`` (default: the
-        current directory), where the file's would resolve against its directory. Errors
+        current directory), where the file's would resolve against its directory, and
+        plugin modules are also looked for there. Errors
         raise :class:`SparsedpError` naming the key path, e.g. ``experiment dict:
         engine.device: unknown value 'gpu'; use one of …``. Tuples are taken as lists and
         paths as strings.
@@ -181,10 +187,10 @@ class Experiment:
             raise SparsedpError(f"{DICT_SOURCE}: expected a dict of the experiment file's "
                                 f"keys, got {type(doc).__name__}")
         base = Path(base_dir if base_dir is not None else Path.cwd()).expanduser().resolve()
-        loader = _Loader(base / DICT_SOURCE, DICT_SOURCE, "")
+        loader = _Loader(base / DICT_SOURCE, DICT_SOURCE, "", tuple(plugins))
         try:
             spec = loader.load(_plain(doc))
-        except ExperimentFileError as exc:
+        except (ExperimentFileError, PluginError) as exc:
             raise SparsedpError(str(exc)) from exc
         return cls(spec)
 

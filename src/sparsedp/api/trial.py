@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any
 
@@ -15,6 +15,7 @@ from sparsedp.api.events import TrialChecked, TrialEvent, TrialStarted
 from sparsedp.data import DataError, default_cache_dir, load_dataset, prepare_splits
 from sparsedp.data.splits import SplitData
 from sparsedp.experiment.preflight import PreflightError, check_device
+from sparsedp.plugins import PluginError, import_plugin, load_entry_points
 from sparsedp.pruning.prune import PruneSettings
 from sparsedp.training import EngineSettings, EvalResult, TrialConfig, TrialResult, run_trial
 from sparsedp.training.trainer import build_trial_model
@@ -81,6 +82,7 @@ def measure_trial(
     device: str = "cpu",
     full_eval: bool = False,
     on_event: Callable[[TrialEvent], None] | None = None,
+    plugins: Sequence[str] = (),
 ) -> TrialMeasurement:
     """Prune a fresh network of ``workload`` at initialization to ``sparsity``, train it with
     ``batch_size`` and learning rate ``lr``, and measure its steps-to-result.
@@ -92,9 +94,11 @@ def measure_trial(
     ``full_eval`` evaluates the whole validation split at every check instead of the exact
     early exit (same outcome, exact final errors). ``on_event`` receives a
     :class:`~sparsedp.api.events.TrialStarted` and then a
-    :class:`~sparsedp.api.events.TrialChecked` per validation check. Bad arguments, data or
-    device raise :class:`SparsedpError` (exit code 2).
+    :class:`~sparsedp.api.events.TrialChecked` per validation check. ``plugins`` are
+    modules to import first, beside the installed ones (docs/plugins.md). Bad arguments,
+    plugins, data or device raise :class:`SparsedpError` (exit code 2).
     """
+    _load_plugins(plugins)  # before the names they register are checked
     known = [f.name for f in fields(PruneSettings)
              if f.name not in ("method", "prune_biases", "snip_batches")]
     unknown = sorted(set(pruner_options or {}) - set(known))
@@ -113,7 +117,7 @@ def measure_trial(
     except ValueError as exc:  # the arguments did not validate
         raise SparsedpError(str(exc)) from None
     return measure_trial_config(config, data_dir=data_dir, device=device, full_eval=full_eval,
-                                on_event=on_event)
+                                on_event=on_event, plugins=plugins)
 
 
 def measure_trial_config(
@@ -123,10 +127,12 @@ def measure_trial_config(
     device: str = "cpu",
     full_eval: bool = False,
     on_event: Callable[[TrialEvent], None] | None = None,
+    plugins: Sequence[str] = (),
 ) -> TrialMeasurement:
     """:func:`measure_trial` for a ready :class:`~sparsedp.training.TrialConfig`, e.g. trial
     ``i`` of a study, ``study.trial_config(i, study.space().points(i + 1)[i])``."""
     emit = on_event or (lambda event: None)
+    _load_plugins(plugins)
     try:
         check_device(device, setting="--device")
     except PreflightError as exc:
@@ -169,6 +175,16 @@ def measure_trial_config(
         message=result.message,
         result=result,
     )
+
+
+def _load_plugins(modules: Sequence[str]) -> None:
+    """Import the installed entry-point plugins and ``modules``."""
+    try:
+        load_entry_points()
+        for module in modules:
+            import_plugin(module)
+    except PluginError as exc:
+        raise SparsedpError(str(exc)) from exc
 
 
 def _engine(config: TrialConfig, data: SplitData, device: str, full_eval: bool

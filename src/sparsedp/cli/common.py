@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from rich.console import Console
@@ -28,7 +29,33 @@ class CliError(SparsedpError):
 
 def load(args: argparse.Namespace) -> Experiment:
     """The experiment file a command names (``args.experiment``), validated."""
-    return Experiment.from_file(args.experiment)
+    return Experiment.from_file(args.experiment, plugins=getattr(args, "plugin", ()))
+
+
+def _plugin_module(text: str) -> str:
+    """A ``--plugin`` module name; the current directory joins the search path (as for
+    ``python -m``), so a module in it is found."""
+    if "" not in sys.path and os.getcwd() not in sys.path:
+        sys.path.append(os.getcwd())
+    return text
+
+
+def add_plugin_option(parser: argparse.ArgumentParser) -> None:
+    """``--plugin MODULE`` (repeatable): import a plugin module (docs/plugins.md)."""
+    parser.add_argument("--plugin", action="append", default=[], metavar="MODULE",
+                        type=_plugin_module,
+                        help="import this plugin module first (repeatable; found in the "
+                             "current directory too; docs/plugins.md)")
+
+
+def load_plugins(modules: list[str]) -> None:
+    """Import the installed entry-point plugins and ``modules`` (for commands without an
+    experiment file)."""
+    from sparsedp.plugins import import_plugin, load_entry_points
+
+    load_entry_points()
+    for module in modules:
+        import_plugin(module)
 
 
 def positive_int(text: str) -> int:

@@ -28,6 +28,7 @@ from sparsedp.cli.common import (
     EXIT_TRIALS_FAILED,
     CliError,
     Terminated,
+    add_plugin_option,
     is_terminal,
     load,
     positive_int,
@@ -46,10 +47,12 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
     run_p.add_argument("--retry-failed", action="store_true",
                        help="run trials stored as failed again")
     run_p.set_defaults(handler=run)
+    add_plugin_option(run_p)
 
     status_p = subparsers.add_parser("status", help="per-study progress and best results")
     status_p.add_argument("experiment", help="experiment TOML file")
     status_p.set_defaults(handler=status)
+    add_plugin_option(status_p)
 
     export_p = subparsers.add_parser("export", help="write all trials as CSV or Parquet")
     export_p.add_argument("experiment", help="experiment TOML file")
@@ -59,6 +62,7 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
                           help="also trials of studies from earlier configurations of the "
                                "experiment (column 'current' tells them apart)")
     export_p.set_defaults(handler=export)
+    add_plugin_option(export_p)
 
 
 def run(args: argparse.Namespace) -> int:

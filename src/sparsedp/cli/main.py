@@ -19,6 +19,7 @@ from sparsedp.cli.common import (
 )
 from sparsedp.data import DataError
 from sparsedp.experiment import ExperimentFileError
+from sparsedp.plugins import PluginError
 
 
 class _Parser(argparse.ArgumentParser):
@@ -61,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"sparsedp: error: results database: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    except (ExperimentFileError, DataError, OSError) as exc:  # bad input or environment
+    except (ExperimentFileError, PluginError, DataError, OSError) as exc:  # bad input/environment
         if debug:
             raise
         print(f"sparsedp: error: {exc}", file=sys.stderr)

@@ -10,7 +10,7 @@ import time
 
 from rich.console import Console
 
-from sparsedp.cli.common import CliError, load, positive_int, stderr_console
+from sparsedp.cli.common import CliError, add_plugin_option, load, positive_int, stderr_console
 from sparsedp.experiment.plan import (
     DAY,
     DEFAULT_CHECK_FRACTION,
@@ -35,6 +35,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "plan", help="measure speeds and estimate an experiment's compute before running it"
     )
     p.add_argument("experiment", help="experiment TOML file")
+    add_plugin_option(p)
     p.add_argument("--steps", type=positive_int,
                    help="your guess of the best steps-to-result (studies with no other estimate)")
     p.add_argument("--pilot", action="store_true",

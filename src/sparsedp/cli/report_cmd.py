@@ -5,12 +5,13 @@ from __future__ import annotations
 import argparse
 
 from sparsedp.api.experiment import FIGURE_FORMATS
-from sparsedp.cli.common import CliError, load, positive_int, stderr_console
+from sparsedp.cli.common import CliError, add_plugin_option, load, positive_int, stderr_console
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("report", help="write an HTML report and summary.json")
     p.add_argument("experiment", help="experiment TOML file")
+    add_plugin_option(p)
     p.add_argument("--out", help="output directory (default: <results>/report)")
     p.add_argument("--bootstrap", type=positive_int, default=200,
                    help="bootstrap resamples for confidence intervals (default 200)")

@@ -9,7 +9,15 @@ import warnings
 import torch
 
 from sparsedp.api import TrialEvent, TrialStarted, format_event, measure_trial_config
-from sparsedp.cli.common import CliError, finite_float, is_terminal, positive_int, stderr_console
+from sparsedp.cli.common import (
+    CliError,
+    add_plugin_option,
+    finite_float,
+    is_terminal,
+    load_plugins,
+    positive_int,
+    stderr_console,
+)
 from sparsedp.pruning import PruneSettings, pruner_names
 from sparsedp.training import TrialConfig
 
@@ -54,6 +62,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--device", default="cpu", help="cpu or cuda")
     p.add_argument("--save-mask-report", help="write the sparsity report as JSON here")
     p.add_argument("--json", action="store_true", help="print the result as JSON on stdout")
+    add_plugin_option(p)
     p.set_defaults(handler=run)
 
 
@@ -61,6 +70,7 @@ def run(args: argparse.Namespace) -> int:
     console = stderr_console()
     if args.threads:
         torch.set_num_threads(args.threads)
+    load_plugins(args.plugin)
     try:
         config = _config(args)
     except ValueError as exc:  # the arguments did not validate

@@ -1,4 +1,5 @@
-"""``sparsedp workloads``: list the registered workloads and their defaults."""
+"""``sparsedp workloads``: list the registered workloads (built in and plugins') and their
+defaults."""
 
 from __future__ import annotations
 
@@ -8,16 +9,19 @@ import json
 from rich.console import Console
 from rich.table import Table
 
+from sparsedp.cli.common import add_plugin_option, load_plugins
 from sparsedp.training.workloads import WORKLOADS
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("workloads", help="list workloads and their defaults")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    add_plugin_option(parser)
     parser.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    load_plugins(args.plugin)
     if args.json:
         rows = [
             {

@@ -512,7 +512,8 @@ def load_dataset(
     download: bool = True,
     mirrors: dict | None = None,
 ) -> ImageDataset:
-    """Load ``name`` ("mnist", "fashion-mnist" or "cifar10") as uint8 (N, C, H, W) arrays.
+    """Load ``name`` ("mnist", "fashion-mnist", "cifar10", or a registered data set, see
+    :mod:`sparsedp.data.custom`) as (N, C, H, W) arrays.
 
     Search order: ``data_dir`` (its files directly, or a subfolder named after the data
     set; nothing usable there is an error); ``$SPARSEDP_DATA_DIR`` (same rules, but falls
@@ -522,6 +523,11 @@ def load_dataset(
     ``base_url`` and ``files`` = {filename: (algorithm, hexdigest)}) downloaded into
     ``<cache>/<name>/`` with checksum verification. Raises DataError when nothing works.
     """
+    from .custom import dataset_spec, load_registered  # custom imports this module
+
+    custom = dataset_spec(name)
+    if custom is not None:  # registered by a plugin or an experiment file
+        return load_registered(custom)
     name = _canonical_name(name)
     cache = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
     looked: list[str] = []

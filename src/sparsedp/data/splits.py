@@ -94,7 +94,9 @@ class SplitData:
         return len(self.dataset.classes)
 
     def normalize(self, images: np.ndarray | torch.Tensor) -> torch.Tensor:
-        """uint8 N×C×H×W → float32 ``(x / 255 - mean) / std``."""
+        """uint8 N×C×H×W → float32 ``(x / 255 - mean) / std``; float images as they are."""
+        if self.dataset.train_images.dtype != np.uint8:
+            return torch.tensor(np.asarray(images), dtype=torch.float32)
         x = torch.as_tensor(np.asarray(images)).to(torch.float32).div_(255.0)
         mean = torch.as_tensor(self.mean, dtype=torch.float32).view(1, -1, 1, 1)
         std = torch.as_tensor(self.std, dtype=torch.float32).view(1, -1, 1, 1)
@@ -105,7 +107,8 @@ class SplitData:
         rows = self.train_index[positions]
         order = np.argsort(rows, kind="stable")
         sorted_rows = rows[order]
-        images = np.empty((rows.shape[0], *self.image_shape), dtype=np.uint8)
+        images = np.empty((rows.shape[0], *self.image_shape),
+                          dtype=self.dataset.train_images.dtype)
         images[order] = self.dataset.train_images[sorted_rows]
         labels = torch.from_numpy(np.asarray(self.dataset.train_labels[rows], dtype=np.int64))
         return self.normalize(images), labels
@@ -138,8 +141,12 @@ class SplitData:
 
 
 def prepare_splits(dataset: ImageDataset, fraction: float = VALIDATION_FRACTION) -> SplitData:
-    """Split off validation as the authors did and compute the normalisation statistics."""
+    """Split off validation as the authors did and compute the normalisation statistics
+    (uint8 images only: floating-point images are used as the data set gives them)."""
     train_index, val_index = split_train_validation(dataset.train_images.shape[0], fraction)
+    if dataset.train_images.dtype != np.uint8:  # floating-point data are used as given
+        channels = dataset.train_images.shape[1]
+        return SplitData(dataset, train_index, val_index, np.zeros(channels), np.ones(channels))
     per_channel = dataset.train_images.shape[1] > 1
     mean, std = channel_statistics(dataset.train_images, per_channel)
     return SplitData(dataset, train_index, val_index, mean, std)

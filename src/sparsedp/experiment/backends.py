@@ -24,6 +24,7 @@ from sparsedp.experiment.contract import (
 )
 from sparsedp.experiment.trial_pool import TrialPool
 from sparsedp.experiment.worker import TrialGroup, TrialTask, WorkerContext
+from sparsedp.plugins import PluginError
 
 __all__ = ["InProcessBackend", "ProcessBackend", "execute", "tasks_of"]
 
@@ -95,10 +96,15 @@ def _worker_main(context_args: tuple, shared_best: Any, positions: dict[str, int
         return None if value < 0 else int(value)
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the main process's to handle
-    engine, data_dir, cache_dir, origin = context_args
+    engine, data_dir, cache_dir, origin, *rest = context_args
+    plugins = rest[0] if rest else None  # the experiment's PluginSet
     worker = f"local pid {os.getpid()}"  # recorded with every trial it runs
-    pool = TrialPool(WorkerContext(engine, data_dir, cache_dir, {**origin, "worker": worker}),
-                     live_best, where=f"worker process {os.getpid()}")
+    try:
+        pool = TrialPool(WorkerContext(engine, data_dir, cache_dir, {**origin, "worker": worker},
+                                       plugins), live_best, where=f"worker process {os.getpid()}")
+    except PluginError as exc:  # cannot happen after preflight, unless the environment differs
+        outbox.send((None, None, str(exc)))
+        return
     try:
         while True:
             while len(pool) < interleave and inbox.poll(0 if len(pool) else 1.0):

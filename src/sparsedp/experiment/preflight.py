@@ -2,8 +2,9 @@
 
 Each check raises :class:`PreflightError` with one line: what is wrong, where, how to fix it.
 :func:`prepare_results_dir` comes first (the run lock lives in the results directory);
-:func:`preflight` checks the rest: every data set the experiment needs, the device, and the
-backend. The results database itself is checked by :mod:`sparsedp.store.check`.
+:func:`preflight` checks the rest: every data set the experiment needs, the parts plugins
+define (:mod:`.part_checks`), the device, and the backend. The results database itself is
+checked by :mod:`sparsedp.store.check`.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import shutil
 from pathlib import Path
 
 from sparsedp.data import DataError, load_dataset
+from sparsedp.experiment.part_checks import PartError, check_parts
 from sparsedp.experiment.spec import ExperimentSpec
 from sparsedp.training import get_workload
 
@@ -96,6 +98,10 @@ def remove_created(created: list[Path]) -> None:
 def preflight(spec: ExperimentSpec) -> list[str]:
     """Check data, device and backend; returns one line per check that passed."""
     lines = [check_data(name, spec) for name in datasets_of(spec)]
+    try:
+        lines += check_parts(spec)  # plugin models fit their data, train, have prunable weights
+    except (PartError, DataError) as exc:
+        raise PreflightError(str(exc)) from exc
     lines.append(check_device(spec.engine.device))
     lines.append(check_backend(spec.engine.backend))
     return lines

@@ -63,9 +63,10 @@ class RayTrialWorker:
         node_id = ray.get_runtime_context().get_node_id()
         self.identity = (ray.util.get_node_ip_address(), node_id, os.getpid())
         where = f"Ray node {self.identity[0]} (node id {node_id[:12]}, worker pid {os.getpid()})"
-        engine, data_dir, cache_dir, origin = context_args
+        engine, data_dir, cache_dir, origin, *rest = context_args
+        plugins = rest[0] if rest else None  # the experiment's PluginSet
         origin = {**origin, "worker": f"ray {self.identity[0]} pid {os.getpid()}"}
-        self.pool = TrialPool(WorkerContext(engine, data_dir, cache_dir, origin),
+        self.pool = TrialPool(WorkerContext(engine, data_dir, cache_dir, origin, plugins),
                               self.known.get, where=where)
 
     def describe(self) -> tuple[str, str, int]:
@@ -313,8 +314,8 @@ class RayBackend:
     def _start_failed(self, slot: _Slot, exc: Exception) -> None:
         self._start_failures += 1
         if self._start_failures >= 3:
-            raise BackendError(f"Ray workers fail to start: {_first_line(exc)} (is sparsedp "
-                               "installed on every node?)")
+            raise BackendError(f"Ray workers fail to start: {_first_line(exc)} (are sparsedp "
+                               "and the experiment's plugins installed on every node?)")
         self._ray.kill(slot.actor, no_restart=True)
         self._slots[self._slots.index(slot)] = self._new_slot()
 

@@ -124,6 +124,7 @@ def run_experiment(
         str(spec.data_dir) if spec.data_dir else None,
         str(spec.results_dir / "cache"),
         provenance(spec.engine.device),
+        spec.plugins,  # imported in every worker process
     )
     backend = _make_backend(spec, workers, context_args, [s.key for s in studies], best)
     for key, steps in best.items():

@@ -19,7 +19,9 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from sparsedp.config import config_hash
-from sparsedp.data.splits import train_split_size
+from sparsedp.data.splits import OFFICIAL_TRAIN_SIZES, train_split_size
+from sparsedp.experiment.spec_parts import PartsSections
+from sparsedp.plugins import PluginSet
 from sparsedp.pruning.prune import PruneSettings, check_sparsity
 from sparsedp.pruning.registry import pruner_names
 from sparsedp.search.sobol import SEQUENCES
@@ -30,8 +32,9 @@ from sparsedp.search.space import (
     Dimension,
     SearchSpace,
 )
+from sparsedp.training.parts import study_parts
 from sparsedp.training.trial_config import TrialConfig
-from sparsedp.training.workloads import METAPARAMETERS, WORKLOADS, get_workload
+from sparsedp.training.workloads import METAPARAMETERS, get_workload
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -68,7 +71,9 @@ class StudySpec:
     normalised on construction, so spelling out a default range never renames a study.
     ``sequence`` and ``integer_mapping`` (see :class:`SearchSpace`) fall back to their
     defaults where they cannot change the points (fewer than 3 searched dimensions, no
-    integer dimension), so they rename only studies whose trials they change.
+    integer dimension), so they rename only studies whose trials they change. ``parts`` is
+    computed: the identity (definition, versions) of the study's parts that are not built in
+    (:func:`~sparsedp.training.parts.study_parts`), empty for the paper's workloads.
     """
 
     workload: str
@@ -84,6 +89,7 @@ class StudySpec:
     data_seed: int = 0
     sequence: str = "joe-kuo"
     integer_mapping: str = "round"
+    parts: tuple[tuple[str, str], ...] = ()
 
     def __post_init__(self) -> None:
         spec = get_workload(self.workload)
@@ -107,6 +113,7 @@ class StudySpec:
                 raise ValueError(f"{label} must be a whole number >= 0, got {value!r}")
         if not isinstance(self.pruning, PruneSettings):
             raise ValueError(f"pruning must be PruneSettings, got {type(self.pruning).__name__}")
+        object.__setattr__(self, "parts", study_parts(self.workload, self.pruning.method))
         object.__setattr__(self, "search", self._normalised_search(spec.searched))
         space = SearchSpace.for_workload(
             self.workload, {d.name: d for d in self.search or ()}, self.sequence,
@@ -299,6 +306,7 @@ class ExperimentSpec:
     data_dir: Path | None = None
     study_defaults: StudyDefaults = field(default_factory=StudyDefaults)
     engine: EngineOptions = field(default_factory=EngineOptions)
+    plugins: PluginSet = field(default_factory=PluginSet)
 
     def __post_init__(self) -> None:
         path = Path(self.path)
@@ -361,7 +369,7 @@ class ExperimentSpec:
             "sequence": d.sequence,
             "integer_mapping": d.integer_mapping,
         }
-        return {
+        out = {
             "name": self.name,
             "path": str(self.path),
             "workloads": list(self.workloads),
@@ -374,6 +382,15 @@ class ExperimentSpec:
             "study_defaults": defaults,
             "engine": dataclasses.asdict(self.engine),
         }
+        p = self.plugins
+        if p.modules or p.workloads or p.datasets:
+            out["plugins"] = {
+                "modules": list(p.modules),
+                "workloads": {w.name: w.definition() for w in p.workloads},
+                "datasets": {d.name: {"loader": repr(d.loader), "version": d.version}
+                             for d in p.datasets},
+            }
+        return out
 
 
 def _resolve_against(base: Path, value: str | Path) -> Path:
@@ -477,6 +494,8 @@ _TOP_KEYS = (
     "pruning",
     "search",
     "engine",
+    "plugins",
+    "datasets",
 )
 _REQUIRED = {
     "name": 'name = "my-experiment"',
@@ -538,13 +557,14 @@ def _suggest(word: str, valid: Sequence[str], what: str = "valid keys") -> str:
     return f"{what}: {', '.join(valid)}"
 
 
-class _Loader:
+class _Loader(PartsSections):
     """Validates a parsed experiment file; every failure is an ExperimentFileError."""
 
-    def __init__(self, path: Path, shown: str, text: str) -> None:
+    def __init__(self, path: Path, shown: str, text: str, plugins: Sequence[str] = ()) -> None:
         self.path = path
         self.shown = shown
         self.lines = text.splitlines()
+        self.extra_plugins = tuple(plugins)
 
     def fail(self, key: tuple[str | int, ...], problem: str, fix: str | None = None) -> NoReturn:
         names = tuple(k for k in key if isinstance(k, str))
@@ -552,6 +572,14 @@ class _Loader:
         for part in key:
             label += f"[{part}]" if isinstance(part, int) else (f".{part}" if label else part)
         raise ExperimentFileError(self.shown, label, problem, fix, _locate(self.lines, names))
+
+    # helpers for the parts sections (spec_parts) --------------------------------------
+
+    describe = staticmethod(_describe)
+    suggest = staticmethod(_suggest)
+
+    def resolve(self, path: str) -> Path:
+        return _resolve_against(self.path.parent, path)
 
     # typed getters ---------------------------------------------------------------------
 
@@ -622,7 +650,10 @@ class _Loader:
                 'it names the results directory; e.g. name = "quick-mnist"',
             )
 
-        workloads = self.workloads(doc["workloads"])
+        modules = self.plugins(doc.get("plugins", []))
+        datasets = self.datasets(doc.get("datasets", {}))
+        workloads, defined = self.workloads(doc["workloads"])
+        plugin_set = PluginSet(modules, (str(self.path.parent),), defined, datasets)
         sparsities = self.sparsities(doc["sparsities"])
         batch_sizes = self.batch_sizes(doc["batch_sizes"], workloads)
 
@@ -649,22 +680,8 @@ class _Loader:
             data_dir=_resolve_against(base, data_dir) if data_dir else None,
             study_defaults=defaults,
             engine=engine,
+            plugins=plugin_set,
         )
-
-    def workloads(self, value: object) -> tuple[str, ...]:
-        items = self.nonempty_list(value, ("workloads",), '["mnist-simplecnn-momentum"]')
-        known = sorted(WORKLOADS)
-        for i, item in enumerate(items):
-            text = self.string(item, ("workloads", i))
-            if text not in WORKLOADS:
-                self.fail(
-                    ("workloads", i),
-                    f"unknown workload {text!r}",
-                    _suggest(text, known, "known workloads"),
-                )
-            if items.index(item) != i:
-                self.fail(("workloads", i), f"duplicate workload {text!r}", "list each once")
-        return tuple(items)
 
     def sparsities(self, value: object) -> tuple[float, ...]:
         items = self.nonempty_list(value, ("sparsities",), "[0.0, 0.9]")
@@ -687,9 +704,11 @@ class _Loader:
             sizes = resolve_batch_sizes(value)  # type: ignore[arg-type]
         except _Problem as error:
             self.fail(("batch_sizes",), error.problem, error.fix)
-        limit, dataset = min(
-            (train_split_size(get_workload(w).dataset), get_workload(w).dataset) for w in workloads
-        )
+        known = [get_workload(w).dataset for w in workloads]  # plugin data: checked in preflight
+        known = [d for d in known if d in OFFICIAL_TRAIN_SIZES]
+        if not known:
+            return sizes
+        limit, dataset = min((train_split_size(d), d) for d in known)
         too_big = [b for b in sizes if b > limit]
         if too_big:
             self.fail(
@@ -858,11 +877,12 @@ class _Loader:
 _SYNTAX_POSITION = re.compile(r"at line (\d+), column (\d+)")
 
 
-def load_experiment(path: str | Path) -> ExperimentSpec:
-    """Read and validate an experiment TOML file.
+def load_experiment(path: str | Path, *, plugins: Sequence[str] = ()) -> ExperimentSpec:
+    """Read and validate an experiment TOML file, importing its plugins and ``plugins``.
 
     Every problem (syntax, unknown or missing keys, wrong types, values out of range)
-    raises :class:`ExperimentFileError` with a one-line message naming the key.
+    raises :class:`ExperimentFileError` with a one-line message naming the key; a plugin
+    given in ``plugins`` that fails raises :class:`~sparsedp.plugins.PluginError`.
     """
     shown = str(path)
     resolved = Path(path).expanduser().resolve()
@@ -890,4 +910,4 @@ def load_experiment(path: str | Path) -> ExperimentSpec:
             "fix the syntax (strings need quotes; see https://toml.io)",
             line,
         ) from None
-    return _Loader(resolved, shown, text).load(doc)
+    return _Loader(resolved, shown, text, plugins).load(doc)

@@ -22,10 +22,12 @@ import torch
 from sparsedp.data import SplitData, load_dataset, prepare_splits
 from sparsedp.experiment.records import TrialRecord
 from sparsedp.experiment.spec import EngineOptions, StudySpec
+from sparsedp.plugins import PluginSet
 from sparsedp.pruning import SNIP_BASED, PruneSettings, compute_saliency
 from sparsedp.pruning.builtin import random_at_snip_layer_counts
 from sparsedp.training import EngineSettings, TrialConfig, TrialResult, TrialRun
 from sparsedp.training.batched import run_trials_batched
+from sparsedp.training.parts import study_parts
 from sparsedp.training.trainer import build_trial_model
 from sparsedp.training.tuning import default_micro_batch, measure_eval_settings
 
@@ -88,7 +90,10 @@ class WorkerContext:
         data_dir: str | None,
         cache_dir: str | None,
         provenance: dict[str, Any],
+        plugins: PluginSet | None = None,
     ) -> None:
+        if plugins is not None:  # this process's registries: the experiment's plugins
+            plugins.activate()
         self.engine = engine
         self.data_dir = data_dir
         self.cache_dir = Path(cache_dir) if cache_dir else None
@@ -150,6 +155,8 @@ class WorkerContext:
             "pruning": pruning.cache_identity(),
             "source": data.dataset.source,
         }
+        if parts := study_parts(config.workload, pruning.method):
+            identity["parts"] = parts  # a plugin's new version: a new saliency
         digest = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:24]
         path = self.cache_dir / "saliency" / f"{digest}.pt" if self.cache_dir else None
         if path is not None and path.exists():

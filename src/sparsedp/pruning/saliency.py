@@ -10,16 +10,13 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from sparsedp import models
 from sparsedp.data.splits import SplitData
 
 
 def prunable_parameters(model: nn.Module, include_biases: bool = False) -> dict[str, nn.Parameter]:
-    """Weights of every conv and FC layer (rank >= 2), plus biases when asked."""
-    return {
-        name: p
-        for name, p in model.named_parameters()
-        if p.dim() >= 2 or (include_biases and p.dim() == 1)
-    }
+    """Weights of every conv and FC layer (or the model's own rule), plus biases when asked."""
+    return models.prunable_parameters(model, include_biases)
 
 
 def snip_batches(

@@ -79,6 +79,10 @@ class Evaluator:
                 self._eval_model.parameters(), model.parameters(), strict=True
             ):
                 target.copy_(source)
+            for target, source in zip(  # e.g. batch norm's running statistics
+                self._eval_model.buffers(), model.buffers(), strict=True
+            ):
+                target.copy_(source)
         return self._eval_model
 
     def _order(self) -> torch.Tensor:
@@ -87,9 +91,19 @@ class Evaluator:
         # False sorts before True; stable keeps natural order within each group.
         return torch.argsort((~self._previously_wrong).to(torch.int8), stable=True)
 
-    @torch.inference_mode()
     def __call__(self, model: nn.Module) -> EvalResult:
+        """The check, in evaluation mode (dropout off, batch norm's running statistics;
+        the paper's models have neither), then back to the model's own mode."""
         model = self._model_for_eval(model)
+        training = model.training
+        model.eval()
+        try:
+            return self._check(model)
+        finally:
+            model.train(training)
+
+    @torch.inference_mode()
+    def _check(self, model: nn.Module) -> EvalResult:
         order = self._order()
         wrong_now = torch.zeros_like(self._previously_wrong)
         looked_at = torch.zeros_like(self._previously_wrong)

@@ -75,7 +75,9 @@ ProgressFn = Callable[[int, EvalResult], None]
 
 def build_trial_model(config: TrialConfig, data: SplitData, seed: int | None = None) -> nn.Module:
     """The trial's model for ``data``, initialised from ``seed`` (default: the trial's)."""
-    options = {"hidden_units": config.hidden_units} if config.hidden_units else {}
+    options = dict(config.spec.model_options)
+    if config.hidden_units:
+        options["hidden_units"] = config.hidden_units
     channels, size, _ = data.image_shape
     return build_model(config.spec.model, channels=channels, image_size=size,
                        num_classes=data.num_classes,

@@ -1,9 +1,15 @@
-"""Workload registry: data set, model, optimizer, schedule, searched metaparameters, goal."""
+"""Workload registry: data set, model, optimizer, schedule, searched metaparameters, goal.
+
+The built-in workloads are the paper's; plugins and experiment files add their own.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from dataclasses import replace as replace_fields
+from typing import Any
 
+from sparsedp.origin import BUILT_IN, check_free, check_part, current_origin
 from sparsedp.training.optimizers import OPTIMIZERS
 from sparsedp.training.schedules import SCHEDULES
 
@@ -25,11 +31,54 @@ class Workload:
     max_steps: int
     description: str
     paper: str = ""
-    model_options: dict[str, int] = field(default_factory=dict)
+    model_options: dict[str, Any] = field(default_factory=dict)
+    version: str = ""
+    origin: str = BUILT_IN
 
     def __post_init__(self) -> None:
-        assert self.optimizer in OPTIMIZERS and self.schedule in SCHEDULES
-        assert set(self.searched) <= set(METAPARAMETERS)
+        check_part("workload", self.name, self.version, self.description)
+        where = f"workload {self.name!r}"
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"{where}: unknown optimizer {self.optimizer!r}; use one of "
+                             f"{', '.join(OPTIMIZERS)}")
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"{where}: unknown schedule {self.schedule!r}; use one of "
+                             f"{', '.join(SCHEDULES)}")
+        object.__setattr__(self, "searched", tuple(self.searched))
+        unknown = [m for m in self.searched if m not in METAPARAMETERS]
+        if unknown:
+            raise ValueError(f"{where}: cannot search {unknown[0]!r}; searchable: "
+                             f"{', '.join(METAPARAMETERS)}")
+        needed = required_metaparameters(self.optimizer, self.schedule)
+        missing = [m for m in needed if m not in self.searched]
+        if missing:
+            raise ValueError(f"{where}: {self.optimizer}/{self.schedule} needs {missing[0]!r} "
+                             f"searched; search {', '.join(needed)}")
+        if not isinstance(self.goal_error, (int, float)) or not 0 < self.goal_error < 1:
+            raise ValueError(f"{where}: goal_error must be in (0, 1), got {self.goal_error!r}")
+        for label in ("eval_every", "max_steps"):
+            value = getattr(self, label)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{where}: {label} must be a whole number >= 1, got {value!r}")
+
+    def definition(self) -> dict[str, Any]:
+        """What decides a trial's outcome (the study key of a non built-in workload)."""
+        return {"dataset": self.dataset, "model": self.model, "optimizer": self.optimizer,
+                "schedule": self.schedule, "searched": list(self.searched),
+                "goal_error": self.goal_error, "eval_every": self.eval_every,
+                "max_steps": self.max_steps, "model_options": dict(self.model_options),
+                "version": self.version}
+
+
+def required_metaparameters(optimizer: str, schedule: str) -> tuple[str, ...]:
+    """The metaparameters a trial needs: lr, momentum unless plain SGD, decay settings for a
+    linear decay (the default ``searched`` of a workload)."""
+    out = ["lr"]
+    if optimizer != "sgd":
+        out.append("momentum")
+    if schedule == "linear-decay":
+        out += ["decay_steps", "end_lr_factor"]
+    return tuple(out)
 
 
 def _mnist_like(dataset: str, label: str, optimizer: str, paper: str) -> Workload:
@@ -67,6 +116,21 @@ WORKLOADS["cifar10-resnet8-nesterov"] = Workload(
     description="ResNet-8 (no batch norm) on CIFAR-10, Nesterov, linear learning-rate decay",
     paper="W3",
 )
+
+
+BUILTIN_WORKLOADS = frozenset(WORKLOADS)
+
+
+def register_workload(workload: Workload, *, replace: bool = False) -> Workload:
+    """Add ``workload`` to the registry (its model and data set are checked when an
+    experiment uses it, so they may be registered later)."""
+    if not isinstance(workload, Workload):
+        raise ValueError(f"register_workload takes a Workload, got {type(workload).__name__}")
+    check_free("workload", workload.name, WORKLOADS, BUILTIN_WORKLOADS, replace)
+    if workload.origin == BUILT_IN:
+        workload = replace_fields(workload, origin=current_origin())
+    WORKLOADS[workload.name] = workload
+    return workload
 
 
 def get_workload(name: str) -> Workload:
