@@ -34,7 +34,7 @@ from sparsedp.plugins import (
 )
 from sparsedp.pruning import registry as pruner_registry
 from sparsedp.store import ResultStore
-from sparsedp.training.workloads import WORKLOADS
+from sparsedp.training.workloads import WORKLOADS, get_workload
 
 REPO = Path(__file__).resolve().parents[1]
 _unique = itertools.count()
@@ -52,7 +52,7 @@ def registries():
         table.update(copy)
     sys.path[:] = path
     for name in set(sys.modules) - modules:
-        if name.startswith("tp_") or name == "my_parts":
+        if name.startswith("tp_") or name in ("my_parts", "lenet_parts"):
             del sys.modules[name]
 
 
@@ -295,6 +295,49 @@ def test_workload_errors_name_file_line_key_and_fix(registries, tmp_path, edit, 
     assert message in str(caught.value)
 
 
+def test_workloads_with_their_own_pruning_and_extends(registries, tmp_path):
+    """Several pruners in one experiment: one workload each, derived with ``extends``."""
+    path, _ = _experiment(tmp_path, WORKLOAD + "[workloads.tp-mnist.pruning]\n"
+                          'method = "grasp"\ngrasp_temperature = 100\n'
+                          '[workloads.tp-synflow]\nextends = "tp-mnist"\n'
+                          'pruning = { method = "synflow", synflow_iterations = 5 }\n'
+                          '[workloads.tp-sgd]\nextends = "mnist-simplecnn-sgd"\n'
+                          "goal_error = 0.3\n[pruning]\nmethod = \"magnitude\"\n")
+    spec = load_experiment(path)
+    by_workload = {s.workload: s for s in spec.studies()}
+    grasp, synflow, sgd = (by_workload[w] for w in ("tp-mnist", "tp-synflow", "tp-sgd"))
+    assert (grasp.pruning.method, grasp.pruning.grasp_temperature) == ("grasp", 100)
+    assert (synflow.pruning.method, synflow.pruning.synflow_iterations) == ("synflow", 5)
+    assert sgd.pruning.method == "magnitude"  # no table of its own: the experiment's
+    derived = get_workload("tp-synflow")
+    assert (derived.goal_error, derived.model, derived.searched) == \
+        (0.35, "simple-cnn", ("lr", "momentum"))
+    assert get_workload("tp-sgd").optimizer == "sgd" and get_workload("tp-sgd").goal_error == 0.3
+    assert len({s.key for s in spec.studies()}) == 3
+    # only the pruner differs: still another study
+    path.write_text(path.read_text().replace('method = "synflow", synflow_iterations = 5',
+                                             'method = "grasp", grasp_temperature = 100'))
+    again = {s.workload: s for s in load_experiment(path).studies()}
+    assert again["tp-synflow"].pruning == grasp.pruning
+    assert again["tp-synflow"].key != synflow.key
+
+
+@pytest.mark.parametrize("extra, message", [
+    ('[workloads.tp-b]\nextends = "tp-mnistt"\n',
+     "exp.toml:15: workloads.tp-b.extends: unknown workload 'tp-mnistt'; did you mean "
+     "'tp-mnist'?"),
+    ('[workloads.tp-b]\nextends = "tp-mnist"\npruning = { method = "snap" }\n',
+     "workloads.tp-b.pruning.method: "),
+    ('[workloads.tp-b]\nextends = "tp-mnist"\npruning = { synflow_iterations = 5 }\n',
+     "workloads.tp-b.pruning.synflow_iterations: applies to method 'synflow' only"),
+])
+def test_workload_pruning_and_extends_errors(registries, tmp_path, extra, message):
+    path, _ = _experiment(tmp_path, WORKLOAD + extra)
+    with pytest.raises(ExperimentFileError) as caught:
+        load_experiment(path)
+    assert message in str(caught.value) and "\n" not in str(caught.value)
+
+
 # ------------------------------------------------------------ broken plugins, CLI
 
 GOOD_DATA = """
@@ -434,9 +477,9 @@ def test_plugin_parts_run_in_worker_processes(registries, tmp_path, capsys):
     assert all(w.startswith("local pid") and w != f"local pid {os.getpid()}" for w in workers)
 
 
-def test_example_runs_end_to_end(tmp_path, shared_data_dir):
+def test_example_runs_end_to_end(registries, tmp_path, shared_data_dir):
     """examples/custom: LeNet-5 from a plugin, MNIST through the .npz kind, SNIP, GraSP and
-    SynFlow, each run by the ``sparsedp`` command (a fresh process, as a user runs it)."""
+    SynFlow in one experiment (one workload each), run by the ``sparsedp`` command."""
     for f in (REPO / "examples" / "custom").iterdir():
         if f.suffix in (".py", ".toml"):
             (tmp_path / f.name).write_text(f.read_text())
@@ -446,39 +489,40 @@ def test_example_runs_end_to_end(tmp_path, shared_data_dir):
     subprocess.run([sys.executable, str(tmp_path / "make_mnist_npz.py"), "--train", "10000",
                     "--data-dir", str(shared_data_dir / "mnist")], check=True, env=env,
                    capture_output=True)
-    # the three runs in one fresh process (one start-up instead of three)
-    script = ("import sys\nfrom sparsedp.cli.main import main\n"
-              "sys.exit(max(main(['run', f]) for f in sys.argv[1:]))")
-    files = [str(tmp_path / f"lenet-{m}.toml") for m in ("snip", "grasp", "synflow")]
-    done = subprocess.run([sys.executable, "-c", script, *files], env=env,
+    done = subprocess.run([sys.executable, "-m", "sparsedp.cli.main", "run",
+                           str(tmp_path / "lenet-pruners.toml")], env=env,
                           capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
-    for method in ("snip", "grasp", "synflow"):
-        with ResultStore(tmp_path / "results" / f"lenet-mnist-{method}",
-                         read_only=True) as store:
-            rows = store.trial_rows(f"lenet-mnist-{method}")
-        assert len(rows) == 2 and all(r["status"] != "failed" for r in rows)
-    assert "checked workload mnist-lenet5-momentum: model lenet-5 fits mnist-npz" in done.stderr
+    spec = load_experiment(tmp_path / "lenet-pruners.toml")
+    methods = {s.workload: s.pruning.method for s in spec.studies()}
+    assert methods == {"lenet5-snip": "snip", "lenet5-grasp": "grasp",
+                       "lenet5-synflow": "synflow"}
+    assert len({s.key for s in spec.studies()}) == 3
+    with ResultStore(spec.results_dir, read_only=True) as store:
+        rows = store.trial_rows(spec.name)
+    assert sorted(r["study_key"] for r in rows) == sorted([s.key for s in spec.studies()] * 2)
+    assert all(r["status"] != "failed" for r in rows)
+    assert "checked workload lenet5-grasp: model lenet-5 fits mnist-npz" in done.stderr
 
 
 def test_the_quick_start_of_the_docs_runs(registries, tmp_path, capsys):
-    """docs/plugins.md's plugin and experiment, as written, with SNIP, GraSP, SynFlow and the
-    plugin's own pruner (one file per method, as the docs say)."""
+    """docs/plugins.md's plugin and experiment, as written, with SNIP, then with the
+    workloads the docs add for GraSP, SynFlow and the plugin's own pruner, in one file."""
     import re
 
     text = (REPO / "docs" / "plugins.md").read_text()
     files = dict(re.findall(r"<!-- file: (\S+) -->\n```\w+\n(.*?)```", text, flags=re.S))
-    assert set(files) == {"my_parts.py", "stripes-snip.toml"}
+    assert set(files) == {"my_parts.py", "stripes-snip.toml", "stripes-more.toml"}
     (tmp_path / "my_parts.py").write_text(files["my_parts.py"])
-    experiment = files["stripes-snip.toml"] + "\n[engine]\neval_batch_size = 500\n"
-    for method in ("snip", "grasp", "synflow", "grad-magnitude"):
-        toml = experiment.replace('"stripes-snip"', f'"stripes-{method}"')
-        if method != "snip":
-            toml = toml.replace('method = "snip"\nsnip_batches = 5', f'method = "{method}"')
-        path = tmp_path / f"stripes-{method}.toml"
-        path.write_text(toml)
-        assert main(["run", str(path)]) == 0, capsys.readouterr().err
-        with ResultStore(tmp_path / "results" / f"stripes-{method}", read_only=True) as store:
-            rows = store.trial_rows(f"stripes-{method}")
-        assert len(rows) == 6 and all(r["status"] != "failed" for r in rows)
+    path = tmp_path / "stripes-snip.toml"
+    engine = "\n[engine]\neval_batch_size = 500\n"
+    path.write_text(files["stripes-snip.toml"] + "\n" + files["stripes-more.toml"] + engine)
+    assert main(["run", str(path)]) == 0, capsys.readouterr().err
+    spec = load_experiment(path)
+    methods = {s.workload: s.pruning.method for s in spec.studies()}
+    assert methods == {"stripes-smallcnn-momentum": "snip", "stripes-grasp": "grasp",
+                       "stripes-synflow": "synflow", "stripes-mine": "grad-magnitude"}
+    with ResultStore(spec.results_dir, read_only=True) as store:
+        rows = store.trial_rows(spec.name)
+    assert len(rows) == 6 * 4 and all(r["status"] != "failed" for r in rows)
     assert any(r["status"] == "complete" for r in rows)

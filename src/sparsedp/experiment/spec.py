@@ -344,7 +344,7 @@ class ExperimentSpec:
                             max_steps=d.max_steps,
                             eval_every=d.eval_every,
                             hidden_units=d.hidden_units,
-                            pruning=d.pruning,
+                            pruning=get_workload(workload).pruning or d.pruning,
                             search=overrides or None,
                             seed=d.seed,
                             data_seed=d.data_seed,
@@ -756,32 +756,32 @@ class _Loader(PartsSections):
             **self.search_options(doc.get("search", {})),
         )
 
-    def pruning(self, value: object) -> PruneSettings:
-        table = self.table(value, ("pruning",))
-        self.keys(table, _PRUNING_KEYS, ("pruning",))
+    def pruning(self, value: object, where: tuple[str, ...] = ("pruning",)) -> PruneSettings:
+        table = self.table(value, where)
+        self.keys(table, _PRUNING_KEYS, where)
         options: dict[str, Any] = {}
         if "method" in table:
-            options["method"] = self.choice(table["method"], ("pruning", "method"),
+            options["method"] = self.choice(table["method"], (*where, "method"),
                                             pruner_names())
         if "prune_biases" in table:
             options["prune_biases"] = self.boolean(
-                table["prune_biases"], ("pruning", "prune_biases")
+                table["prune_biases"], (*where, "prune_biases")
             )
         for key in ("snip_batches", "snip_batch_size", "grasp_examples_per_class",
                     "synflow_iterations"):
             if key in table:
-                options[key] = self.integer(table[key], ("pruning", key), 1)
+                options[key] = self.integer(table[key], (*where, key), 1)
         if "grasp_temperature" in table:
-            temperature = self.number(table["grasp_temperature"], ("pruning", "grasp_temperature"))
+            temperature = self.number(table["grasp_temperature"], (*where, "grasp_temperature"))
             if temperature <= 0:
-                self.fail(("pruning", "grasp_temperature"), f"must be > 0, got {temperature}",
+                self.fail((*where, "grasp_temperature"), f"must be > 0, got {temperature}",
                           "GraSP divides the logits by it; the paper uses 200")
             options["grasp_temperature"] = temperature
         method = options.get("method", "snip")
         for key, owner in (("grasp_temperature", "grasp"), ("grasp_examples_per_class", "grasp"),
                            ("synflow_iterations", "synflow")):
             if key in table and method != owner:
-                self.fail(("pruning", key), f"applies to method {owner!r} only, not {method!r}",
+                self.fail((*where, key), f"applies to method {owner!r} only, not {method!r}",
                           f'remove it or set method = "{owner}"')
         return PruneSettings(**options)
 

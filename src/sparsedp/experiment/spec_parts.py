@@ -17,6 +17,7 @@ from sparsedp.data.sources import DATASET_NAMES
 from sparsedp.models import MODELS
 from sparsedp.origin import PART_NAME
 from sparsedp.plugins import PluginError, import_plugin, load_entry_points
+from sparsedp.pruning.prune import PruneSettings
 from sparsedp.training.optimizers import OPTIMIZERS
 from sparsedp.training.schedules import SCHEDULES
 from sparsedp.training.workloads import (
@@ -29,7 +30,8 @@ from sparsedp.training.workloads import (
 )
 
 WORKLOAD_KEYS = ("dataset", "model", "optimizer", "schedule", "searched", "goal_error",
-                 "max_steps", "eval_every", "model_options", "description", "version")
+                 "max_steps", "eval_every", "model_options", "description", "version",
+                 "extends", "pruning")
 WORKLOAD_REQUIRED = {"dataset": 'dataset = "mnist"', "model": 'model = "simple-cnn"',
                      "optimizer": 'optimizer = "momentum"', "goal_error": "goal_error = 0.02",
                      "max_steps": "max_steps = 20000"}
@@ -158,11 +160,31 @@ class PartsSections:
                 self.fail(key, f"workload {name!r} is already defined ({owner})",
                           f"leave [workloads.{name}] empty to run it, or give yours another "
                           "name")
+            if "extends" in entry:
+                entry = self.extended(name, entry, key)
             workload = self.workload(name, entry, key)
             self.parts_known(workload, key)
             WORKLOADS[name] = workload
             defined.append(workload)
         return tuple(table), tuple(defined)
+
+    def extended(self, name: str, entry: dict[str, Any], key: tuple[str, ...]
+                 ) -> dict[str, Any]:
+        """``entry`` over the definition of the workload it ``extends`` (built in, from a
+        plugin, or defined earlier in this file); its pruning too, unless ``entry`` has one."""
+        base_name = self.string(entry["extends"], (*key, "extends"))
+        base = WORKLOADS.get(base_name)
+        if base is None or base_name == name:
+            known = sorted(w for w in WORKLOADS if w != name)
+            self.fail((*key, "extends"), f"unknown workload {base_name!r}",
+                      self.suggest(base_name, known, "extend a registered workload or one "
+                                   "defined above this table; known"))
+        merged: dict[str, Any] = {**base.definition(), "description": base.description}
+        merged["version"] = ""  # a derived workload is identified by its whole definition
+        if base.pruning is not None:
+            merged["pruning"] = base.pruning
+        merged.update({k: v for k, v in entry.items() if k != "extends"})
+        return merged
 
     def workload(self, name: str, entry: dict[str, Any], key: tuple[str, ...]) -> Workload:
         if not PART_NAME.fullmatch(name):
@@ -208,9 +230,16 @@ class PartsSections:
                 model_options=dict(options),
                 version=self.string(entry.get("version", ""), (*key, "version")),
                 origin=f"experiment file {self.shown}",
+                pruning=self.workload_pruning(entry.get("pruning"), (*key, "pruning")),
             )
         except ValueError as error:
             self.fail(key, str(error))
+
+    def workload_pruning(self, value: object, key: tuple[str, ...]) -> PruneSettings | None:
+        """The workload's own ``[workloads.NAME.pruning]`` (``None``: the experiment's)."""
+        if value is None or isinstance(value, PruneSettings):
+            return value
+        return self.pruning(value, key)
 
     def parts_known(self, workload: Workload, key: tuple[str | int, ...]) -> None:
         """The workload's data set and model are registered (built in or by a plugin)."""

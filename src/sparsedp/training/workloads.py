@@ -7,11 +7,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from dataclasses import replace as replace_fields
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sparsedp.origin import BUILT_IN, check_free, check_part, current_origin
 from sparsedp.training.optimizers import OPTIMIZERS
 from sparsedp.training.schedules import SCHEDULES
+
+if TYPE_CHECKING:
+    from sparsedp.pruning.prune import PruneSettings
 
 METAPARAMETERS = ("lr", "momentum", "decay_steps", "end_lr_factor")
 
@@ -34,6 +37,7 @@ class Workload:
     model_options: dict[str, Any] = field(default_factory=dict)
     version: str = ""
     origin: str = BUILT_IN
+    pruning: PruneSettings | None = None  # None: the experiment's [pruning]
 
     def __post_init__(self) -> None:
         check_part("workload", self.name, self.version, self.description)
