@@ -14,6 +14,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
+from sparsedp.analysis.edges import edge_hits
 from sparsedp.cli.common import (
     EXIT_BUSY,
     EXIT_OK,
@@ -273,6 +274,11 @@ def status(args: argparse.Namespace) -> int:
                       f"{len(trials)}/{spec.trials}", *(str(counts[s]) for s in STATUS_COLUMNS),
                       *best_cells)
     Console(soft_wrap=True, width=200 if not is_terminal() else None).print(table)
+    for study in spec.studies():  # best trials at the edge of their searched range
+        top = best.get(study.key)
+        for hit in edge_hits(top, study.space()) if top is not None else ():
+            print(f"warning: {_label(study)}: best trial #{top['trial_index']}: "
+                  f"{hit.describe()}")
     earlier = {row["study_key"] for row in linked} - keys
     if earlier:
         n = sum(1 for row in linked if row["study_key"] in earlier)

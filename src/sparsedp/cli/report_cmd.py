@@ -11,7 +11,7 @@ from sparsedp.cli.common import CliError, positive_int, stderr_console
 from sparsedp.experiment import load_experiment
 from sparsedp.experiment.provenance import provenance as current_provenance
 from sparsedp.report import write_report
-from sparsedp.store import ResultStore, trials_frame
+from sparsedp.store import ResultStore, repeats_frame, trials_frame
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -40,6 +40,7 @@ def run(args: argparse.Namespace) -> int:
     keys = {study.key for study in spec.studies()}
     with ResultStore(spec.results_dir, read_only=True) as store:
         frame = trials_frame(store, spec.name, study_keys=keys)
+        repeats = repeats_frame(store, spec.name, study_keys=keys)
         rows = [r for r in store.trial_rows(spec.name, all_studies=True)
                 if r["study_key"] in keys]
     if frame.empty:
@@ -64,7 +65,8 @@ def run(args: argparse.Namespace) -> int:
     console.print(f"analysing {len(frame)} trials of {spec.name} …")
     path = write_report(frame, out, experiment_config=config, provenance=provenance,
                         engine_notes=notes, analysis_options={"n_resamples": args.bootstrap},
-                        formats=formats)
+                        formats=formats, repeats=repeats,
+                        search_spaces={s.key: s.space() for s in spec.studies()})
     print(path)
     return 0
 

@@ -24,6 +24,8 @@ from sparsedp.plots.scaling import (
     sparsity_label,
 )
 from sparsedp.plots.search import plot_metaparameters, plot_search_space
+from sparsedp.report.robustness import robustness
+from sparsedp.search.space import SearchSpace
 
 _CSS = """
 body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1400px; color: #222; }
@@ -237,7 +239,8 @@ def _stopping_note(engine_notes: Mapping[str, Any], trials: pd.DataFrame) -> str
 
 
 def _make_figures(
-    analysis: Analysis, fig_dir: Path, formats: Sequence[str], dpi: int
+    analysis: Analysis, fig_dir: Path, formats: Sequence[str], dpi: int,
+    spread: pd.DataFrame | None = None,
 ) -> list[_Figure]:
     trials, best = analysis.trials, analysis.best
     figures: list[_Figure] = []
@@ -270,7 +273,8 @@ def _make_figures(
             "S_min(1 + B_crit/B) in red with B_crit as a dotted vertical line. Then all "
             "sparsities together, then each normalised by its steps at its smallest batch "
             "size with a result.",
-            plot_scaling(trials, workload, best=best, min_points=analysis.options["min_points"]),
+            plot_scaling(trials, workload, best=best, min_points=analysis.options["min_points"],
+                         spread=spread),
         )
     groups: dict[tuple[str, str], list[str]] = {}
     for workload in workloads:
@@ -443,6 +447,8 @@ def write_report(
     analysis_options: Mapping[str, Any] | None = None,
     formats: Sequence[str] = ("png", "svg"),
     dpi: int = 120,
+    repeats: pd.DataFrame | None = None,
+    search_spaces: Mapping[str, SearchSpace] | None = None,
 ) -> Path:
     """Write ``out_dir/report.html``, ``out_dir/summary.json`` and ``out_dir/figures/``.
 
@@ -450,6 +456,8 @@ def write_report(
     ``n_resamples``); ``formats`` are those saved under ``figures/`` (PNG is always
     embedded), at ``dpi``. If ``experiment_config["expected_studies"]`` lists dicts with
     ``workload``, ``sparsity`` and ``batch_size``, studies without a result are listed.
+    ``repeats`` (stored seed repeats) add error bars and seed-inclusive ratio intervals;
+    ``search_spaces`` (by study key) enable the search-edge warnings.
     Returns the path of ``report.html``.
     """
     out = Path(out_dir)
@@ -464,7 +472,8 @@ def write_report(
         if trials_df is not None and "dataset_label" in trials_df
         else []
     )
-    figures = _make_figures(analysis, fig_dir, formats, dpi)
+    extra = robustness(analysis, repeats, search_spaces)
+    figures = _make_figures(analysis, fig_dir, formats, dpi, extra.spread)
 
     expected = experiment_config.get("expected_studies")
     expected_status = expected_study_status(best, expected) if isinstance(expected, list) else None
@@ -492,6 +501,7 @@ def write_report(
         f"{_fmt(counts['n_studies_without_result'])} have trials but none complete.</p>"
     )
 
+    parts.append(extra.warning)
     parts.append("<h2>Configuration</h2>")
     parts.append(_table(["setting", "value"], _flatten(experiment_config), text_columns=2))
 
@@ -573,6 +583,7 @@ def write_report(
         "from the fits (interval pairs the independent bootstrap resamples).</p>"
     )
     parts.append(_comparison_tables(summary))
+    parts.append(extra.html)
 
     parts.append("<h2>Figures</h2>")
     if not figures:
@@ -604,6 +615,7 @@ def write_report(
         engine_notes=engine_notes,
         expected_studies=expected_status,
         figures=[str(p.relative_to(out)) for f in figures for p in f.files],
+        robustness=extra.summary,
     )
     (out / "summary.json").write_text(
         json.dumps(to_jsonable(full), indent=2, allow_nan=False), encoding="utf-8"
