@@ -40,6 +40,7 @@ from sparsedp.experiment.preflight import (
 from sparsedp.experiment.runlock import RunLock, RunLockBusy
 from sparsedp.experiment.runner import RunEvent, best_per_study, run_experiment
 from sparsedp.store import ResultStore, trials_frame
+from sparsedp.store.batch_science import BatchScienceError, export_batch_science
 from sparsedp.store.check import StoreFileError, check_store
 
 STATUS_COLUMNS = ("complete", "incomplete", "infeasible", "stopped", "failed")
@@ -59,8 +60,13 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
 
     export_p = subparsers.add_parser("export", help="write all trials as CSV or Parquet")
     export_p.add_argument("experiment", help="experiment TOML file")
-    export_p.add_argument("--format", choices=("csv", "parquet"), default="csv")
-    export_p.add_argument("--out", help="output file (default: <results>/trials.<format>)")
+    export_p.add_argument("--format", choices=("csv", "parquet", "batch-science"),
+                          default="csv",
+                          help="batch-science: Shallue et al.'s layout, one folder per study "
+                               "(docs/batch-science.md)")
+    export_p.add_argument("--out", help="output file (default: <results>/trials.<format>); "
+                                        "a new folder for batch-science (default: "
+                                        "<results>/batch-science)")
     export_p.add_argument("--all-studies", action="store_true",
                           help="also trials of studies from earlier configurations of the "
                                "experiment (column 'current' tells them apart)")
@@ -297,6 +303,8 @@ def export(args: argparse.Namespace) -> int:
         raise CliError(f"no results yet for {spec.name} in {spec.results_dir}: "
                        f"run `sparsedp run {args.experiment}` first")
     keys = {study.key for study in spec.studies()}
+    if args.format == "batch-science":
+        return _export_batch_science(spec, args, keys)
     with ResultStore(spec.results_dir, read_only=True) as store:
         frame = trials_frame(store, spec.name, study_keys=keys,
                              all_studies=getattr(args, "all_studies", False))
@@ -313,4 +321,21 @@ def export(args: argparse.Namespace) -> int:
     earlier = int((~frame["current"].astype(bool)).sum())
     note = f" ({earlier} from earlier configurations)" if earlier else ""
     print(f"wrote {len(frame)} trials to {out}{note}")
+    return 0
+
+
+def _export_batch_science(spec: ExperimentSpec, args: argparse.Namespace, keys: set[str]) -> int:
+    if getattr(args, "all_studies", False):
+        raise CliError("--all-studies does not apply to --format batch-science (one folder "
+                       "per study cell); export the current configuration")
+    out = Path(args.out) if args.out else spec.results_dir / "batch-science"
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise CliError(f"{out} exists and is not an empty folder; give a new --out")
+    with ResultStore(spec.results_dir, read_only=True) as store:
+        try:
+            written = export_batch_science(store, spec.name, out, study_keys=keys,
+                                           spaces={s.key: s.space() for s in spec.studies()})
+        except BatchScienceError as exc:
+            raise CliError(str(exc)) from None
+    print(f"wrote {len(written)} studies to {out} (batch_science layout)")
     return 0

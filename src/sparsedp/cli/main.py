@@ -10,6 +10,7 @@ import sys
 from sparsedp import __version__
 from sparsedp.cli import (
     experiment_cmds,
+    import_cmd,
     plan_cmd,
     repeat_cmd,
     report_cmd,
@@ -43,7 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-_COMMANDS = [workloads_cmd, trial_cmd, report_cmd, plan_cmd, repeat_cmd]
+_COMMANDS = [workloads_cmd, trial_cmd, report_cmd, plan_cmd, repeat_cmd, import_cmd]
 
 
 def main(argv: list[str] | None = None) -> int:

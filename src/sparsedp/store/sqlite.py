@@ -292,6 +292,11 @@ class ResultStore:
         ).fetchone()
         return int(row[0])
 
+    def experiment_names(self) -> list[str]:
+        """Names of the experiments in this file, oldest first."""
+        rows = self._db.execute("SELECT name FROM experiments ORDER BY created, name")
+        return [str(r[0]) for r in rows.fetchall()]
+
     def experiment_config(self, name: str) -> dict | None:
         row = self._db.execute(
             "SELECT config_json FROM experiments WHERE name = ?", (name,)
