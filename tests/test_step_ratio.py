@@ -23,3 +23,14 @@ def test_interval_spans_the_resampled_minima_and_drops_lost_results():
     assert step_ratio_interval(sparse, {16: np.array([np.inf])}, [16]) is None
     assert step_ratio_interval(sparse, dense, []) is None
     assert step_ratio_interval(sparse, {}, [16]) is None
+
+
+def test_resamples_without_results_on_both_sides_raise_no_warning() -> None:
+    import warnings
+
+    sparse = {16: np.array([np.inf, 900.0])}
+    dense = {16: np.array([np.inf, 400.0])}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # inf / inf once warned "invalid value in divide"
+        lo, hi = step_ratio_interval(sparse, dense, [16], n_resamples=200)
+    assert lo == hi == 900.0 / 400.0

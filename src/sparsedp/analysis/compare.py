@@ -6,7 +6,8 @@
   the dense curve's perfect-scaling region (``B <= perfect_scaling_end`` of the dense
   curve), also reported as ``log2`` (the paper reads about 2^1.5 at 90% sparsity).
 * Its interval (``step_ratio_interval``) resamples every study's trials, as the fit's
-  bootstrap does, and recomputes the geometric mean over the same batch sizes.
+  bootstrap does, and recomputes the geometric mean over the same batch sizes; given the
+  studies' seed repeats it also draws a seed factor per study (trials *and* seeds).
 * The *critical batch ratio* is ``B_crit(sparse) / B_crit(dense)`` from the fits; its
   interval pairs the curves' independent bootstrap resamples one to one.
 """
@@ -62,7 +63,9 @@ class PerfectScalingRatio:
     batch_sizes: list[int]
     geomean_ratio: float | None
     log2_ratio: float | None
-    ci: tuple[float, float] | None = None
+    ci: tuple[float, float] | None = None  # over trials and seeds when repeats exist
+    ci_trials: tuple[float, float] | None = None  # over the trials only
+    ci_includes_seeds: bool = False
 
 
 def perfect_scaling_ratio(
@@ -97,27 +100,45 @@ def perfect_scaling_ratio(
     )
 
 
-def step_ratio_interval(
+def _seed_factors(
+    rng: np.random.Generator, runs: np.ndarray | None, n_resamples: int
+) -> np.ndarray:
+    """``S_j / S_0`` for ``n_resamples`` runs ``j`` drawn from a study's seed runs (its best
+    trial first; ``inf`` where a run has no result); 1 without repeats."""
+    values = np.asarray(runs if runs is not None else [], dtype=float)
+    if len(values) <= 1:
+        return np.ones(n_resamples)
+    return (values / values[0])[rng.integers(0, len(values), size=n_resamples)]
+
+
+def step_ratio_samples(
     sparse_outcomes: Mapping[int, np.ndarray],
     dense_outcomes: Mapping[int, np.ndarray],
     batch_sizes: Sequence[int],
     *,
     n_resamples: int = 200,
     seed: int = 0,
-    confidence: float = 0.95,
     key: str = "",
-) -> tuple[float, float] | None:
-    """Bootstrap interval of the geometric-mean step ratio over ``batch_sizes``.
+    sparse_runs: Mapping[int, np.ndarray] | None = None,
+    dense_runs: Mapping[int, np.ndarray] | None = None,
+) -> np.ndarray | None:
+    """Bootstrap resamples of the geometric-mean step ratio over ``batch_sizes``.
 
     ``*_outcomes`` map batch size to each trial's steps-to-result (``inf`` without a
     result). Each resample draws every study's trials with replacement and takes the
-    minimum; a resample where some batch size lost its result on either side is left out.
-    None without batch sizes, resamples, or any resample with all results.
+    minimum. With ``*_runs`` (batch size → the study's seed runs at its best
+    metaparameters, the best trial first; see :mod:`sparsedp.analysis.repeats`) each
+    resampled minimum is also multiplied by a seed factor ``S_j / S_0`` of a run ``j``
+    drawn from them, from a separate random stream: the trial draws, hence the
+    trials-only samples, are the same with and without runs. NaN marks a resample where
+    some batch size has no result on either side. None without batch sizes or resamples,
+    or when a study has no trials.
     """
     sizes = [int(b) for b in batch_sizes]
     if not sizes or n_resamples <= 0:
         return None
     rng = np.random.default_rng(stable_seed(seed, f"step-ratio:{key}"))
+    seeds_rng = np.random.default_rng(stable_seed(seed, f"step-ratio-seeds:{key}"))
     log_ratio = np.zeros(n_resamples)
     for b in sizes:
         drawn = []
@@ -127,9 +148,42 @@ def step_ratio_interval(
                 return None
             idx = rng.integers(0, len(values), size=(n_resamples, len(values)))
             drawn.append(values[idx].min(axis=1))
+        if sparse_runs is not None or dense_runs is not None:
+            for side, runs in enumerate((sparse_runs, dense_runs)):
+                drawn[side] = drawn[side] * _seed_factors(
+                    seeds_rng, (runs or {}).get(b), n_resamples
+                )
         ok = np.isfinite(drawn[0]) & np.isfinite(drawn[1])
-        log_ratio += np.where(ok, np.log2(np.where(ok, drawn[0] / drawn[1], 1.0)), np.nan)
-    return percentile_interval(2.0 ** (log_ratio / len(sizes)), confidence)
+        step = np.full(n_resamples, np.nan)
+        step[ok] = np.log2(drawn[0][ok] / drawn[1][ok])  # only where both have a result
+        log_ratio += step
+    return 2.0 ** (log_ratio / len(sizes))
+
+
+def step_ratio_interval(
+    sparse_outcomes: Mapping[int, np.ndarray],
+    dense_outcomes: Mapping[int, np.ndarray],
+    batch_sizes: Sequence[int],
+    *,
+    n_resamples: int = 200,
+    seed: int = 0,
+    confidence: float = 0.95,
+    key: str = "",
+    sparse_runs: Mapping[int, np.ndarray] | None = None,
+    dense_runs: Mapping[int, np.ndarray] | None = None,
+) -> tuple[float, float] | None:
+    """Bootstrap interval of the geometric-mean step ratio over ``batch_sizes``.
+
+    Over the trials only by default; with ``sparse_runs``/``dense_runs`` (seed repeats)
+    over trials and seeds (see :func:`step_ratio_samples`). A resample where some batch
+    size lost its result on either side is left out. None without batch sizes,
+    resamples, or any resample with all results.
+    """
+    samples = step_ratio_samples(
+        sparse_outcomes, dense_outcomes, batch_sizes, n_resamples=n_resamples, seed=seed,
+        key=key, sparse_runs=sparse_runs, dense_runs=dense_runs,
+    )
+    return None if samples is None else percentile_interval(samples, confidence)
 
 
 @dataclass(frozen=True)

@@ -40,6 +40,7 @@ from sparsedp.analysis.regimes import (
     Regimes,
     regimes,
 )
+from sparsedp.analysis.repeats import curve_runs, repeat_spread, seed_runs
 
 
 @dataclass
@@ -56,6 +57,8 @@ class Analysis:
     ratios: pd.DataFrame
     perfect_scaling_ratios: list[PerfectScalingRatio] = field(default_factory=list)
     critical_ratios: dict[tuple[str, float], CriticalBatchRatio] = field(default_factory=dict)
+    repeats: pd.DataFrame | None = None  # stored seed repeats, when given to analyze()
+    seed_spread: pd.DataFrame | None = None  # repeat_spread of the best trials and repeats
 
 
 def curve_name(key: tuple[str, float]) -> str:
@@ -73,10 +76,14 @@ def analyze(
     fraction: float = MAX_PARALLELISM_FRACTION,
     dense_sparsity: float = DENSE_SPARSITY,
     min_points: int = MIN_POINTS,
+    repeats: pd.DataFrame | None = None,
 ) -> Analysis:
     """Best trials, curves, fits with bootstrap intervals, regimes and sparse/dense ratios.
 
-    ``n_resamples = 0`` skips the bootstrap.
+    ``n_resamples = 0`` skips the bootstrap. ``repeats`` (stored seed repeats,
+    :func:`sparsedp.store.repeats_frame`) add the seed spread, and the perfect-scaling step
+    ratio's interval then covers trials *and* seeds (``ci``; ``ci_trials`` keeps the
+    trials-only one, see :func:`~sparsedp.analysis.compare.step_ratio_interval`).
     """
     options = {
         "n_resamples": int(n_resamples),
@@ -90,6 +97,8 @@ def analyze(
     best = best_trials(trials)
     curves = steps_curves(best)
     outcomes = study_outcomes(trials)
+    with_repeats = repeats is not None and len(repeats) > 0
+    runs = seed_runs(best, repeats) if with_repeats else {}
     fits: dict[tuple[str, float], ScalingFit | None] = {}
     boots: dict[tuple[str, float], BootstrapFit | None] = {}
     regs: dict[tuple[str, float], Regimes] = {}
@@ -126,16 +135,20 @@ def analyze(
         if dense_key is None:
             continue
         ps = perfect_scaling_ratio(ratios, curves[dense_key], sparsity, tol=tol)
-        ci = step_ratio_interval(
-            outcomes.get(key, {}),
-            outcomes.get(dense_key, {}),
-            ps.batch_sizes,
-            n_resamples=n_resamples,
-            seed=seed,
-            confidence=confidence,
-            key=curve_name(key),
+        interval = dict(
+            n_resamples=n_resamples, seed=seed, confidence=confidence, key=curve_name(key)
         )
-        ps_ratios.append(dataclasses.replace(ps, ci=ci))
+        args = (outcomes.get(key, {}), outcomes.get(dense_key, {}), ps.batch_sizes)
+        ci_trials = step_ratio_interval(*args, **interval)
+        ci = ci_trials
+        if with_repeats:
+            ci = step_ratio_interval(
+                *args, **interval, sparse_runs=curve_runs(runs, *key),
+                dense_runs=curve_runs(runs, *dense_key),
+            )
+        ps_ratios.append(
+            dataclasses.replace(ps, ci=ci, ci_trials=ci_trials, ci_includes_seeds=with_repeats)
+        )
         crit[key] = critical_batch_ratio(
             fits[key], fits[dense_key], boots[key], boots[dense_key], confidence
         )
@@ -150,6 +163,8 @@ def analyze(
         ratios=ratios,
         perfect_scaling_ratios=ps_ratios,
         critical_ratios=crit,
+        repeats=repeats if with_repeats else None,
+        seed_spread=repeat_spread(best, repeats) if with_repeats else None,
     )
 
 
@@ -248,6 +263,8 @@ def analysis_to_dict(analysis: Analysis) -> dict[str, Any]:
                 "perfect_scaling_batch_sizes": ps.batch_sizes,
                 "geomean_ratio": ps.geomean_ratio,
                 "geomean_ratio_ci": list(ps.ci) if ps.ci else None,
+                "geomean_ratio_ci_trials": list(ps.ci_trials) if ps.ci_trials else None,
+                "ci_includes_seeds": ps.ci_includes_seeds,
                 "log2_ratio": ps.log2_ratio,
                 "b_crit_ratio": crit.ratio if crit else None,
                 "b_crit_ratio_ci": list(crit.ci) if crit and crit.ci else None,

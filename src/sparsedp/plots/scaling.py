@@ -149,6 +149,23 @@ def _draw_fit(ax: Axes, fit: ScalingFit, grid: np.ndarray, color: str = "tab:red
         )
 
 
+def _draw_spread(ax: Axes, spread: pd.DataFrame | None, workload: str, sparsity: float,
+                 color, label: bool = True) -> None:
+    """Error bars min…max over a study's seed runs, where it has repeats."""
+    if spread is None or len(spread) == 0:
+        return
+    rows = spread[(spread["workload"] == workload)
+                  & np.isclose(spread["sparsity"].astype(float), sparsity, rtol=0.0, atol=1e-9)
+                  & (spread["n_runs"] > 1)]
+    if len(rows) == 0:
+        return
+    best = rows["best_steps"].to_numpy(float)
+    yerr = np.vstack([best - rows["min"].to_numpy(float), rows["max"].to_numpy(float) - best])
+    n = int(rows["n_runs"].max())
+    ax.errorbar(rows["batch_size"].to_numpy(float), best, yerr=yerr, fmt="none", ecolor=color,
+                capsize=3, lw=1.0, label=f"range over {n} seeds" if label else None)
+
+
 def plot_scaling(
     trials: pd.DataFrame,
     workload: str,
@@ -156,8 +173,12 @@ def plot_scaling(
     best: pd.DataFrame | None = None,
     fit: bool = True,
     min_points: int = 3,
+    spread: pd.DataFrame | None = None,
 ) -> Figure:
     """Figure-1 style: a panel per sparsity, then all sparsities, then all normalised.
+
+    ``spread`` (:func:`sparsedp.analysis.repeats.repeat_spread`) adds error bars from seed
+    repeats: from the smallest to the largest steps of a study's runs that reached the goal.
 
     Each sparsity panel shows the measured steps-to-result (log2 axes), the dashed
     perfect-scaling line through the first measured point and, when the curve has at least
@@ -194,6 +215,7 @@ def plot_scaling(
             lw=1.0,
             label="perfect scaling",
         )
+        _draw_spread(ax, spread, workload, sparsity, colors[sparsity])
         if fit:
             result = fit_scaling(curve.batch_sizes, curve.steps, min_points=min_points)
             if result is not None:
@@ -223,6 +245,7 @@ def plot_scaling(
         color = colors[sparsity]
         label = f"S={sparsity_label(sparsity)}"
         overlay.plot(grid, _on_grid(curve, grid, curve.steps), "o-", color=color, label=label, ms=4)
+        _draw_spread(overlay, spread, workload, sparsity, color, label=False)
         normalised.plot(
             grid,
             _on_grid(curve, grid, curve.steps / curve.steps[0]),

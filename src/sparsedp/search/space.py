@@ -92,6 +92,24 @@ class Dimension:
             return int(value) if integer_mapping == "truncate" else math.floor(value + 0.5)
         return value
 
+    def to_unit(self, value: float) -> float:
+        """Where ``value`` sits in the unit interval: the inverse of :meth:`from_unit`
+        (integer dimensions ignore the rounding). Values outside the range give a number
+        outside [0, 1]; NaN where the scale cannot place it (e.g. ``value <= 0`` on a log
+        scale)."""
+        v = float(value)
+        if self.scale == "linear":
+            return (v - self.low) / (self.high - self.low)
+        if self.scale == "log":
+            if v <= 0:
+                return math.nan
+            lo, hi = math.log10(self.low), math.log10(self.high)
+            return (math.log10(v) - lo) / (hi - lo)
+        if v >= 1:  # reverse-log
+            return math.nan
+        lo, hi = math.log10(1.0 - self.low), math.log10(1.0 - self.high)
+        return (math.log10(1.0 - v) - hi) / (lo - hi)
+
 
 DEFAULT_DIMENSIONS: Mapping[str, Dimension] = MappingProxyType(
     {

@@ -8,9 +8,14 @@ from collections.abc import Collection
 import pandas as pd
 
 from sparsedp.store.sqlite import TRIAL_COLUMNS, ResultStore
-from sparsedp.training.workloads import get_workload
+from sparsedp.training.workloads import WORKLOADS, Workload
 
 DATASET_LABELS = {"mnist": "MNIST", "fashion-mnist": "Fashion-MNIST", "cifar10": "CIFAR-10"}
+
+
+def _registered(name: str) -> Workload | None:
+    """The registered workload ``name``; None for one imported from another tool."""
+    return WORKLOADS.get(name)
 
 
 def trials_frame(
@@ -36,7 +41,7 @@ def trials_frame(
             continue
         spec = json.loads(row["spec_json"])
         engine = json.loads(row["engine_json"]) if row["engine_json"] else {}
-        workload = get_workload(row["workload"])
+        workload = _registered(row["workload"])
         provenance = json.loads(row["provenance_json"]) if row["provenance_json"] else {}
         records.append({
             "experiment": experiment,
@@ -60,9 +65,9 @@ def trials_frame(
             "steps_taken": row["steps_taken"],
             "final_val_error": row["final_val_error"],
             "final_error_exact": bool(row["final_error_exact"]),
-            "goal_error": spec.get("goal_error") or workload.goal_error,
-            "max_steps": spec.get("max_steps") or workload.max_steps,
-            "eval_every": spec.get("eval_every") or workload.eval_every,
+            "goal_error": spec.get("goal_error") or getattr(workload, "goal_error", None),
+            "max_steps": spec.get("max_steps") or getattr(workload, "max_steps", None),
+            "eval_every": spec.get("eval_every") or getattr(workload, "eval_every", None),
             "wall_time": row["wall_time"],
             "samples_per_second": row["samples_per_second"],
             "eval_share": row["eval_share"],
@@ -79,4 +84,31 @@ def trials_frame(
     frame["steps_to_result"] = frame["steps_to_result"].astype("float64")
     for column in ("momentum", "decay_steps", "end_lr_factor", "final_val_error"):
         frame[column] = frame[column].astype("float64")
+    return frame
+
+
+REPEAT_COLUMNS = (
+    "experiment", "study_key", "workload", "sparsity", "batch_size", "source_trial",
+    "repeat_index", "seed", "data_seed", "lr", "momentum", "decay_steps", "end_lr_factor",
+    "status", "steps_to_result", "steps_taken", "final_val_error", "wall_time", "message",
+    "curve",
+)
+
+
+def repeats_frame(
+    store: ResultStore, experiment: str, *, study_keys: Collection[str] | None = None
+) -> pd.DataFrame:
+    """Stored seed repeats (``sparsedp repeat``) of ``experiment``'s current studies
+    (``study_keys``; default: those the store registered last), one row each; empty for a
+    file written before repeats existed. Never part of :func:`trials_frame`."""
+    records = []
+    for row in store.repeat_rows(experiment):
+        current = bool(row["current"]) if study_keys is None else row["study_key"] in study_keys
+        if not current:
+            continue
+        record = {column: row.get(column) for column in REPEAT_COLUMNS}
+        record.update(experiment=experiment, curve=row["curve_json"])
+        records.append(record)
+    frame = pd.DataFrame.from_records(records, columns=list(REPEAT_COLUMNS))
+    frame["steps_to_result"] = frame["steps_to_result"].astype("float64")
     return frame

@@ -4,7 +4,9 @@ Each trial is written in one transaction the moment it ends, so an interrupted e
 loses at most the trials that were still running. WAL mode lets ``status``/``report`` read
 while a run writes. A trial is identified by (study key, trial index): writing it twice is
 refused unless the caller asks to replace it (used only to upgrade a ``stopped`` trial when
-stopping is switched off).
+stopping is switched off). Seed repeats of a study's best trial (``sparsedp repeat``) live
+in their own table, ``repeats``, added in place to older files (tables added after schema
+version 1 are optional: a file without them reads as having none).
 """
 
 from __future__ import annotations
@@ -68,6 +70,27 @@ CREATE TABLE IF NOT EXISTS trials (
     finished REAL NOT NULL,
     PRIMARY KEY (study_key, trial_index)
 );
+CREATE TABLE IF NOT EXISTS repeats (
+    study_key TEXT NOT NULL REFERENCES studies(key),
+    source_trial INTEGER NOT NULL,
+    repeat_index INTEGER NOT NULL,
+    seed INTEGER NOT NULL,
+    data_seed INTEGER NOT NULL,
+    lr REAL, momentum REAL, decay_steps REAL, end_lr_factor REAL,
+    status TEXT NOT NULL,
+    steps_to_result INTEGER,
+    steps_taken INTEGER NOT NULL,
+    final_val_error REAL,
+    curve_json TEXT NOT NULL,
+    wall_time REAL,
+    message TEXT,
+    attempts INTEGER NOT NULL,
+    mask_json TEXT,
+    engine_json TEXT,
+    provenance_json TEXT,
+    finished REAL NOT NULL,
+    PRIMARY KEY (study_key, source_trial, repeat_index)
+);
 CREATE TABLE IF NOT EXISTS failures (
     study_key TEXT NOT NULL,
     trial_index INTEGER NOT NULL,
@@ -83,6 +106,12 @@ _TRIAL_FIELDS = (
     "status", "steps_to_result", "steps_taken", "final_val_error", "final_error_exact",
     "curve_json", "wall_time", "train_time", "eval_time", "prune_time", "samples_per_second",
     "eval_share", "eval_examples", "message", "attempts", "peak_rss_mb", "mask_json",
+    "engine_json", "provenance_json", "finished",
+)
+_REPEAT_FIELDS = (
+    "study_key", "source_trial", "repeat_index", "seed", "data_seed", "lr", "momentum",
+    "decay_steps", "end_lr_factor", "status", "steps_to_result", "steps_taken",
+    "final_val_error", "curve_json", "wall_time", "message", "attempts", "mask_json",
     "engine_json", "provenance_json", "finished",
 )
 # Columns added after schema version 1 first shipped: added in place to older files.
@@ -201,6 +230,31 @@ class ResultStore:
                 ),
             )
 
+    def write_repeat(
+        self, study_key: str, source_trial: int, repeat_index: int, data_seed: int,
+        record: TrialRecord,
+    ) -> None:
+        """Commit one finished seed repeat of ``study_key``'s trial ``source_trial``
+        (kept apart from the search's trials: :meth:`repeat_rows` reads them); a stored
+        ``failed`` repeat is replaced."""
+        meta = record.metaparameters
+        with self._transaction():
+            self._db.execute(
+                f"INSERT OR REPLACE INTO repeats ({', '.join(_REPEAT_FIELDS)}) "
+                f"VALUES ({', '.join('?' * len(_REPEAT_FIELDS))})",
+                (
+                    study_key, source_trial, repeat_index, record.seed, data_seed,
+                    meta.get("lr"), meta.get("momentum"), meta.get("decay_steps"),
+                    meta.get("end_lr_factor"), record.status, record.steps_to_result,
+                    record.steps_taken, record.final_val_error, json.dumps(record.curve),
+                    record.wall_time, record.message, record.attempts,
+                    json.dumps(record.mask_report) if record.mask_report is not None else None,
+                    json.dumps(record.engine) if record.engine is not None else None,
+                    json.dumps(record.provenance) if record.provenance is not None else None,
+                    time.time(),
+                ),
+            )
+
     def record_failure(
         self, study_key: str, trial_index: int, attempt: int, error: str, traceback: str
     ) -> None:
@@ -238,6 +292,11 @@ class ResultStore:
         ).fetchone()
         return int(row[0])
 
+    def experiment_names(self) -> list[str]:
+        """Names of the experiments in this file, oldest first."""
+        rows = self._db.execute("SELECT name FROM experiments ORDER BY created, name")
+        return [str(r[0]) for r in rows.fetchall()]
+
     def experiment_config(self, name: str) -> dict | None:
         row = self._db.execute(
             "SELECT config_json FROM experiments WHERE name = ?", (name,)
@@ -269,6 +328,31 @@ class ResultStore:
             (experiment,),
         ).fetchall()
         return [dict(r) for r in rows if all_studies or r["current"]]
+
+    def finished_repeats(self, study_key: str, source_trial: int) -> dict[int, str]:
+        """repeat index → status of the repeats stored for ``study_key``'s trial
+        ``source_trial``."""
+        rows = self._db.execute(
+            "SELECT repeat_index, status FROM repeats WHERE study_key = ? AND source_trial = ?",
+            (study_key, source_trial),
+        ).fetchall()
+        return {int(r[0]): str(r[1]) for r in rows}
+
+    def repeat_rows(self, experiment: str) -> list[dict[str, Any]]:
+        """Stored seed repeats of the studies ``experiment`` links (current or not), with
+        their study's fields and ``current``; none in a file written before repeats existed."""
+        tables = {r[0] for r in self._db.execute("SELECT name FROM sqlite_master")}
+        if "repeats" not in tables:
+            return []
+        rows = self._db.execute(
+            f"SELECT {self._current_column()} AS current, s.workload, s.sparsity, "
+            "s.batch_size, r.* FROM experiment_studies es "
+            "JOIN studies s ON s.key = es.study_key "
+            "JOIN repeats r ON r.study_key = es.study_key "
+            "WHERE es.experiment = ? ORDER BY es.position, r.source_trial, r.repeat_index",
+            (experiment,),
+        ).fetchall()
+        return [dict(r) for r in rows]
 
     def _current_column(self) -> str:
         """``es.current``, or 1 in a file opened read-only before that column existed."""
