@@ -302,10 +302,20 @@ def test_the_report_shows_spread_seed_intervals_and_edge_warnings(tmp_path: Path
                         formats=("png",), repeats=repeats,
                         search_spaces={k: space for k in TRIALS["study_key"]})
     html = path.read_text()
-    assert "lr = 0.1 is within 5% of the lower bound 0.1" in html
-    assert html.index("at the edge of the searched range") < html.index("<h2>Configuration")
+    # the edge warnings are findings, at the top of the page; the sections among the tables
+    warning = html.index("lr = 0.1 is within 5% of the lower bound 0.1")
+    assert warning < html.index('id="figures"') < html.index('id="seed-repeats"')
+    assert html.index('id="search-edges"') < html.index('id="configuration"')
+    assert "steps to result vary by up to 2.0× between seeds" in html  # 0.9 at B=16: 1800/900
+    assert "the interval covers trials and seed repeats" in html
     assert "range over 5 seeds" not in html  # the legend is in the figure, not the page
-    summary = json.loads((tmp_path / "summary.json").read_text())["robustness"]
+    full = json.loads((tmp_path / "summary.json").read_text())
+    kinds = {f["kind"] for f in full["findings"]}
+    assert {"search-range", "seed-repeats"} <= kinds
+    comparison = full["sparse_vs_dense"]["summary"][0]
+    assert comparison["ci_includes_seeds"]
+    assert comparison["geomean_ratio_ci"] != comparison["geomean_ratio_ci_trials"]
+    summary = full["robustness"]
     assert len(summary["search_edges"]) == 4
     spread = {(r["sparsity"], r["batch_size"]): r for r in summary["seed_spread"]}
     assert spread[(0.0, 16)]["runs"] == [400, 600, 300, 800, 450]

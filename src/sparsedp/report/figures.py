@@ -72,8 +72,15 @@ def make_figures(
             "dashed perfect-scaling line through the first measured point, fitted "
             "S_min(1 + B_crit/B) in red with B_crit as a dotted vertical line. Then all "
             "sparsities together, then each normalised by its steps at its smallest batch "
-            "size with a result.",
-            plot_scaling(trials, workload, best=best, min_points=analysis.options["min_points"]),
+            "size with a result."
+            + (
+                " Error bars: smallest to largest steps to result over the seed runs "
+                "(best trial plus repeats) that reached the goal."
+                if analysis.seed_spread is not None
+                else ""
+            ),
+            plot_scaling(trials, workload, best=best, min_points=analysis.options["min_points"],
+                         spread=analysis.seed_spread),
         )
     groups: dict[tuple[str, str], list[str]] = {}
     for workload in workloads:

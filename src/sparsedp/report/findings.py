@@ -24,6 +24,8 @@ CRITICAL_BATCH = "critical-batch-size"
 PREDICTED_VS_MEASURED = "predicted-vs-measured"
 REGIMES = "regimes"
 SPARSE_VS_DENSE = "sparse-vs-dense"
+SEED_REPEATS = "seed-repeats"
+SEARCH_RANGE = "search-range"
 
 KIND_TITLES: dict[str, str] = {
     OVERVIEW: "Results so far",
@@ -31,6 +33,8 @@ KIND_TITLES: dict[str, str] = {
     PREDICTED_VS_MEASURED: "Predicted versus measured critical batch size",
     REGIMES: "Regimes (measured curve)",
     SPARSE_VS_DENSE: "Sparse versus dense",
+    SEED_REPEATS: "Seed repeats",
+    SEARCH_RANGE: "Search ranges",
 }
 """Heading of each known kind, in page order; other kinds follow, titled by their name."""
 
@@ -219,7 +223,9 @@ def sparse_dense_finding(
     text = (
         f"{_at(s)}, training needs {times(comparison['geomean_ratio'])} the dense network's "
         f"steps ({_ci(comparison['geomean_ratio_ci'], conf, times)}; geometric mean over "
-        f"{_range(sizes)}, where the dense network scales perfectly)"
+        f"{_range(sizes)}, where the dense network scales perfectly"
+        + ("; the interval covers trials and seed repeats)" if comparison.get("ci_includes_seeds")
+           else ")")
     )
     lo, hi = (times(f(r["ratio"] for r in rows)) for f in (min, max)) if rows else ("", "")
     if lo != hi:

@@ -21,6 +21,7 @@ from sparsedp.report.figures import make_figures
 from sparsedp.report.findings import FindingGroup, arrange_findings, measured_findings
 from sparsedp.report.format import flatten, sparsity
 from sparsedp.report.notes import experiment_name, is_lossy, stopping_note
+from sparsedp.report.robustness import robustness_parts, robustness_summary
 from sparsedp.report.sections import PLACES, FindingSource, ReportInputs, Section
 from sparsedp.report.tables import (
     Table,
@@ -32,6 +33,7 @@ from sparsedp.report.tables import (
     missing_table,
     ratio_table,
 )
+from sparsedp.search.space import SearchSpace
 
 LEVEL_LABELS = {
     "ok": "",
@@ -95,6 +97,8 @@ def write_report(
     dpi: int = 120,
     finding_sources: Sequence[FindingSource] = (),
     sections: Sequence[Section] = (),
+    repeats: pd.DataFrame | None = None,
+    search_spaces: Mapping[str, SearchSpace] | None = None,
 ) -> Path:
     """Write ``out_dir/report.html``, ``out_dir/summary.json`` and ``out_dir/figures/``.
 
@@ -103,13 +107,16 @@ def write_report(
     embedded), at ``dpi``. If ``experiment_config["expected_studies"]`` lists dicts with
     ``workload``, ``sparsity`` and ``batch_size``, studies without a result are listed.
     ``finding_sources`` add findings to the top of the page and ``sections`` add parts from
-    their own templates (:mod:`sparsedp.report.sections`). Returns the path of
-    ``report.html``.
+    their own templates (:mod:`sparsedp.report.sections`). ``repeats`` (stored seed
+    repeats, :func:`sparsedp.store.repeats_frame`) add error bars, a seed-spread finding per
+    curve and step-ratio intervals over trials and seeds; ``search_spaces`` (by study key)
+    add a warning per best trial at the edge of its searched range; both enter through the
+    same hooks (:mod:`sparsedp.report.robustness`). Returns the path of ``report.html``.
     """
     out = Path(out_dir)
     fig_dir = out / "figures"
     fig_dir.mkdir(parents=True, exist_ok=True)
-    analysis = analyze(trials_df, **dict(analysis_options or {}))
+    analysis = analyze(trials_df, **{**dict(analysis_options or {}), "repeats": repeats})
     summary = analysis_to_dict(analysis)
     best = analysis.best
     name = experiment_name(trials_df, experiment_config)
@@ -133,6 +140,9 @@ def write_report(
     expected = experiment_config.get("expected_studies")
     expected_status = expected_study_status(best, expected) if isinstance(expected, list) else None
     findings = measured_findings(summary, expected_status)
+    own_sources, own_sections = robustness_parts(search_spaces)
+    finding_sources = [*own_sources, *finding_sources]
+    sections = [*own_sections, *sections]
     for source in finding_sources:
         findings.extend(source(inputs))
     workloads = list(dict.fromkeys(str(c["workload"]) for c in summary["curves"]))
@@ -195,6 +205,7 @@ def write_report(
         engine_notes=engine_notes,
         expected_studies=expected_status,
         figures=[str(p.relative_to(out)) for f in figures for p in f.files],
+        robustness=robustness_summary(analysis, search_spaces),
     )
     (out / "summary.json").write_text(
         json.dumps(to_jsonable(full), indent=2, allow_nan=False), encoding="utf-8"
