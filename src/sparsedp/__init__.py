@@ -30,10 +30,13 @@ _API_NAMES = frozenset((
     "ChecksPassed",
     "Experiment",
     "ExperimentStatus",
+    "ImportResult",
     "RunEvent",
     "RunFinished",
     "RunInterrupted",
     "RunPlanned",
+    "RepeatEvent",
+    "RepeatResult",
     "RunResult",
     "SparsedpError",
     "StudyStarted",
@@ -45,9 +48,12 @@ _API_NAMES = frozenset((
     "TrialStarted",
     "critical_batch_sizes",
     "format_event",
+    "format_repeat_event",
+    "import_batch_science",
     "measure_trial",
     "measure_trial_config",
     "print_progress",
+    "report_results",
 ))
 
 

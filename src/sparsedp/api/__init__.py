@@ -4,6 +4,7 @@ It sits above analysis and the report and below the CLI, which is a thin layer o
 Everything here is also available as ``sparsedp.<name>``.
 """
 
+from sparsedp.api.batch_science import ImportResult, import_batch_science, report_results
 from sparsedp.api.errors import (
     EXIT_BAD_INPUT,
     EXIT_BUSY,
@@ -37,6 +38,7 @@ from sparsedp.api.experiment import (
     StudyStatus,
     critical_batch_sizes,
 )
+from sparsedp.api.repeats import RepeatEvent, RepeatResult, format_repeat_event
 from sparsedp.api.trial import TrialMeasurement, measure_trial, measure_trial_config
 
 __all__ = [
@@ -52,6 +54,9 @@ __all__ = [
     "ChecksPassed",
     "Experiment",
     "ExperimentStatus",
+    "ImportResult",
+    "RepeatEvent",
+    "RepeatResult",
     "RunEvent",
     "RunFinished",
     "RunInterrupted",
@@ -67,7 +72,10 @@ __all__ = [
     "TrialStarted",
     "critical_batch_sizes",
     "format_event",
+    "format_repeat_event",
+    "import_batch_science",
     "measure_trial",
     "measure_trial_config",
     "print_progress",
+    "report_results",
 ]

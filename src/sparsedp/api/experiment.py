@@ -18,6 +18,8 @@ from typing import Any
 import pandas as pd
 
 from sparsedp.analysis import Analysis, analyze
+from sparsedp.analysis.edges import EdgeHit, edge_hits
+from sparsedp.api.batch_science import FIGURE_FORMATS, write_batch_science
 from sparsedp.api.errors import (
     EXIT_BUSY,
     EXIT_OK,
@@ -38,6 +40,7 @@ from sparsedp.api.events import (
     StudyStarted,
     TrialFinished,
 )
+from sparsedp.api.repeats import RepeatEvent, RepeatResult, repeat_experiment
 from sparsedp.experiment import (
     ExperimentFileError,
     ExperimentSpec,
@@ -58,13 +61,12 @@ from sparsedp.experiment.runlock import RunLock, RunLockBusy
 from sparsedp.experiment.spec import _Loader
 from sparsedp.plugins import PluginError
 from sparsedp.report import FindingSource, Section, write_report
-from sparsedp.store import ResultStore, trials_frame
+from sparsedp.store import ResultStore, repeats_frame, trials_frame
 from sparsedp.store.check import StoreFileError, check_store
 
 STATUSES = ("complete", "incomplete", "infeasible", "stopped", "failed")
 """Trial statuses, in the order tables show them."""
 METAPARAMETERS = ("lr", "momentum", "decay_steps", "end_lr_factor")
-FIGURE_FORMATS = ("png", "svg", "pdf")
 DICT_SOURCE = "experiment dict"  # how errors name an experiment given as a dict
 
 
@@ -106,6 +108,7 @@ class StudyStatus:
     best_steps: int | None
     best_trial: int | None
     best_metaparameters: dict[str, float] = field(default_factory=dict)
+    edges: list[EdgeHit] = field(default_factory=list)  # best metaparameters at a range edge
 
 
 @dataclass(frozen=True)
@@ -293,6 +296,18 @@ class Experiment:
                          statuses=dict(summary.statuses), failed=failed, missing=missing,
                          elapsed_s=time.perf_counter() - started)
 
+    def repeat(self, seeds: int = 5, *, workers: int | None = None,
+               on_event: Callable[[RepeatEvent], None] | None = None,
+               _checks: Callable[[ExperimentSpec], list[str]] = preflight) -> RepeatResult:
+        """Train each study's best metaparameters again with seeds ``1 … seeds`` (new
+        initialisation, mask and batch order; docs/analysis.md, "Seed repeats"), after
+        :meth:`run`. Stored apart from the search; running again adds only the missing
+        repeats. Studies whose search is unfinished wait (``unfinished``, exit code 4).
+        ``on_event`` receives :class:`RepeatEvent` (``format_repeat_event`` gives its line).
+        Errors as :meth:`run`'s."""
+        return repeat_experiment(self.spec, seeds, workers=workers, on_event=on_event,
+                                 checks=_checks, source=self.source)
+
     # ------------------------------------------------------------------ reading results
 
     def has_results(self) -> bool:
@@ -316,6 +331,14 @@ class Experiment:
         keys = {study.key for study in self.studies()}
         with ResultStore(self.results_dir, read_only=True) as store:
             return trials_frame(store, self.name, study_keys=keys, all_studies=all_studies)
+
+    def repeats(self) -> pd.DataFrame:
+        """Stored seed repeats of the current studies, one row each (columns:
+        docs/python-api.md); empty before :meth:`repeat`."""
+        self._require_results()
+        keys = {study.key for study in self.studies()}
+        with ResultStore(self.results_dir, read_only=True) as store:
+            return repeats_frame(store, self.name, study_keys=keys)
 
     def status(self, *, _best_of: Callable[[list[dict]], dict[str, dict]] | None = None
                ) -> ExperimentStatus:
@@ -345,6 +368,7 @@ class Experiment:
                 best_trial=None if top is None else int(top["trial_index"]),
                 best_metaparameters={} if top is None else
                 {k: top[k] for k in METAPARAMETERS if top[k] is not None},
+                edges=[] if top is None else edge_hits(top, study.space()),
             ))
         earlier = [row["study_key"] for row in linked if row["study_key"] not in keys]
         return ExperimentStatus(self.name, self.spec.trials, out, len(earlier), len(set(earlier)))
@@ -352,9 +376,19 @@ class Experiment:
     def export(self, out: str | os.PathLike[str] | None = None, *, format: str = "csv",
                all_studies: bool = False) -> tuple[Path, pd.DataFrame]:
         """Write :meth:`trials` as ``csv`` or ``parquet`` (default path
-        ``<results>/trials.<format>``); returns the path and the table written."""
-        if format not in ("csv", "parquet"):
-            raise SparsedpError(f"export format {format!r}: use 'csv' or 'parquet'")
+        ``<results>/trials.<format>``), or in Shallue et al.'s ``batch-science`` layout (a
+        new or empty folder, default ``<results>/batch-science``; docs/batch-science.md);
+        returns the path and the table written."""
+        if format not in ("csv", "parquet", "batch-science"):
+            raise SparsedpError(f"export format {format!r}: use 'csv', 'parquet' or "
+                                "'batch-science'")
+        if format == "batch-science":
+            if all_studies:
+                raise SparsedpError("all_studies does not apply to the batch-science format "
+                                    "(one folder per study cell); export the current "
+                                    "configuration")
+            frame = self.trials()
+            return write_batch_science(self.spec, out), frame
         frame = self.trials(all_studies=all_studies)
         path = Path(out) if out else self.results_dir / f"trials.{format}"
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -373,10 +407,12 @@ class Experiment:
     def analyze(self, *, n_resamples: int = 200, **options: Any) -> Analysis:
         """Best trials, curves, fits of ``S(B) = S_min·(1 + B_crit/B)`` with bootstrap
         intervals, regimes and sparse/dense ratios of the current trials (docs/analysis.md;
-        ``options``: those of :func:`sparsedp.analysis.analyze`)."""
+        ``options``: those of :func:`sparsedp.analysis.analyze`). Stored seed repeats are
+        included (``seed_spread``; ratio intervals over trials and seeds)."""
         frame = self.trials()
         if frame.empty:
             raise SparsedpError(f"{self.name} has no finished trials yet in {self.results_dir}")
+        options.setdefault("repeats", self.repeats())
         return analyze(frame, n_resamples=n_resamples, **options)
 
     def report(self, out: str | os.PathLike[str] | None = None, *, bootstrap: int = 200,
@@ -390,7 +426,8 @@ class Experiment:
         ``bootstrap``: resamples for the confidence intervals; ``formats``: figure files
         written beside the page (png, svg, pdf); ``trials``: the table to report (default
         :meth:`trials`); ``finding_sources`` and ``sections`` add findings and parts to the
-        page (docs/report.md, "Adding findings and sections").
+        page (docs/report.md, "Adding findings and sections"). Stored seed repeats and the
+        studies' search ranges add error bars, seed-inclusive intervals and edge warnings.
         """
         unknown = set(formats) - set(FIGURE_FORMATS)
         if unknown:
@@ -425,7 +462,8 @@ class Experiment:
         return write_report(frame, where, experiment_config=config, provenance=provenance,
                             engine_notes=notes, analysis_options={"n_resamples": bootstrap},
                             formats=tuple(formats), finding_sources=finding_sources,
-                            sections=sections)
+                            sections=sections, repeats=self.repeats(),
+                            search_spaces={s.key: s.space() for s in self.studies()})
 
 
 def critical_batch_sizes(analysis: Analysis) -> pd.DataFrame:

@@ -54,10 +54,17 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
     status_p.set_defaults(handler=status)
     add_plugin_option(status_p)
 
-    export_p = subparsers.add_parser("export", help="write all trials as CSV or Parquet")
+    export_p = subparsers.add_parser(
+        "export", help="write all trials as CSV, Parquet or Shallue et al.'s batch_science "
+                       "layout")
     export_p.add_argument("experiment", help="experiment TOML file")
-    export_p.add_argument("--format", choices=("csv", "parquet"), default="csv")
-    export_p.add_argument("--out", help="output file (default: <results>/trials.<format>)")
+    export_p.add_argument("--format", choices=("csv", "parquet", "batch-science"),
+                          default="csv",
+                          help="batch-science: Shallue et al.'s layout, one folder per study "
+                               "(docs/batch-science.md)")
+    export_p.add_argument("--out", help="output file (default: <results>/trials.<format>); "
+                                        "a new folder for batch-science (default: "
+                                        "<results>/batch-science)")
     export_p.add_argument("--all-studies", action="store_true",
                           help="also trials of studies from earlier configurations of the "
                                "experiment (column 'current' tells them apart)")
@@ -181,6 +188,10 @@ def _print_status(experiment: Experiment) -> None:
                       f"{row.done}/{found.trials_per_study}",
                       *(str(row.counts[s]) for s in STATUS_COLUMNS), *best_cells)
     Console(soft_wrap=True, width=200 if not is_terminal() else None).print(table)
+    for row in found.studies:  # best trials at the edge of their searched range
+        for hit in row.edges:
+            print(f"warning: {row.study.label}: best trial #{row.best_trial}: "
+                  f"{hit.describe()}")
     if found.earlier_trials:
         print(f"not shown: {found.earlier_trials} trials of {found.earlier_studies} studies "
               f"from an earlier configuration of {found.name} (kept; `sparsedp export "
@@ -192,8 +203,15 @@ def _fmt(value: float) -> str:
 
 
 def export(args: argparse.Namespace) -> int:
+    if args.format == "batch-science" and getattr(args, "all_studies", False):
+        raise CliError("--all-studies does not apply to --format batch-science (one folder "
+                       "per study cell); export the current configuration")
     path, frame = load(args).export(args.out, format=args.format,
                                     all_studies=getattr(args, "all_studies", False))
+    if args.format == "batch-science":
+        n = frame["study_key"].nunique() if len(frame) else 0
+        print(f"wrote {len(frame)} trials of {n} studies to {path} (batch_science layout)")
+        return 0
     earlier = int((~frame["current"].astype(bool)).sum())
     note = f" ({earlier} from earlier configurations)" if earlier else ""
     print(f"wrote {len(frame)} trials to {path}{note}")

@@ -3,14 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import re
-from pathlib import Path
 
-from sparsedp.cli.common import EXIT_BUSY, CliError, finite_float
-from sparsedp.experiment.runlock import RunLock, RunLockBusy
-from sparsedp.store import ResultStore
-from sparsedp.store.batch_science import METRIC, BatchScienceError, import_batch_science
-from sparsedp.store.check import StoreFileError, check_store
+from sparsedp.api import import_batch_science
+from sparsedp.api.batch_science import METRIC
+from sparsedp.cli.common import finite_float
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -30,30 +26,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    name = args.name or re.sub(r"[^A-Za-z0-9._-]+", "-", Path(args.source).resolve().name)
-    if not re.fullmatch(r"[A-Za-z0-9._-]+", name or ""):
-        raise CliError(f"--name {name!r}: use letters, digits, '.', '_' and '-' only")
-    if args.goal is not None and not 0 < args.goal < 1:
-        raise CliError(f"--goal {args.goal:g}: expected an error rate in (0, 1)")
-    out = Path(args.out)
-    try:
-        check_store(out)
-    except StoreFileError as exc:
-        raise CliError(str(exc)) from None
-    out.mkdir(parents=True, exist_ok=True)
-    lock = RunLock(out)
-    try:
-        lock.acquire()
-    except RunLockBusy as exc:
-        raise CliError(str(exc), EXIT_BUSY) from None
-    try:
-        with ResultStore(out) as store:
-            counts = import_batch_science(args.source, store, name, goal=args.goal,
-                                          metric=args.metric)
-    except BatchScienceError as exc:
-        raise CliError(str(exc)) from None
-    finally:
-        lock.release()
-    print(f"imported {counts['trials']} trials of {counts['studies']} studies into {out} "
-          f"as experiment {name}; `sparsedp report {out}` analyses them")
+    result = import_batch_science(args.source, args.out, name=args.name, goal=args.goal,
+                                  metric=args.metric)
+    print(f"{result.describe()}; `sparsedp report {result.results_dir}` analyses them")
     return 0
