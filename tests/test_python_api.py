@@ -56,6 +56,7 @@ def test_python_api_doc_runs_on_real_mnist(tmp_path, monkeypatch, real_data, cap
     assert result.planned == result.finished == 6 and result.missing == 0
     assert len(trials) == 6 and set(trials["sparsity"]) == {0.0, 0.5}
     assert (tmp_path / "notebook-demo-report" / "report.html").is_file()
+    assert namespace["imported"].trials == 6  # the batch-science layout, exported and back
     assert namespace["m"].status in ("complete", "incomplete", "infeasible")
     assert "experiment dict: engine.device" in out
     # the doc's print_progress callback printed one line per trial, each naming its study

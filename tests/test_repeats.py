@@ -339,3 +339,17 @@ def test_scaling_figure_draws_seed_error_bars_only_where_there_are_repeats() -> 
     (segments,) = bars["S=90%"][0].lines[2]
     (x0, y0), (_, y1) = segments.get_segments()[0]
     assert (x0, y0, y1) == (16, 800, 1200)
+
+
+def test_the_api_refuses_repeats_before_a_run_and_bad_seed_counts(tmp_path: Path) -> None:
+    import sparsedp
+
+    exp = sparsedp.Experiment.from_dict({
+        "name": "r", "workloads": ["mnist-simplecnn-momentum"], "sparsities": [0.0],
+        "batch_sizes": [16], "trials": 1, "results": str(tmp_path / "r")})
+    with pytest.raises(sparsedp.SparsedpError, match="no results yet") as info:
+        exp.repeat(seeds=2)
+    assert info.value.exit_code == 2
+    with pytest.raises(sparsedp.SparsedpError, match="seeds 0: use 1 to 1000"):
+        exp.repeat(seeds=0)
+    assert not (tmp_path / "r").exists()  # nothing created
