@@ -116,7 +116,10 @@ def write_report(
     out = Path(out_dir)
     fig_dir = out / "figures"
     fig_dir.mkdir(parents=True, exist_ok=True)
-    analysis = analyze(trials_df, **{**dict(analysis_options or {}), "repeats": repeats})
+    options = dict(analysis_options or {})
+    if repeats is not None:
+        options["repeats"] = repeats
+    analysis = analyze(trials_df, **options)
     summary = analysis_to_dict(analysis)
     best = analysis.best
     name = experiment_name(trials_df, experiment_config)
