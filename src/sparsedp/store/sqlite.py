@@ -95,7 +95,7 @@ TRIAL_COLUMNS = (
     "end_lr_factor", "status", "steps_to_result", "steps_taken", "final_val_error",
     "final_error_exact", "goal_error", "max_steps", "eval_every", "wall_time",
     "samples_per_second", "eval_share", "eval_examples", "attempts", "peak_rss_mb", "message",
-    "curve", "stop_hopeless", "current",
+    "curve", "stop_hopeless", "precision", "current",
 )
 
 
