@@ -232,7 +232,7 @@ class EngineOptions:
     device: str = "cpu"
     backend: str = "local"
     max_retries: int = 2
-    batched_trials: int | None = None  # None: 16 on CUDA, 1 (off) on CPU where it is slower
+    batched_trials: int | None = None  # None: measured on CUDA, 1 (off) on CPU (slower there)
     interleave: int | None = None  # None: 16 when stopping hopeless trials, else 1 (off)
     precision: str = "fp32"  # the one engine option that changes numerics (in study keys)
 
