@@ -8,7 +8,14 @@ import sqlite3
 import sys
 
 from sparsedp import __version__
-from sparsedp.cli import experiment_cmds, plan_cmd, report_cmd, trial_cmd, workloads_cmd
+from sparsedp.cli import (
+    experiment_cmds,
+    plan_cmd,
+    probe_cmd,
+    report_cmd,
+    trial_cmd,
+    workloads_cmd,
+)
 from sparsedp.cli.common import (
     EXIT_BAD_INPUT,
     EXIT_INTERNAL,
@@ -37,7 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-_COMMANDS = [workloads_cmd, trial_cmd, report_cmd, plan_cmd]
+_COMMANDS = [workloads_cmd, trial_cmd, report_cmd, plan_cmd, probe_cmd]
 
 
 def main(argv: list[str] | None = None) -> int:

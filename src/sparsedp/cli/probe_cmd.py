@@ -1,0 +1,206 @@
+"""``sparsedp probe``: gradient noise scale and Lipschitz smoothness along best trials."""
+
+from __future__ import annotations
+
+import argparse
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
+from typing import Any
+
+import torch
+from rich.console import Console
+from rich.table import Table
+
+from sparsedp.cli.common import CliError, positive_int, stderr_console
+from sparsedp.data import SplitData, load_dataset, prepare_splits
+from sparsedp.experiment import ExperimentSpec, load_experiment
+from sparsedp.experiment.preflight import PreflightError, check_device
+from sparsedp.experiment.probing import (
+    DEFAULT_CHECKPOINTS,
+    DEFAULT_LIPSCHITZ_POINTS,
+    ProbeTarget,
+    outcome_rows,
+    probe_trial,
+    select_targets,
+    with_defaults,
+)
+from sparsedp.store import ResultStore
+from sparsedp.training.probed_run import ProbeSettings
+from sparsedp.training.workloads import get_workload
+
+
+def _non_negative(text: str) -> int:
+    return 0 if text.strip() == "0" else positive_int(text)
+
+
+def _sparsities(text: str) -> list[float]:
+    try:
+        return [float(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected numbers separated by commas, got {text!r}"
+                                         ) from None
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "probe", help="measure the gradient noise scale (B_simple) and Lipschitz smoothness "
+                      "along each sparsity's best trial (docs/probes.md)")
+    p.add_argument("experiment", help="experiment TOML file (its trials must be stored)")
+    p.add_argument("--show", action="store_true",
+                   help="print the stored probe results without measuring anything")
+    p.add_argument("--batch-size", type=positive_int,
+                   help="probe the studies at this batch size (default: the smallest with a "
+                        "result)")
+    p.add_argument("--sparsities", type=_sparsities, help="only these, e.g. 0,0.9")
+    p.add_argument("--checkpoints", type=_non_negative, default=DEFAULT_CHECKPOINTS,
+                   help=f"noise-scale checkpoints from initialisation to the result "
+                        f"(default {DEFAULT_CHECKPOINTS}; 0: no noise scale)")
+    p.add_argument("--micro-batch", type=positive_int,
+                   help="B_small: examples per micro-batch gradient (default: the trial's "
+                        "batch size)")
+    p.add_argument("--examples", type=positive_int, default=8192,
+                   help="B_big: examples per noise-scale measurement (default 8192)")
+    p.add_argument("--groups", type=positive_int, default=32,
+                   help="micro-batch groups (the bootstrap's unit; default 32)")
+    p.add_argument("--bootstrap", type=positive_int, default=1000,
+                   help="bootstrap resamples for B_simple's 95%% interval (default 1000)")
+    p.add_argument("--lipschitz-points", type=_non_negative, default=DEFAULT_LIPSCHITZ_POINTS,
+                   help=f"about this many L measurements along the trial (default "
+                        f"{DEFAULT_LIPSCHITZ_POINTS}; 0: none)")
+    p.add_argument("--lipschitz-every", type=positive_int,
+                   help="measure L along every N-th step instead")
+    p.add_argument("--lipschitz-examples", type=positive_int,
+                   help="training examples per full gradient (default: the whole training "
+                        "split, as the authors did)")
+    p.add_argument("--seed", type=int, default=0, help="draws of micro-batches and subsets")
+    p.add_argument("--device", help="cpu or cuda (default: the experiment's engine device)")
+    p.add_argument("--threads", type=positive_int, help="torch CPU threads")
+    p.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    spec = load_experiment(args.experiment)
+    if not (spec.results_dir / ResultStore.FILENAME).exists():
+        raise CliError(f"no results yet for {spec.name} in {spec.results_dir}: "
+                       f"run `sparsedp run {args.experiment}` first")
+    keys = {s.key for s in spec.studies()}
+    if args.show:
+        with ResultStore(spec.results_dir, read_only=True) as store:
+            _print_tables(spec, store.probe_rows(keys), Console(highlight=False))
+        return 0
+    device = args.device or spec.engine.device
+    try:
+        check_device(device, setting="--device")
+    except PreflightError as exc:
+        raise CliError(str(exc)) from None
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    with ResultStore(spec.results_dir, read_only=True) as store:
+        targets, notes = select_targets(spec, store.trial_rows(spec.name),
+                                        batch_size=args.batch_size, sparsities=args.sparsities)
+    console = stderr_console()
+    for note in notes:
+        console.print(f"[yellow]note:[/] {note}", highlight=False)
+    if not targets:
+        raise CliError(f"{spec.name}: no study has a complete trial to probe")
+    loaded: dict[str, SplitData] = {}
+    base = ProbeSettings(micro_batch=args.micro_batch, examples=args.examples,
+                         groups=args.groups, resamples=args.bootstrap,
+                         lipschitz_examples=args.lipschitz_examples, seed=args.seed)
+    for target in targets:
+        dataset = get_workload(target.study.workload).dataset
+        if dataset not in loaded:
+            loaded[dataset] = prepare_splits(load_dataset(dataset, spec.data_dir))
+        _probe_one(spec, target, loaded[dataset], base, args, device, console)
+    with ResultStore(spec.results_dir, read_only=True) as store:
+        _print_tables(spec, store.probe_rows(keys), Console(highlight=False))
+    return 0
+
+
+def _probe_one(spec: ExperimentSpec, target: ProbeTarget, data: SplitData, base: ProbeSettings,
+               args: argparse.Namespace, device: str, console: Console) -> None:
+    points = None if args.lipschitz_every else args.lipschitz_points
+    settings = with_defaults(replace(base, lipschitz_every=args.lipschitz_every or 0),
+                             target.stored_steps, checkpoint_count=args.checkpoints,
+                             lipschitz_points=points)
+    b = settings.micro_batch or target.study.batch_size
+    if settings.noise_steps and min(settings.examples, data.num_train) // b < 2:
+        raise CliError(f"--examples {settings.examples} holds fewer than two micro-batches of "
+                       f"{b}: raise --examples or lower --micro-batch")
+    console.print(f"probing {target.study.label} trial {target.trial_index} "
+                  f"({target.stored_steps} steps to result): noise scale at steps "
+                  f"{', '.join(map(str, settings.noise_steps)) or '—'}; L every "
+                  f"{settings.lipschitz_every or '—'} steps", highlight=False)
+
+    def progress(kind: str, step: int) -> None:
+        console.print(f"  {kind} at step {step}", highlight=False)
+
+    outcome, result = probe_trial(target, data, settings, device=device, on_measure=progress)
+    if result.steps_to_result != target.stored_steps:
+        console.print(f"[yellow]warning:[/] re-trained {target.study.label} trial "
+                      f"{target.trial_index} reached the goal at step {result.steps_to_result}, "
+                      f"the stored trial at {target.stored_steps} (the stored trial was computed "
+                      "with another engine); the probes describe the re-trained run",
+                      highlight=False)
+    with ResultStore(spec.results_dir) as store:
+        for kind, rows in outcome_rows(outcome, settings).items():
+            if kind == "noise_scale" and not settings.noise_steps:
+                continue
+            if kind == "lipschitz" and not settings.lipschitz_every:
+                continue
+            store.write_probes(target.study.key, target.trial_index, kind, rows)
+
+
+def _print_tables(spec: ExperimentSpec, rows: Sequence[Mapping[str, Any]],
+                  console: Console) -> None:
+    """One table per probed trial: B_simple with its interval and L, by step."""
+    if not rows:
+        console.print(f"{spec.name}: no probe results stored yet (run `sparsedp probe`)")
+        return
+    studies = {s.key: s for s in spec.studies()}
+    trials: dict[tuple[str, int], list[Mapping[str, Any]]] = {}
+    for row in rows:
+        trials.setdefault((row["study_key"], row["trial_index"]), []).append(row)
+    ordered = sorted(trials, key=lambda k: (studies[k[0]].workload, studies[k[0]].sparsity,
+                                            studies[k[0]].batch_size, k[1]))
+    for key in ordered:
+        study = studies[key[0]]
+        table = Table(title=f"{study.label}, trial {key[1]}", title_justify="left")
+        for column in ("step", "B_simple", "95% interval", "|G|²", "tr Σ", "L"):
+            table.add_column(column, justify="right")
+        by_step: dict[int, dict[str, Mapping[str, Any]]] = {}
+        for row in trials[key]:
+            by_step.setdefault(row["step"], {})[row["kind"]] = row
+        for step in sorted(by_step):
+            noise, lip = by_step[step].get("noise_scale"), by_step[step].get("lipschitz")
+            table.add_row(
+                str(step),
+                _value(noise) if noise else "",
+                _interval(noise) if noise else "",
+                _num(noise["detail"].get("g2")) if noise else "",
+                _num(noise["detail"].get("trace")) if noise else "",
+                _value(lip) if lip else "",
+            )
+        console.print(table)
+
+
+def _num(value: object) -> str:
+    if value is None:
+        return "—"
+    v = float(value)  # type: ignore[arg-type]
+    return f"{v:.4g}" if math.isfinite(v) else "—"
+
+
+def _value(row: Mapping[str, Any]) -> str:
+    """The stored value; ``∞`` for a B_simple whose |G|² estimate was not positive."""
+    return "∞" if row["value"] is None and row["detail"].get("infinite") else _num(row["value"])
+
+
+def _interval(row: Mapping[str, Any]) -> str:
+    if row["low"] is None and not row["detail"].get("unbounded_above"):
+        return "—"
+    high = "∞" if row["high"] is None and row["detail"].get("unbounded_above") else \
+        _num(row["high"])
+    return f"[{_num(row['low'])}, {high}]"
+
