@@ -38,7 +38,8 @@ def test_precision_changes_the_study_key_only_when_not_fp32(tmp_path: Path) -> N
 
 @pytest.mark.parametrize(("engine", "message"), [
     ('precision = "tf32"', 'exp.toml:8: engine.precision: precision "tf32" needs a CUDA device'),
-    ('precision = "fp16"', "exp.toml:8: engine.precision: unknown value 'fp16'; did you mean 'bf16'?"),
+    ('precision = "fp16"',
+     "exp.toml:8: engine.precision: unknown value 'fp16'; did you mean 'bf16'?"),
 ])
 def test_bad_precision_is_a_file_error(tmp_path: Path, engine: str, message: str) -> None:
     with pytest.raises(ExperimentFileError, match="precision") as info:
@@ -60,4 +61,4 @@ def test_plan_refuses_a_device_this_machine_lacks(tmp_path: Path, capsys) -> Non
         pytest.skip("a CUDA device is present")
     code = main(["plan", str(write(tmp_path, 'device = "cuda"'))])
     err = capsys.readouterr().err
-    assert code == 3 and "device 'cuda'" in err and "Traceback" not in err
+    assert code == 2 and "device 'cuda'" in err and "Traceback" not in err

@@ -432,6 +432,14 @@ class Experiment:
                             formats=tuple(formats), finding_sources=finding_sources,
                             sections=sections)
 
+    def probe(self, **options: Any) -> list[dict[str, Any]]:
+        """Measure the gradient noise scale and Lipschitz smoothness along each sparsity's
+        best trial and store them (``sparsedp probe``; options and rows: docs/probes.md and
+        :func:`sparsedp.api.probe.probe_experiment`); returns :meth:`probe_results`."""
+        from sparsedp.api.probe import probe_experiment  # loads the probe machinery lazily
+
+        return probe_experiment(self, **options)
+
     def probe_results(self) -> list[dict[str, Any]]:
         """Stored ``sparsedp probe`` measurements of this experiment's studies: one dict per
         (study, trial, kind, step) with ``value``, ``low``/``high`` and ``detail``

@@ -255,8 +255,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         check_device(spec.engine.device)  # plan measures on the device the file names
     except PreflightError as exc:
-        raise CliError(f"{args.experiment}: {exc} (plan times trials on that device)",
-                       exit_code=3) from None
+        raise CliError(f"{args.experiment}: {exc} (plan times trials on that device)") from None
     try:
         plan, speeds, stored = build_plan(spec, args, console)
     except FileNotFoundError as exc:

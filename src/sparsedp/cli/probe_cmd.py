@@ -5,29 +5,16 @@ from __future__ import annotations
 import argparse
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import replace
 from typing import Any
 
 import torch
 from rich.console import Console
 from rich.table import Table
 
-from sparsedp.cli.common import CliError, positive_int, stderr_console
-from sparsedp.data import SplitData, load_dataset, prepare_splits
-from sparsedp.experiment import ExperimentSpec, load_experiment
-from sparsedp.experiment.preflight import PreflightError, check_device
-from sparsedp.experiment.probing import (
-    DEFAULT_CHECKPOINTS,
-    DEFAULT_LIPSCHITZ_POINTS,
-    ProbeTarget,
-    outcome_rows,
-    probe_trial,
-    select_targets,
-    with_defaults,
-)
-from sparsedp.store import ResultStore
-from sparsedp.training.probed_run import ProbeSettings
-from sparsedp.training.workloads import get_workload
+from sparsedp.api.probe import ProbeEvent, ProbeSettings
+from sparsedp.cli.common import add_plugin_option, load, positive_int, stderr_console
+from sparsedp.experiment import ExperimentSpec
+from sparsedp.experiment.probing import DEFAULT_CHECKPOINTS, DEFAULT_LIPSCHITZ_POINTS
 
 
 def _non_negative(text: str) -> int:
@@ -76,80 +63,34 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0, help="draws of micro-batches and subsets")
     p.add_argument("--device", help="cpu or cuda (default: the experiment's engine device)")
     p.add_argument("--threads", type=positive_int, help="torch CPU threads")
+    add_plugin_option(p)
     p.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    spec = load_experiment(args.experiment)
-    if not (spec.results_dir / ResultStore.FILENAME).exists():
-        raise CliError(f"no results yet for {spec.name} in {spec.results_dir}: "
-                       f"run `sparsedp run {args.experiment}` first")
-    keys = {s.key for s in spec.studies()}
+    experiment = load(args)
     if args.show:
-        with ResultStore(spec.results_dir, read_only=True) as store:
-            _print_tables(spec, store.probe_rows(keys), Console(highlight=False))
+        experiment._require_results()
+        _print_tables(experiment.spec, experiment.probe_results(), Console(highlight=False))
         return 0
-    device = args.device or spec.engine.device
-    try:
-        check_device(device, setting="--device")
-    except PreflightError as exc:
-        raise CliError(str(exc)) from None
     if args.threads:
         torch.set_num_threads(args.threads)
-    with ResultStore(spec.results_dir, read_only=True) as store:
-        targets, notes = select_targets(spec, store.trial_rows(spec.name),
-                                        batch_size=args.batch_size, sparsities=args.sparsities)
     console = stderr_console()
-    for note in notes:
-        console.print(f"[yellow]note:[/] {note}", highlight=False)
-    if not targets:
-        raise CliError(f"{spec.name}: no study has a complete trial to probe")
-    loaded: dict[str, SplitData] = {}
-    base = ProbeSettings(micro_batch=args.micro_batch, examples=args.examples,
-                         groups=args.groups, resamples=args.bootstrap,
-                         lipschitz_examples=args.lipschitz_examples, seed=args.seed)
-    for target in targets:
-        dataset = get_workload(target.study.workload).dataset
-        if dataset not in loaded:
-            loaded[dataset] = prepare_splits(load_dataset(dataset, spec.data_dir))
-        _probe_one(spec, target, loaded[dataset], base, args, device, console)
-    with ResultStore(spec.results_dir, read_only=True) as store:
-        _print_tables(spec, store.probe_rows(keys), Console(highlight=False))
+
+    def show(event: ProbeEvent) -> None:
+        prefix = {"note": "[yellow]note:[/] ", "warning": "[yellow]warning:[/] "}
+        console.print(prefix.get(event.kind, "") + event.text, highlight=False)
+
+    settings = ProbeSettings(micro_batch=args.micro_batch, examples=args.examples,
+                             groups=args.groups, resamples=args.bootstrap,
+                             lipschitz_every=args.lipschitz_every or 0,
+                             lipschitz_examples=args.lipschitz_examples, seed=args.seed)
+    rows = experiment.probe(
+        batch_size=args.batch_size, sparsities=args.sparsities, checkpoints=args.checkpoints,
+        lipschitz_points=None if args.lipschitz_every else args.lipschitz_points,
+        settings=settings, device=args.device, on_event=show)
+    _print_tables(experiment.spec, rows, Console(highlight=False))
     return 0
-
-
-def _probe_one(spec: ExperimentSpec, target: ProbeTarget, data: SplitData, base: ProbeSettings,
-               args: argparse.Namespace, device: str, console: Console) -> None:
-    points = None if args.lipschitz_every else args.lipschitz_points
-    settings = with_defaults(replace(base, lipschitz_every=args.lipschitz_every or 0),
-                             target.stored_steps, checkpoint_count=args.checkpoints,
-                             lipschitz_points=points)
-    b = settings.micro_batch or target.study.batch_size
-    if settings.noise_steps and min(settings.examples, data.num_train) // b < 2:
-        raise CliError(f"--examples {settings.examples} holds fewer than two micro-batches of "
-                       f"{b}: raise --examples or lower --micro-batch")
-    console.print(f"probing {target.study.label} trial {target.trial_index} "
-                  f"({target.stored_steps} steps to result): noise scale at steps "
-                  f"{', '.join(map(str, settings.noise_steps)) or '—'}; L every "
-                  f"{settings.lipschitz_every or '—'} steps", highlight=False)
-
-    def progress(kind: str, step: int) -> None:
-        console.print(f"  {kind} at step {step}", highlight=False)
-
-    outcome, result = probe_trial(target, data, settings, device=device, on_measure=progress)
-    if result.steps_to_result != target.stored_steps:
-        console.print(f"[yellow]warning:[/] re-trained {target.study.label} trial "
-                      f"{target.trial_index} reached the goal at step {result.steps_to_result}, "
-                      f"the stored trial at {target.stored_steps} (the stored trial was computed "
-                      "with another engine); the probes describe the re-trained run",
-                      highlight=False)
-    with ResultStore(spec.results_dir) as store:
-        for kind, rows in outcome_rows(outcome, settings).items():
-            if kind == "noise_scale" and not settings.noise_steps:
-                continue
-            if kind == "lipschitz" and not settings.lipschitz_every:
-                continue
-            store.write_probes(target.study.key, target.trial_index, kind, rows)
 
 
 def _print_tables(spec: ExperimentSpec, rows: Sequence[Mapping[str, Any]],
