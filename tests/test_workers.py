@@ -157,7 +157,8 @@ def test_a_group_mates_success_stops_a_beaten_trial_of_the_group(tmp_path, share
     """In a batched group the slow trial alone would train to the budget; once its
     group-mate meets the goal it cannot be the best and ends ``stopped`` there."""
     monkeypatch.setenv("SPARSEDP_CACHE_DIR", str(tmp_path / "cache"))
-    path = _write(tmp_path, "group", shared_data_dir, stop=True, max_steps=160, workers=1)
+    path = _write(tmp_path, "group", shared_data_dir, stop=True, max_steps=160, workers=1,
+                  batched=2)  # both trials live at once
     spec = load_experiment(path)
     study = spec.studies()[0]
     context = WorkerContext(spec.engine, str(shared_data_dir / "mnist"), None, {})

@@ -61,6 +61,7 @@ from sparsedp.experiment.runlock import RunLock, RunLockBusy
 from sparsedp.experiment.spec import _Loader
 from sparsedp.plugins import PluginError
 from sparsedp.report import FindingSource, Section, write_report
+from sparsedp.report.probes import probe_findings, probe_section, probed_trials
 from sparsedp.store import ResultStore, repeats_frame, trials_frame
 from sparsedp.store.check import StoreFileError, check_store
 
@@ -459,11 +460,32 @@ class Experiment:
         notes = {"trial engine settings": engines,
                  "experiment file's engine settings (next run)": asdict(self.spec.engine)}
         where = Path(out) if out else self.results_dir / "report"
+        probed = probed_trials(self.probe_results(), {s.key: s for s in self.studies()})
+        if probed:  # `sparsedp probe` results: predictions next to the fits, and figures
+            finding_sources = [probe_findings(probed), *finding_sources]
+            sections = [probe_section(probed), *sections]
         return write_report(frame, where, experiment_config=config, provenance=provenance,
                             engine_notes=notes, analysis_options={"n_resamples": bootstrap},
                             formats=tuple(formats), finding_sources=finding_sources,
                             sections=sections, repeats=self.repeats(),
                             search_spaces={s.key: s.space() for s in self.studies()})
+
+    def probe(self, **options: Any) -> list[dict[str, Any]]:
+        """Measure the gradient noise scale and Lipschitz smoothness along each sparsity's
+        best trial and store them (``sparsedp probe``; options and rows: docs/probes.md and
+        :func:`sparsedp.api.probe.probe_experiment`); returns :meth:`probe_results`."""
+        from sparsedp.api.probe import probe_experiment  # loads the probe machinery lazily
+
+        return probe_experiment(self, **options)
+
+    def probe_results(self) -> list[dict[str, Any]]:
+        """Stored ``sparsedp probe`` measurements of this experiment's studies: one dict per
+        (study, trial, kind, step) with ``value``, ``low``/``high`` and ``detail``
+        (docs/probes.md); [] before any probe ran."""
+        if not (self.results_dir / ResultStore.FILENAME).exists():
+            return []
+        with ResultStore(self.results_dir, read_only=True) as store:
+            return store.probe_rows({s.key for s in self.studies()})
 
 
 def critical_batch_sizes(analysis: Analysis) -> pd.DataFrame:

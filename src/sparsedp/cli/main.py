@@ -12,6 +12,7 @@ from sparsedp.cli import (
     experiment_cmds,
     import_cmd,
     plan_cmd,
+    probe_cmd,
     repeat_cmd,
     report_cmd,
     trial_cmd,
@@ -45,7 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-_COMMANDS = [workloads_cmd, trial_cmd, report_cmd, plan_cmd, repeat_cmd, import_cmd]
+_COMMANDS = [workloads_cmd, trial_cmd, report_cmd, plan_cmd, probe_cmd, repeat_cmd, import_cmd]
 
 
 def main(argv: list[str] | None = None) -> int:

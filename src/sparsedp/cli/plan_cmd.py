@@ -24,6 +24,7 @@ from sparsedp.experiment.plan import (
     plan_study,
     snip_groups,
 )
+from sparsedp.experiment.preflight import PreflightError, check_device
 from sparsedp.experiment.spec import ExperimentSpec, StudySpec
 from sparsedp.experiment.worker import TrialTask, WorkerContext
 from sparsedp.store import ResultStore
@@ -251,6 +252,10 @@ def run(args: argparse.Namespace) -> int:
     console = stderr_console()
     if args.ignore_stored and args.pilot is False and args.steps is None:
         console.print("note: --ignore-stored without --pilot or --steps leaves no estimate")
+    try:
+        check_device(spec.engine.device)  # plan measures on the device the file names
+    except PreflightError as exc:
+        raise CliError(f"{args.experiment}: {exc} (plan times trials on that device)") from None
     try:
         plan, speeds, stored = build_plan(spec, args, console)
     except FileNotFoundError as exc:

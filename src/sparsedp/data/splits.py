@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
 from sparsedp.data.sources import ImageDataset
+
+if TYPE_CHECKING:
+    from sparsedp.data.device import DeviceSplit
 
 VALIDATION_FRACTION = 0.1
 OFFICIAL_TRAIN_SIZES = {"mnist": 60_000, "fashion-mnist": 60_000, "cifar10": 50_000}
@@ -75,6 +79,7 @@ class SplitData:
     _val_layouts: dict[tuple[str, bool], tuple[torch.Tensor, torch.Tensor]] = field(
         default_factory=dict, repr=False
     )
+    _train_on: dict[str, Any] = field(default_factory=dict, repr=False)
 
     @property
     def num_train(self) -> int:
@@ -121,6 +126,16 @@ class SplitData:
             labels = torch.from_numpy(np.asarray(self.dataset.train_labels[rows], dtype=np.int64))
             self._val_cache = (images.contiguous(), labels)
         return self._val_cache
+
+    def train_on(self, device: str | torch.device) -> DeviceSplit:
+        """The training split held on ``device`` (uint8, normalised per batch there); one
+        shared copy per device."""
+        from sparsedp.data.device import DeviceSplit  # device.py builds on this module
+
+        key = str(torch.device(device))
+        if key not in self._train_on:
+            self._train_on[key] = DeviceSplit(self, key)
+        return self._train_on[key]
 
     def validation_on(
         self, device: str | torch.device = "cpu", channels_last: bool = False

@@ -157,6 +157,7 @@ class _Worker:
         outbox_writer.close()
         self.works: dict[int, Work] = {}
         self.remaining: dict[int, int] = {}  # trials of each work not yet reported
+        self.reported: dict[int, set[int]] = {}  # trial indices of each work reported
         self.broken = False  # its pipe failed: treated as dead
 
     def stop(self) -> None:
@@ -204,7 +205,8 @@ class ProcessBackend:
         return sum(len(w.works) for w in self._workers)
 
     def _replace(self, worker: _Worker, why: str) -> list[tuple[TrialTask, Outcome]]:
-        outcomes = [pair for work in worker.works.values() for pair in lost(work, why)]
+        outcomes = [pair for work_id, work in worker.works.items()
+                    for pair in lost(work, why, worker.reported.get(work_id, ()))]
         worker.stop()
         self._workers[self._workers.index(worker)] = _Worker(self._ctx, self._args)
         return outcomes
@@ -234,8 +236,10 @@ class ProcessBackend:
             if work_id not in worker.works:
                 continue
             worker.remaining[work_id] -= 1
+            worker.reported.setdefault(work_id, set()).add(task.index)
             if not worker.remaining[work_id]:
                 del worker.works[work_id], worker.remaining[work_id]
+                worker.reported.pop(work_id, None)
             yield task, outcome
 
     def update_best(self, study_key: str, steps: int) -> None:

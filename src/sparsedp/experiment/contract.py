@@ -8,7 +8,7 @@ backend; docs/cluster.md describes the contract in words.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from typing import Protocol, runtime_checkable
 
 from sparsedp.data.errors import DataError
@@ -63,6 +63,9 @@ def tasks_of(work: Work) -> tuple[TrialTask, ...]:
     return work.tasks if isinstance(work, TrialGroup) else (work,)
 
 
-def lost(work: Work, error: str) -> list[tuple[TrialTask, Outcome]]:
-    """A failed attempt for every trial of ``work`` (its worker went away)."""
-    return [(t, TaskFailure(t.study.key, t.index, t.attempt, error, "")) for t in tasks_of(work)]
+def lost(work: Work, error: str, reported: Collection[int] = ()) -> list[tuple[TrialTask, Outcome]]:
+    """A failed attempt for every trial of ``work`` (its worker went away) except those whose
+    outcome was already ``reported`` (trial indices: a rolling group reports trials as they
+    end)."""
+    return [(t, TaskFailure(t.study.key, t.index, t.attempt, error, "")) for t in tasks_of(work)
+            if t.index not in reported]

@@ -101,6 +101,7 @@ class _Slot:
     identity: tuple[str, str, int] | None = None
     works: dict[int, Work] = field(default_factory=dict)
     remaining: dict[int, int] = field(default_factory=dict)
+    reported: dict[int, set[int]] = field(default_factory=dict)  # trial indices per work
     new: list[tuple[int, Work]] = field(default_factory=list)
     call: Any = None  # ObjectRef of the round in progress
 
@@ -248,7 +249,8 @@ class RayBackend:
                 slot.new = []
 
     def _replace(self, slot: _Slot, why: str) -> list[tuple[TrialTask, Outcome]]:
-        outcomes = [pair for work in slot.works.values() for pair in lost(work, why)]
+        outcomes = [pair for work_id, work in slot.works.items()
+                    for pair in lost(work, why, slot.reported.get(work_id, ()))]
         self._ray.kill(slot.actor, no_restart=True)
         self._slots[self._slots.index(slot)] = self._new_slot()
         return outcomes
@@ -304,8 +306,10 @@ class RayBackend:
                     if work_id not in slot.works:
                         continue
                     slot.remaining[work_id] -= 1
+                    slot.reported.setdefault(work_id, set()).add(task.index)
                     if not slot.remaining[work_id]:
                         del slot.works[work_id], slot.remaining[work_id]
+                        slot.reported.pop(work_id, None)
                     yielded = True
                     yield task, outcome
             if yielded:

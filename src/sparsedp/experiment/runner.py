@@ -173,8 +173,8 @@ def run_experiment(
             if group_size == 1:
                 backend.submit(next_task())
                 continue
-            group = [next_task()]  # batched trials: up to group_size trials of one study
-            while len(group) < group_size and queue and queue[0].study == group[0].study:
+            group = [next_task()]  # batched trials: the study's queued trials, as one rolling
+            while queue and queue[0].study == group[0].study:  # group (group_size live)
                 group.append(next_task())
             backend.submit(group[0] if len(group) == 1 else TrialGroup(tuple(group)))
 
@@ -252,6 +252,8 @@ def _make_backend(
     best: dict[str, int],
 ) -> Backend:
     interleave = spec.engine.resolved_interleave()
+    if spec.engine.resolved_batched_trials() > 1:
+        interleave = 1  # a rolling group keeps its device busy: one study at a time
     if spec.engine.backend == "ray":
         from sparsedp.experiment.ray_backend import RayBackend  # Ray is optional
 

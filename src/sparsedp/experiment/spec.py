@@ -33,6 +33,7 @@ from sparsedp.search.space import (
     SearchSpace,
 )
 from sparsedp.training.parts import study_parts
+from sparsedp.training.precision import PRECISIONS, check_precision
 from sparsedp.training.trial_config import TrialConfig
 from sparsedp.training.workloads import METAPARAMETERS, get_workload
 
@@ -90,9 +91,13 @@ class StudySpec:
     sequence: str = "joe-kuo"
     integer_mapping: str = "round"
     parts: tuple[tuple[str, str], ...] = ()
+    precision: str = "fp32"  # "tf32"/"bf16" change numerics: a study of their own
 
     def __post_init__(self) -> None:
         spec = get_workload(self.workload)
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"unknown precision {self.precision!r}; use one of "
+                             f"{', '.join(PRECISIONS)}")
         check_sparsity(self.sparsity)
         object.__setattr__(self, "sparsity", float(self.sparsity))
         if not _is_int(self.batch_size) or self.batch_size < 1:
@@ -227,8 +232,9 @@ class EngineOptions:
     device: str = "cpu"
     backend: str = "local"
     max_retries: int = 2
-    batched_trials: int | None = None  # None: 16 on CUDA, 1 (off) on CPU where it is slower
+    batched_trials: int | None = None  # None: measured on CUDA, 1 (off) on CPU (slower there)
     interleave: int | None = None  # None: 16 when stopping hopeless trials, else 1 (off)
+    precision: str = "fp32"  # the one engine option that changes numerics (in study keys)
 
     def resolved_batched_trials(self) -> int:
         """How many trials of a study run in lockstep (1 = one at a time)."""
@@ -252,6 +258,10 @@ class EngineOptions:
                 raise ValueError(f"{label} must be true or false, got {getattr(self, label)!r}")
         if self.order not in ORDERS:
             raise ValueError(f"unknown order {self.order!r}; use one of {', '.join(ORDERS)}")
+        try:
+            check_precision(self.precision, self.device)
+        except ValueError as exc:
+            raise ValueError(str(exc)) from None
         if self.backend not in BACKENDS:
             raise ValueError(f"unknown backend {self.backend!r}; use one of {', '.join(BACKENDS)}")
         if not isinstance(self.device, str) or not DEVICE_PATTERN.fullmatch(self.device):
@@ -350,6 +360,7 @@ class ExperimentSpec:
                             data_seed=d.data_seed,
                             sequence=d.sequence,
                             integer_mapping=d.integer_mapping,
+                            precision=self.engine.precision,
                         )
                     )
         return out
@@ -855,6 +866,13 @@ class _Loader(PartsSections):
             options["order"] = self.choice(table["order"], ("engine", "order"), ORDERS)
         if "backend" in table:
             options["backend"] = self.choice(table["backend"], ("engine", "backend"), BACKENDS)
+        if "precision" in table:
+            options["precision"] = self.choice(table["precision"], ("engine", "precision"),
+                                               PRECISIONS)
+            if options["precision"] == "tf32" and not str(
+                    table.get("device", "cpu")).startswith("cuda"):
+                self.fail(("engine", "precision"), 'precision "tf32" needs a CUDA device',
+                          'set device = "cuda" in [engine], or use "fp32"')
         if "device" in table:
             device = self.string(table["device"], ("engine", "device"))
             if not DEVICE_PATTERN.fullmatch(device):

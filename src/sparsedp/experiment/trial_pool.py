@@ -5,7 +5,8 @@ worker process, in each Ray worker), so trials interleave the same way everywher
 trial of a study to meet the goal sets a limit that stops every other running trial of the
 study at its next check. The limit a trial sees is the smaller of the study's best known to
 the whole experiment (``live_best``: a shared dict, shared memory or a Ray actor) and the best
-found in this pool itself. Groups of batched trials run whole when added.
+found in this pool itself. A group of batched trials (a rolling group of one study's trials)
+advances to its next check per round and reports each trial as it ends.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from sparsedp.data.errors import DataError
 from sparsedp.experiment.contract import Outcome, Work, WorkerDataError, tasks_of
 from sparsedp.experiment.records import TrialRecord
 from sparsedp.experiment.worker import (
+    StartedGroup,
     StartedTrial,
     TaskFailure,
     TrialGroup,
@@ -38,7 +40,7 @@ class TrialPool:
         self.live_best = live_best
         self.where = where
         self.found: dict[str, int] = {}  # best steps found by this pool's own trials
-        self._running: list[tuple[Hashable, StartedTrial]] = []
+        self._running: list[tuple[Hashable, StartedTrial | StartedGroup]] = []
 
     def __len__(self) -> int:
         return len(self._running)
@@ -71,10 +73,11 @@ class TrialPool:
         self._check_data(work)
         limit = self._limit_of(work.study.key)
         if isinstance(work, TrialGroup):
-            outcomes = self.context.run_group(work, limit)
-            for outcome in outcomes:
-                self._note(outcome)
-            return [(tag, t, o) for t, o in zip(tasks_of(work), outcomes, strict=True)]
+            group = self.context.start_group(work, limit)
+            if isinstance(group, list):
+                return [(tag, t, o) for t, o in zip(tasks_of(work), group, strict=True)]
+            self._running.append((tag, group))
+            return []
         started = self.context.start(work, limit)
         if isinstance(started, TaskFailure):
             return [(tag, work, started)]
@@ -85,6 +88,13 @@ class TrialPool:
         """One check for every running trial, in the order they were added; yields the ends."""
         for entry in list(self._running):
             tag, started = entry
+            if isinstance(started, StartedGroup):
+                for task, ended in self.context.advance_group(started):
+                    self._note(ended)
+                    yield tag, task, ended
+                if started.finished:
+                    self._running.remove(entry)
+                continue
             outcome = self.context.advance(started, checks=1)
             if outcome is not None:
                 self._running.remove(entry)

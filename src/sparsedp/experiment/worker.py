@@ -13,7 +13,7 @@ import json
 import os
 import resource
 import traceback
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -26,10 +26,10 @@ from sparsedp.plugins import PluginSet
 from sparsedp.pruning import SNIP_BASED, PruneSettings, compute_saliency
 from sparsedp.pruning.builtin import random_at_snip_layer_counts
 from sparsedp.training import EngineSettings, TrialConfig, TrialResult, TrialRun
-from sparsedp.training.batched import run_trials_batched
+from sparsedp.training.batched import BatchedTrials
 from sparsedp.training.parts import study_parts
 from sparsedp.training.trainer import build_trial_model
-from sparsedp.training.tuning import default_micro_batch, measure_eval_settings
+from sparsedp.training.tuning import default_micro_batch, measure_eval_settings, measure_slots
 
 
 @dataclass(frozen=True)
@@ -76,6 +76,28 @@ class StartedTrial:
     run: TrialRun
 
 
+@dataclass
+class StartedGroup:
+    """A rolling group of batched trials set up in this worker, advanced check by check."""
+
+    group: TrialGroup
+    configs: list[TrialConfig]
+    data: SplitData
+    engine: EngineSettings
+    run: BatchedTrials
+    slots: int
+    reported: set[int] = field(default_factory=set)
+    broken: bool = False
+
+    @property
+    def task(self) -> TrialTask:
+        return self.group.tasks[0]
+
+    @property
+    def finished(self) -> bool:
+        return self.broken or len(self.reported) == len(self.group.tasks)
+
+
 def peak_rss_mb() -> float:
     """Peak resident memory of this process so far, in MiB (Linux reports KiB)."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
@@ -118,7 +140,7 @@ class WorkerContext:
             channels_last, eval_batch = self._eval_settings(config, data)
         return EngineSettings(early_exit=engine.early_exit, eval_batch_size=eval_batch,
                               channels_last=channels_last, micro_batch=micro,
-                              device=engine.device)
+                              device=engine.device, precision=engine.precision)
 
     def _eval_settings(self, config: TrialConfig, data: SplitData) -> tuple[bool, int]:
         spec = config.spec
@@ -164,7 +186,7 @@ class WorkerContext:
                 return torch.load(path, weights_only=True)
             except Exception:  # damaged (unpickling raises all sorts): recompute
                 path.unlink(missing_ok=True)
-        model = build_trial_model(config, data)
+        model = build_trial_model(config, data).to(self.engine.device)
         scores = compute_saliency(model, pruning, data, config.seed)
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -254,23 +276,74 @@ class WorkerContext:
         assert outcome is not None  # advance(None) runs the trial to its end
         return outcome
 
-    def run_group(self, group: TrialGroup, step_limit=None) -> list[TrialRecord | TaskFailure]:
-        """Run trials of one study in lockstep (:func:`run_trials_batched`)."""
+    def slots(self, configs: list[TrialConfig], data: SplitData, engine: EngineSettings) -> int:
+        """How many trials of a group train at once: ``batched_trials`` when given, else
+        measured on a GPU (:func:`measure_slots`), else 16."""
+        if self.engine.batched_trials is not None:
+            return min(self.engine.batched_trials, len(configs))
+        if not engine.device.startswith("cuda"):
+            return min(16, len(configs))
+        spec = configs[0].spec
+        cache = self.cache_dir / "group-sizes.json" if self.cache_dir else None
+        return measure_slots(configs, data, engine, cache_file=cache,
+                             cache_key=f"{spec.dataset}|{spec.model}|{configs[0].hidden_units}")
+
+    def start_group(self, group: TrialGroup, step_limit=None) -> StartedGroup | list[TaskFailure]:
+        """Set up a rolling group of a study's trials (:class:`BatchedTrials`); trials are
+        built, pruned and joined as slots free up."""
         tasks = group.tasks
         try:
             configs = [t.study.trial_config(t.index, t.point) for t in tasks]
             data = self.data(configs[0].spec.dataset)
-            saliencies = [self.saliency(c, data) for c in configs]
             engine = self.engine_settings(configs[0], data)
-            results = run_trials_batched(configs, data, engine=engine, saliencies=saliencies,
-                                         step_limit=self._limit(step_limit, tasks[0].best_known),
-                                         share_best=self.engine.stop_hopeless)
-            return [self._record(t, c, r, engine, data, len(tasks))
-                    for t, c, r in zip(tasks, configs, results, strict=True)]
+            slots = self.slots(configs, data, engine)
+            run = BatchedTrials(configs, data, engine=engine, slots=slots,
+                                saliencies=lambda k: self.saliency(configs[k], data),
+                                step_limit=self._limit(step_limit, tasks[0].best_known),
+                                share_best=self.engine.stop_hopeless)
+            return StartedGroup(group, configs, data, engine, run, slots)
         except (KeyboardInterrupt, SystemExit):
             raise
         except BaseException as exc:
             return [_failure(t, exc) for t in tasks]
+
+    def advance_group(self, started: StartedGroup
+                      ) -> list[tuple[TrialTask, TrialRecord | TaskFailure]]:
+        """Train the group to its next check; the trials that ended, with their records.
+
+        If the group raises, every trial not yet reported comes back as a failed attempt and
+        the group is over.
+        """
+        tasks = started.group.tasks
+        try:
+            ended = started.run.advance()
+            out = []
+            for k in ended:
+                result = started.run.results[k]
+                assert result is not None
+                out.append((tasks[k], self._record(tasks[k], started.configs[k], result,
+                                                   started.engine, started.data,
+                                                   started.slots)))
+                started.reported.add(k)
+            return out
+        except (KeyboardInterrupt, SystemExit):
+            raise
+        except BaseException as exc:
+            started.broken = True
+            return [(t, _failure(t, exc)) for k, t in enumerate(tasks)
+                    if k not in started.reported]
+
+    def run_group(self, group: TrialGroup, step_limit=None) -> list[TrialRecord | TaskFailure]:
+        """Run a group of one study's trials to the end; one outcome per trial, in order."""
+        started = self.start_group(group, step_limit)
+        if isinstance(started, list):
+            return list(started)
+        outcomes: dict[int, TrialRecord | TaskFailure] = {}
+        position = {id(t): k for k, t in enumerate(group.tasks)}
+        while not started.finished:
+            for task, outcome in self.advance_group(started):
+                outcomes[position[id(task)]] = outcome
+        return [outcomes[k] for k in range(len(group.tasks))]
 
 
 def _failure(task: TrialTask, exc: BaseException) -> TaskFailure:

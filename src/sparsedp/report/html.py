@@ -20,7 +20,7 @@ from sparsedp.analysis.summary import analysis_to_dict, analyze, to_jsonable
 from sparsedp.report.figures import make_figures
 from sparsedp.report.findings import FindingGroup, arrange_findings, measured_findings
 from sparsedp.report.format import flatten, sparsity
-from sparsedp.report.notes import experiment_name, is_lossy, stopping_note
+from sparsedp.report.notes import experiment_name, is_lossy, precision_note, stopping_note
 from sparsedp.report.robustness import robustness_parts, robustness_summary
 from sparsedp.report.sections import PLACES, FindingSource, ReportInputs, Section
 from sparsedp.report.tables import (
@@ -157,7 +157,8 @@ def write_report(
     n_missing = (
         sum(1 for e in expected_status if e["state"] != "result") if expected_status else 0
     )
-    note = stopping_note(engine_notes, trials_df)
+    note = " ".join(filter(None, [stopping_note(engine_notes, trials_df),
+                                  precision_note(trials_df)]))
     context = {
         "name": name,
         "labels": labels,

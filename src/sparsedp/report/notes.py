@@ -24,6 +24,20 @@ def is_lossy(label: str) -> bool:
     return "lossy" in text or "not bit-identical" in text
 
 
+def precision_note(trials: pd.DataFrame) -> str:
+    """A sentence on trials trained in a precision other than FP32 (empty when none were)."""
+    if trials is None or "precision" not in trials or not len(trials):
+        return ""
+    counts = trials["precision"].fillna("fp32").astype(str).value_counts()
+    other = {name: int(n) for name, n in counts.items() if name != "fp32"}
+    if not other:
+        return ""
+    parts = ", ".join(f"{n} in {name.upper()}" for name, n in sorted(other.items()))
+    return (f"Changed numerics: {parts} (the rest FP32, as the authors trained). TF32 and "
+            "bf16 round differently, so those studies are kept apart from FP32 ones (their "
+            "own study keys) and are not the paper's protocol.")
+
+
 def stopping_note(engine_notes: Mapping[str, Any], trials: pd.DataFrame) -> str:
     """A plain sentence on whether hopeless trials were stopped early.
 

@@ -77,6 +77,7 @@ def trials_frame(
             "message": row["message"],
             "curve": row["curve_json"],
             "stop_hopeless": engine.get("stop_hopeless"),
+            "precision": spec.get("precision") or "fp32",
             "current": current,
         })
     records.sort(key=lambda r: not r["current"])  # stable: current studies first

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from sparsedp.experiment.records import TrialRecord
+from sparsedp.store.probes import PROBE_SCHEMA, read_probe_rows, replace_probe_rows
 
 SCHEMA_VERSION = 1
 
@@ -124,7 +125,7 @@ TRIAL_COLUMNS = (
     "end_lr_factor", "status", "steps_to_result", "steps_taken", "final_val_error",
     "final_error_exact", "goal_error", "max_steps", "eval_every", "wall_time",
     "samples_per_second", "eval_share", "eval_examples", "attempts", "peak_rss_mb", "message",
-    "curve", "stop_hopeless", "current",
+    "curve", "stop_hopeless", "precision", "current",
 )
 
 
@@ -147,7 +148,7 @@ class ResultStore:
             self._db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")
-            self._db.executescript(_SCHEMA)
+            self._db.executescript(_SCHEMA + PROBE_SCHEMA)  # probes: added in place to old files
             self._migrate()
             self._db.execute(
                 "INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
@@ -264,6 +265,16 @@ class ResultStore:
                 "INSERT INTO failures VALUES (?, ?, ?, ?, ?, ?)",
                 (study_key, trial_index, attempt, error, traceback, time.time()),
             )
+
+    def write_probes(self, study_key: str, trial_index: int, kind: str, rows: list[dict]) -> int:
+        """Store a trial's probe measurements of one kind (store/probes.py); returns how many
+        earlier rows they replaced."""
+        with self._transaction():
+            return replace_probe_rows(self._db, study_key, trial_index, kind, rows)
+
+    def probe_rows(self, study_keys: Iterable[str] | None = None) -> list[dict[str, Any]]:
+        """Stored probe measurements (of ``study_keys``)."""
+        return read_probe_rows(self._db, study_keys)
 
     def _transaction(self):
         return _Transaction(self._db)

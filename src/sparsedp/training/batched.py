@@ -5,11 +5,13 @@ their metaparameters, their initialisation (seed) and so their mask. :func:`run_
 builds and prunes each trial's model exactly as :func:`~sparsedp.training.trainer.run_trial`
 does, stacks the parameters along a leading trial dimension
 (``torch.func.stack_module_state``) and trains them together with
-``torch.func.functional_call`` on a :class:`StackedModel`: every step reads one batch for all
-trials, and one forward/backward gives each trial the gradient of its own mean loss. The update
-is the TF rule of :class:`~sparsedp.training.optimizers.TFOptimizer` applied to the stacked
-tensors with per-trial learning rates and momenta. A trial that finishes leaves the group (its
-rows are dropped from every stacked tensor), so the group costs only what its live trials need.
+``torch.func.functional_call`` on a :class:`StackedModel`: every step reads each trial's batch
+(trials that joined later are at earlier steps), and one forward/backward gives each trial the
+gradient of its own mean loss. The update is the TF rule of
+:class:`~sparsedp.training.optimizers.TFOptimizer` applied to the stacked tensors with
+per-trial learning rates and momenta. A trial that finishes leaves the group (its rows are
+dropped from every stacked tensor) and a waiting trial of the study takes its slot
+(:class:`BatchedTrials`), so the group stays full until the study runs out of trials.
 
 Why not ``torch.vmap``: its convolution rule adds the bias outside the convolution kernel and
 its batched reductions sum in another order, so after a few dozen steps a ReLU or max-pool
@@ -24,6 +26,7 @@ from __future__ import annotations
 import copy
 import math
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
@@ -34,12 +37,13 @@ from torch import Tensor, nn
 from torch.func import functional_call, stack_module_state
 from torch.nn import functional as F
 
-from sparsedp.data.batches import BatchStream
+from sparsedp.data.device import DeviceBatchOrder
 from sparsedp.data.splits import SplitData
 from sparsedp.pruning.mask import Mask
 from sparsedp.pruning.prune import prune
 from sparsedp.training.evaluation import EvalResult, error_allowance
 from sparsedp.training.optimizers import OPTIMIZERS
+from sparsedp.training.precision import check_precision, numerics
 from sparsedp.training.schedules import Schedule
 from sparsedp.training.trainer import (
     COMPLETE,
@@ -54,6 +58,7 @@ from sparsedp.training.trial_config import TrialConfig
 
 __all__ = [
     "BatchedProgressFn",
+    "BatchedTrials",
     "StackedModel",
     "StackedTFOptimizer",
     "check_same_study",
@@ -232,6 +237,8 @@ class StackedTFOptimizer:
     - sgd:      w ← w − lr·g
     - momentum: a ← m·a + g;  w ← w − lr·a
     - nesterov: a ← m·a + g;  w ← w − lr·(g + m·a)
+
+    Rows can leave (:meth:`keep_rows`) and join (:meth:`add_rows`, with zero accumulators).
     """
 
     def __init__(self, kind: str, params: Params, momenta: Sequence[float]) -> None:
@@ -252,15 +259,37 @@ class StackedTFOptimizer:
         self._momentum = self._momentum.index_select(0, rows)
         self.accumulators = {n: a.index_select(0, rows) for n, a in self.accumulators.items()}
 
-    @torch.no_grad()
-    def step(self, params: Params, grads: Params, lrs: Sequence[float]) -> None:
-        """Update ``params`` in place from ``grads`` with learning rate ``lrs[k]`` for row k."""
-        device = next(iter(params.values())).device
+    def add_rows(self, params: Params, momenta: Sequence[float]) -> None:
+        """Append trials whose stacked parameters are ``params`` (accumulators start at 0)."""
+        added = [float(m) for m in momenta] if self.kind != "sgd" else [0.0] * len(momenta)
+        self.momenta += added
+        self._momentum = torch.cat([self._momentum, torch.tensor(
+            added, dtype=torch.float32, device=self._momentum.device)])
+        self.accumulators = {n: torch.cat([a, torch.zeros_like(params[n])])
+                             for n, a in self.accumulators.items()}
+
+    def rates(self, lrs: Sequence[float], device: torch.device | str
+              ) -> tuple[Tensor, Tensor | None]:
+        """``(−lr, −lr·m)`` per row as float32 (−lr·m rounded from double once, as
+        TFOptimizer's alpha is; None unless nesterov)."""
         neg_lr = torch.tensor([-lr for lr in lrs], dtype=torch.float32, device=device)
-        if self.kind == "nesterov":
-            # -lr·m rounded from double once, as TFOptimizer's alpha is.
-            neg_lr_m = torch.tensor([-lr * m for lr, m in zip(lrs, self.momenta, strict=True)],
+        if self.kind != "nesterov":
+            return neg_lr, None
+        return neg_lr, torch.tensor([-lr * m for lr, m in zip(lrs, self.momenta, strict=True)],
                                     dtype=torch.float32, device=device)
+
+    @torch.no_grad()
+    def step(self, params: Params, grads: Params, lrs: Sequence[float] | Tensor,
+             neg_lr_m: Tensor | None = None) -> None:
+        """Update ``params`` in place from ``grads`` with learning rate ``lrs[k]`` for row k.
+
+        ``lrs`` is a list of rates, or the float32 tensor ``−lr`` (with ``neg_lr_m`` for
+        nesterov) from :meth:`rates`, which a caller can build ahead on the device.
+        """
+        if isinstance(lrs, Tensor):
+            neg_lr = lrs
+        else:
+            neg_lr, neg_lr_m = self.rates(lrs, next(iter(params.values())).device)
         for name, p in params.items():
             g = grads[name]
             if self.kind == "sgd":
@@ -271,18 +300,20 @@ class StackedTFOptimizer:
             if self.kind == "momentum":
                 p.addcmul_(a, _per_trial(neg_lr, p))
             else:
+                assert neg_lr_m is not None
                 p.addcmul_(g, _per_trial(neg_lr, p))
                 p.addcmul_(a, _per_trial(neg_lr_m, p))
 
 
 @dataclass
 class _Member:
-    """Book-keeping for one trial of the group."""
+    """Book-keeping for one live trial of the group."""
 
     index: int
     schedule: Schedule
     mask: Mask
     result: TrialResult
+    step: int = 0
     train_time: float = 0.0
     eval_time: float = 0.0
 
@@ -295,12 +326,14 @@ class _StackedEvaluator:
     (``batch_size`` examples a chunk); a model stops counting after the chunk where its errors
     exceed the allowance. Errors, examples examined and exactness per model are those of a
     sequential Evaluator. To bound memory, each chunk is computed in pieces so that about
-    ``batch_size`` examples are in flight over all models together.
+    ``in_flight`` (default ``batch_size``) examples are in flight over all models together.
     """
 
     def __init__(self, model: StackedModel, x: Tensor, y: Tensor, goal_error: float,
-                 trials: int, *, batch_size: int, early_exit: bool) -> None:
+                 trials: int, *, batch_size: int, early_exit: bool,
+                 in_flight: int | None = None) -> None:
         self.model = model
+        self.in_flight = in_flight or batch_size
         self.x, self.y = x, y
         self.total = int(y.shape[0])
         self.allowance = error_allowance(goal_error, self.total)
@@ -312,7 +345,7 @@ class _StackedEvaluator:
         """Predicted classes (models, examples) for x (examples, …) or (models, examples, …)."""
         models = next(iter(params.values())).shape[0]
         examples = x.shape[0] if shared else x.shape[1]
-        piece = max(1, math.ceil(self.batch_size / models))
+        piece = max(1, math.ceil(self.in_flight / models))
         out = []
         for start in range(0, examples, piece):
             if shared:
@@ -363,73 +396,152 @@ class _StackedEvaluator:
         return [EvalResult(errors[i], examined[i], total) for i in range(n)]
 
 
-class _Group:
-    """The live trials' stacked state; row r of every tensor belongs to ``members[r]``."""
+SaliencySource = Sequence["dict[str, Tensor] | None"] | Callable[[int], "dict[str, Tensor] | None"]
+"""Saliency of trial ``k``: a list (one per config) or a function called when ``k`` joins."""
 
-    def __init__(self, members: list[_Member], params: Params, model: StackedModel,
-                 optimizer: StackedTFOptimizer, keep_final: bool) -> None:
-        self.members = members
-        self.params = params
-        self.masks: Params = {
-            name: torch.stack([m.mask[name] for m in members]) for name in members[0].mask.names
-        }
-        self.model = model
-        self.optimizer = optimizer
+EXAMPLES_IN_FLIGHT = 32_768
+"""On accelerators, micro-batches are cut so that about this many examples (over all live
+trials) are in one forward/backward pass, which bounds activation memory."""
+
+
+class BatchedTrials:
+    """The trials of one study trained as a rolling group of at most ``slots`` live trials.
+
+    Live trials advance in lockstep, each on its own batch of the study's batch order (a trial
+    that joined later is at an earlier step), from parameters stacked along a first dimension
+    and run as one model (:class:`StackedModel`). A trial that ends leaves the group at its
+    check and the next waiting trial joins, so the group stays full until the study's trials
+    run out. Each :meth:`advance` trains every live trial to its next check and makes the
+    checks; it returns the trials that ended.
+
+    Nothing is read back to the host between checks: the training data and the batch order
+    live on the device (:class:`~sparsedp.data.device.DeviceSplit`,
+    :class:`~sparsedp.data.device.DeviceBatchOrder`), learning rates are sent once per check
+    interval, and a non-finite training loss is noted on the device (the first step it
+    happened) and read at the trial's next check, which records it ``infeasible`` at that
+    step with run_trial's message. Every trial gets run_trial's outcome (on CPU bit for bit;
+    see :func:`run_trials_batched`).
+    """
+
+    def __init__(
+        self,
+        configs: Sequence[TrialConfig],
+        data: SplitData,
+        *,
+        engine: EngineSettings | None = None,
+        slots: int | None = None,
+        saliencies: SaliencySource | None = None,
+        step_limit: Callable[[], int | None] | None = None,
+        progress: BatchedProgressFn | None = None,
+        share_best: bool = False,
+        grouped_convs: bool | None = None,
+        keep_final: bool = False,
+    ) -> None:
+        self.configs = list(configs)
+        check_same_study(self.configs)
+        if isinstance(saliencies, Sequence) and len(saliencies) != len(self.configs):
+            raise ValueError(f"got {len(saliencies)} saliencies for {len(self.configs)} trials")
+        if slots is not None and slots < 1:
+            raise ValueError(f"slots must be >= 1, got {slots}")
+        self.data = data
+        self.engine = engine or EngineSettings()
+        check_precision(self.engine.precision, self.engine.device)
+        self.device = torch.device(self.engine.device)
+        self.slots = len(self.configs) if slots is None else min(slots, len(self.configs))
+        self.saliencies = saliencies
+        self.step_limit, self.progress, self.share_best = step_limit, progress, share_best
+        self.grouped_convs = grouped_convs
         self.keep_final = keep_final
         self.final: dict[int, Params] = {}
-
-    def gradients(self, x: Tensor, y: Tensor, batch_size: int, micro: int
-                  ) -> tuple[Params, list[float]]:
-        """Each live trial's gradient of its mean loss on (x, y), and that loss."""
-        models = len(self.members)
-        names = list(self.params)
-        tensors = [self.params[name] for name in names]
-        grads: list[Tensor] = []
-        losses = [0.0] * models
-        for start in range(0, batch_size, micro):
-            xp, yp = x[start : start + micro], y[start : start + micro]
-            n = xp.shape[0]
-            logits = self.model(self.params, xp, n)
-            per_example = F.cross_entropy(logits, yp.repeat(models), reduction="none")
-            piece_losses = per_example.view(models, n).sum(dim=1) / batch_size
-            piece_grads = torch.autograd.grad(piece_losses.sum(), tensors)
-            for row, value in enumerate(piece_losses.tolist()):
-                losses[row] += value
-            if not grads:
-                grads = list(piece_grads)
-            else:
-                for total, g in zip(grads, piece_grads, strict=True):
-                    total.add_(g)
-        return dict(zip(names, grads, strict=True)), losses
-
-    @torch.no_grad()
-    def update(self, grads: Params, step: int) -> None:
-        """Mask the gradients and apply each trial's TF update with its lr for ``step``."""
-        for name, mask in self.masks.items():
-            grads[name].mul_(mask)
-        lrs = [member.schedule(step - 1) for member in self.members]
-        self.optimizer.step(self.params, grads, lrs)
-
-    @torch.no_grad()
-    def finite_rows(self) -> list[bool]:
-        """Whether each live trial's parameters are all finite."""
-        per_tensor = [torch.isfinite(p).flatten(1).all(dim=1) for p in self.params.values()]
-        return torch.stack(per_tensor).all(dim=0).tolist()
-
-    @torch.no_grad()
-    def rows(self, rows: Sequence[int]) -> Params:
-        """The stacked parameters of the live trials at ``rows``."""
-        if len(rows) == len(self.members):
-            return self.params
-        index = torch.tensor(list(rows), dtype=torch.long, device=self._device)
-        return {name: p.index_select(0, index) for name, p in self.params.items()}
+        self.results: list[TrialResult | None] = [None] * len(self.configs)
+        self.pending: deque[int] = deque(range(len(self.configs)))
+        self.members: list[_Member] = []
+        self.params: Params = {}
+        self.masks: Params = {}
+        self.optimizer: StackedTFOptimizer | None = None
+        self.model: StackedModel | None = None
+        self.evaluator: _StackedEvaluator | None = None
+        self.best: int | None = None  # the group's own best steps-to-result
+        if not self.configs:
+            return
+        first = self.configs[0]
+        self.batch_size = first.batch_size
+        self.max_steps, self.eval_every = first.resolved_max_steps, first.resolved_eval_every
+        micro = self.engine.micro_batch
+        self.micro = micro if micro and micro < self.batch_size else self.batch_size
+        if self.device.type != "cpu":
+            self.micro = min(self.micro, max(1, EXAMPLES_IN_FLIGHT // max(1, self.slots)))
+        self.train = data.train_on(self.device)
+        self.order = DeviceBatchOrder(data.num_train, self.batch_size, first.data_seed,
+                                      self.device)
+        self._steps = torch.zeros(0, dtype=torch.int64, device=self.device)
+        self._bad = torch.zeros(0, dtype=torch.int64, device=self.device)
 
     @property
-    def _device(self) -> torch.device:
-        return next(iter(self.params.values())).device
+    def done(self) -> bool:
+        """Whether every trial has ended."""
+        return not self.pending and not self.members
+
+    # -- membership ---------------------------------------------------------------------------
+    def _saliency(self, index: int) -> dict[str, Tensor] | None:
+        if self.saliencies is None:
+            return None
+        if isinstance(self.saliencies, Sequence):
+            return self.saliencies[index]
+        return self.saliencies(index)
+
+    def _join(self) -> None:
+        """Fill the free slots with waiting trials (built and pruned as run_trial does)."""
+        free = self.slots - len(self.members)
+        joining = [self.pending.popleft() for _ in range(min(free, len(self.pending)))]
+        if not joining:
+            return
+        models, members = [], []
+        for index in joining:
+            started = time.perf_counter()
+            config = self.configs[index]
+            model = build_trial_model(config, self.data).to(self.device)
+            mask = prune(model, config.sparsity, config.pruning, self.data, seed=config.seed,
+                         saliency=self._saliency(index))
+            result = TrialResult(INCOMPLETE, None, 0, None, True,
+                                 mask_report=mask.report_dict(), empty_layers=mask.empty_layers(),
+                                 prune_time=time.perf_counter() - started)
+            members.append(_Member(index, config.schedule(), mask, result))
+            models.append(model)
+        if self.model is None:
+            self.model = StackedModel(models[0], grouped=self.grouped_convs)
+            val_x, val_y = self.data.validation_on(self.device)
+            chunk, in_flight = self.engine.eval_batch_size, None
+            if self.device.type != "cpu":  # chunks of 1,000 let early exit skip work; many
+                chunk, in_flight = min(chunk, 1000), EXAMPLES_IN_FLIGHT * 2  # in one pass
+            self.evaluator = _StackedEvaluator(
+                self.model, val_x, val_y, self.configs[0].resolved_goal_error,
+                len(self.configs), batch_size=chunk, early_exit=self.engine.early_exit,
+                in_flight=in_flight,
+            )
+        stacked, _ = stack_module_state(models)
+        new = {name: p.detach() for name, p in stacked.items()}
+        new_masks = {name: torch.stack([m.mask[name] for m in members])
+                     for name in members[0].mask.names}
+        momenta = [self.configs[m.index].momentum or 0.0 for m in members]
+        if not self.members:
+            self.params = {n: p.requires_grad_() for n, p in new.items()}
+            self.masks = new_masks
+            self.optimizer = StackedTFOptimizer(self.configs[0].spec.optimizer, self.params,
+                                                momenta)
+        else:
+            assert self.optimizer is not None
+            self.optimizer.add_rows(new, momenta)
+            self.params = {n: torch.cat([p.detach(), new[n]]).requires_grad_()
+                           for n, p in self.params.items()}
+            self.masks = {n: torch.cat([m, new_masks[n]]) for n, m in self.masks.items()}
+        zeros = torch.zeros(len(members), dtype=torch.int64, device=self.device)
+        self._steps = torch.cat([self._steps, zeros])
+        self._bad = torch.cat([self._bad, zeros])
+        self.members += members
 
     @torch.no_grad()
-    def drop(self, rows: set[int]) -> None:
+    def _drop(self, rows: set[int]) -> None:
         """Remove the trials at ``rows`` from the group (keeping their final parameters)."""
         if not rows:
             return
@@ -439,13 +551,192 @@ class _Group:
                     name: p[row].detach().cpu().clone() for name, p in self.params.items()
                 }
         keep = [row for row in range(len(self.members)) if row not in rows]
-        index = torch.tensor(keep, dtype=torch.long, device=self._device)
-        self.params = {
-            name: p.index_select(0, index).requires_grad_() for name, p in self.params.items()
-        }
-        self.masks = {name: m.index_select(0, index) for name, m in self.masks.items()}
+        index = torch.tensor(keep, dtype=torch.long, device=self.device)
+        self.params = {n: p.index_select(0, index).requires_grad_()
+                       for n, p in self.params.items()}
+        self.masks = {n: m.index_select(0, index) for n, m in self.masks.items()}
+        assert self.optimizer is not None
         self.optimizer.keep_rows(index)
+        self._steps = self._steps.index_select(0, index)
+        self._bad = self._bad.index_select(0, index)
         self.members = [self.members[row] for row in keep]
+
+    # -- training -----------------------------------------------------------------------------
+    def _next_check(self, member: _Member) -> int:
+        return min((member.step // self.eval_every + 1) * self.eval_every, self.max_steps)
+
+    def _rates(self, length: int) -> list[tuple[Tensor, Tensor | None]]:
+        """Each step's (−lr, −lr·m) rows for the next ``length`` steps: one copy to the device."""
+        assert self.optimizer is not None
+        table = [[member.schedule(member.step + t) for member in self.members]
+                 for t in range(length)]
+        rates = [self.optimizer.rates(lrs, "cpu") for lrs in table]
+        neg_lr = torch.stack([r[0] for r in rates]).to(self.device, non_blocking=True)
+        if rates[0][1] is None:
+            return [(row, None) for row in neg_lr]
+        neg_lr_m = torch.stack([r[1] for r in rates]).to(self.device,  # type: ignore[misc]
+                                                          non_blocking=True)
+        return list(zip(neg_lr, neg_lr_m, strict=True))
+
+    def _train_step(self, neg_lr: Tensor, neg_lr_m: Tensor | None, shared: bool) -> None:
+        """One step of every live trial; ``shared``: all are at the same step (one batch)."""
+        assert self.model is not None and self.optimizer is not None
+        models, batch = len(self.members), self.batch_size
+        self._steps += 1
+        steps = self._steps[:1] if shared else self._steps
+        x, y = self.train.batch(self.order.positions(steps))
+        x = x.view(-1, batch, *x.shape[1:])
+        y = y.view(-1, batch)
+        names = list(self.params)
+        tensors = [self.params[name] for name in names]
+        grads: list[Tensor] = []
+        loss: Tensor | None = None
+        for start in range(0, batch, self.micro):
+            xp, yp = x[:, start : start + self.micro], y[:, start : start + self.micro]
+            n = xp.shape[1]
+            logits = self.model(self.params, xp.reshape(-1, *x.shape[2:]), n)
+            targets = yp.reshape(-1).repeat(models) if shared else yp.reshape(-1)
+            per_example = F.cross_entropy(logits.float(), targets, reduction="none")
+            piece = per_example.view(models, n).sum(dim=1) / batch
+            piece_grads = torch.autograd.grad(piece.sum(), tensors)
+            loss = piece.detach() if loss is None else loss + piece.detach()
+            if not grads:
+                grads = list(piece_grads)
+            else:
+                torch._foreach_add_(grads, piece_grads)
+        assert loss is not None
+        with torch.no_grad():
+            new_bad = ~torch.isfinite(loss) & (self._bad == 0)
+            self._bad = torch.where(new_bad, self._steps, self._bad)
+            masked = [i for i, name in enumerate(names) if name in self.masks]
+            torch._foreach_mul_([grads[i] for i in masked],
+                                [self.masks[names[i]] for i in masked])
+            self.optimizer.step(self.params, dict(zip(names, grads, strict=True)), neg_lr,
+                                neg_lr_m)
+
+    def advance(self) -> list[int]:
+        """Fill free slots, train every live trial to its next check, check; the ended trials."""
+        if self.done:
+            return []
+        self._join()
+        with numerics(self.engine.precision, self.device):
+            started = time.perf_counter()
+            length = min(self._next_check(m) - m.step for m in self.members)
+            self.order.ensure(max(m.step for m in self.members) + length)
+            shared = len({m.step for m in self.members}) == 1
+            for neg_lr, neg_lr_m in self._rates(length):
+                self._train_step(neg_lr, neg_lr_m, shared)
+            for member in self.members:
+                member.step += length
+                member.result.steps_taken = member.step
+            self._sync()
+            share = (time.perf_counter() - started) / len(self.members)
+            for member in self.members:
+                member.train_time += share
+            return self._checks()
+
+    def _sync(self) -> None:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+
+    @torch.no_grad()
+    def _checks(self) -> list[int]:
+        """The checks of the trials at a check step; drops and returns those that ended."""
+        assert self.evaluator is not None
+        started = time.perf_counter()
+        members = list(self.members)
+        due = [row for row, m in enumerate(members)
+               if m.step % self.eval_every == 0 or m.step >= self.max_steps]
+        bad = self._bad.tolist()
+        finished: set[int] = set()
+        for row in due:
+            if bad[row]:
+                result = members[row].result
+                result.status = INFEASIBLE
+                result.message = f"non-finite training loss at step {bad[row]}"
+                result.steps_taken = bad[row]
+                finished.add(row)
+        finite = torch.stack([torch.isfinite(p).flatten(1).all(dim=1)
+                              for p in self.params.values()]).all(dim=0).tolist()
+        for row in due:
+            if row not in finished and not finite[row]:
+                result = members[row].result
+                result.status = INFEASIBLE
+                result.message = f"non-finite parameters at step {members[row].step}"
+                finished.add(row)
+        checked = [row for row in due if row not in finished]
+        rows = self.params if len(checked) == len(members) else {
+            name: p.index_select(0, torch.tensor(checked, device=self.device))
+            for name, p in self.params.items()
+        }
+        with numerics(self.engine.precision, self.device):
+            checks = self.evaluator(rows, [members[r].index for r in checked]) if checked else []
+        for row, check in zip(checked, checks, strict=True):
+            member = members[row]
+            result = member.result
+            result.eval_examples += check.examined
+            result.curve.append((member.step, check.error, check.exact))
+            result.final_val_error, result.final_error_exact = check.error, check.exact
+            if self.progress is not None:
+                self.progress(member.index, member.step, check)
+            if check.errors <= self.evaluator.allowance:
+                result.status, result.steps_to_result = COMPLETE, member.step
+                finished.add(row)
+                if self.share_best and (self.best is None or member.step < self.best):
+                    self.best = member.step
+        limit = self.step_limit() if self.step_limit is not None else None
+        if self.best is not None:
+            limit = self.best if limit is None else min(limit, self.best)
+        for row in checked:
+            member = members[row]
+            if row in finished:
+                continue
+            if limit is not None and member.step >= limit:
+                member.result.status = STOPPED
+                member.result.message = (f"stopped at step {member.step}: cannot beat the "
+                                         f"study's best ({limit})")
+                finished.add(row)
+            elif member.step >= self.max_steps:
+                finished.add(row)  # budget used up: incomplete
+        share = (time.perf_counter() - started) / max(1, len(checked))
+        for row in checked:
+            members[row].eval_time += share
+        ended = sorted(finished)
+        for row in ended:
+            self._finish(members[row])
+        self._drop(finished)
+        return [members[row].index for row in ended]
+
+    def _finish(self, member: _Member) -> None:
+        result = member.result
+        result.train_time, result.eval_time = member.train_time, member.eval_time
+        result.wall_time = result.prune_time + member.train_time + member.eval_time
+        if result.train_time > 0:
+            result.samples_per_second = result.steps_taken * self.batch_size / result.train_time
+        self.results[member.index] = result
+
+    def run(self) -> list[TrialResult]:
+        """Advance until every trial has ended; one result per config, in order."""
+        while not self.done:
+            self.advance()
+        return [r for r in self.results if r is not None]
+
+    def time_steps(self, steps: int) -> float:
+        """Seconds for ``steps`` training steps of a full group (no checks; for tuning)."""
+        self._join()
+        with numerics(self.engine.precision, self.device):
+            self.order.ensure(max(m.step for m in self.members) + steps + 1)
+            rates = self._rates(1)[0]
+            shared = len({m.step for m in self.members}) == 1
+            self._train_step(*rates, shared)  # warm-up
+            self._sync()
+            started = time.perf_counter()
+            for _ in range(steps):
+                self._train_step(*rates, shared)
+            self._sync()
+            for member in self.members:
+                member.step += steps + 1
+        return time.perf_counter() - started
 
 
 @overload
@@ -453,7 +744,7 @@ def run_trials_batched(
     configs: Sequence[TrialConfig], data: SplitData, *, engine: EngineSettings | None = ...,
     saliencies: Sequence[dict[str, Tensor] | None] | None = ...,
     step_limit: Callable[[], int | None] | None = ..., progress: BatchedProgressFn | None = ...,
-    share_best: bool = ..., grouped_convs: bool | None = ...,
+    share_best: bool = ..., grouped_convs: bool | None = ..., slots: int | None = ...,
     return_params: Literal[False] = ...,
 ) -> list[TrialResult]: ...
 
@@ -463,7 +754,7 @@ def run_trials_batched(
     configs: Sequence[TrialConfig], data: SplitData, *, engine: EngineSettings | None = ...,
     saliencies: Sequence[dict[str, Tensor] | None] | None = ...,
     step_limit: Callable[[], int | None] | None = ..., progress: BatchedProgressFn | None = ...,
-    share_best: bool = ..., grouped_convs: bool | None = ...,
+    share_best: bool = ..., grouped_convs: bool | None = ..., slots: int | None = ...,
     return_params: Literal[True],
 ) -> tuple[list[TrialResult], list[Params]]: ...
 
@@ -478,152 +769,35 @@ def run_trials_batched(
     progress: BatchedProgressFn | None = None,
     share_best: bool = False,
     grouped_convs: bool | None = None,
+    slots: int | None = None,
     return_params: bool = False,
 ) -> list[TrialResult] | tuple[list[TrialResult], list[Params]]:
     """Run the trials ``configs`` of one study together; one result per config, in order.
 
-    Every trial gets run_trial's outcome: the same init and mask (``saliencies[k]`` plays
-    run_trial's ``saliency``), the same batches, a check every ``eval_every`` steps and at the
-    last step, ``infeasible`` on a non-finite loss (any step) or non-finite parameters (at a
-    check), ``complete`` at the first check meeting the goal, ``incomplete`` when the budget is
-    used up, and ``stopped`` at a check at or past ``step_limit()`` without meeting the goal.
-    With ``share_best`` the group's own best steps-to-result so far also acts as a step limit
-    (as it would for trials run after it one by one). ``progress(trial_index, step, check)``
-    follows each check. ``engine.micro_batch`` accumulates gradients over pieces as run_trial
-    does; ``engine.channels_last`` is ignored (it never changes an outcome).
+    At most ``slots`` trials (default: all) are live at once (:class:`BatchedTrials`); the
+    rest join as others end. Every trial gets run_trial's outcome: the same init and mask
+    (``saliencies[k]`` plays run_trial's ``saliency``), the same batches, a check every
+    ``eval_every`` steps and at the last step, ``infeasible`` on a non-finite loss (at the
+    step it happened, seen at the next check) or non-finite parameters (at a check),
+    ``complete`` at the first check meeting the goal, ``incomplete`` when the budget is used
+    up, and ``stopped`` at a check at or past ``step_limit()`` without meeting the goal. With
+    ``share_best`` the group's own best steps-to-result so far also acts as a step limit (as it
+    would for trials run after it one by one). ``progress(trial_index, step, check)`` follows
+    each check. ``engine.micro_batch`` accumulates gradients over pieces as run_trial does.
     ``grouped_convs`` picks :class:`StackedModel`'s convolution form (default: by device).
 
-    Times: ``prune_time`` is the trial's own; the group's time for each training step and each
-    check is shared equally among the trials that took part in it, so ``wall_time`` (prune +
-    shares) summed over the trials is about the group's wall time, and ``samples_per_second``
-    is the trial's share of the group's throughput.
+    Times: ``prune_time`` is the trial's own; the group's time for each check interval and
+    each check is shared equally among the trials that took part in it, so ``wall_time``
+    summed over the trials is about the group's wall time, and ``samples_per_second`` is the
+    trial's share of the group's throughput.
 
     With ``return_params`` also returns each trial's final parameters (CPU copies, as they were
     when the trial ended), in config order.
     """
-    configs = list(configs)
-    check_same_study(configs)
-    if saliencies is not None and len(saliencies) != len(configs):
-        raise ValueError(f"got {len(saliencies)} saliencies for {len(configs)} trials")
-    if not configs:
-        return ([], []) if return_params else []
-    engine = engine or EngineSettings()
-    device = torch.device(engine.device)
-    first = configs[0]
-    spec = first.spec
-
-    members: list[_Member] = []
-    models: list[nn.Module] = []
-    for index, config in enumerate(configs):
-        started = time.perf_counter()
-        model = build_trial_model(config, data).to(device)
-        saliency = saliencies[index] if saliencies is not None else None
-        mask = prune(model, config.sparsity, config.pruning, data, seed=config.seed,
-                     saliency=saliency)
-        result = TrialResult(INCOMPLETE, None, 0, None, True, mask_report=mask.report_dict(),
-                             empty_layers=mask.empty_layers(),
-                             prune_time=time.perf_counter() - started)
-        members.append(_Member(index, config.schedule(), mask, result))
-        models.append(model)
-
-    stacked_model = StackedModel(models[0], grouped=grouped_convs)
-    stacked, _ = stack_module_state(models)
-    params = {name: p.detach().requires_grad_() for name, p in stacked.items()}
-    del models, stacked
-    optimizer = StackedTFOptimizer(spec.optimizer, params, [c.momentum or 0.0 for c in configs])
-    group = _Group(members, params, stacked_model, optimizer, keep_final=return_params)
-
-    val_x, val_y = data.validation()
-    evaluator = _StackedEvaluator(
-        stacked_model, val_x.to(device), val_y.to(device), first.resolved_goal_error,
-        len(configs), batch_size=engine.eval_batch_size, early_exit=engine.early_exit,
-    )
-    batch_size = first.batch_size
-    micro = engine.micro_batch if engine.micro_batch and engine.micro_batch < batch_size \
-        else batch_size
-    stream = BatchStream(data.num_train, batch_size, first.data_seed)
-    max_steps, eval_every = first.resolved_max_steps, first.resolved_eval_every
-    group_best: int | None = None
-
-    def share_time(started: float, among: list[_Member], attribute: str) -> None:
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        share = (time.perf_counter() - started) / len(among)
-        for member in among:
-            setattr(member, attribute, getattr(member, attribute) + share)
-
-    for step in range(1, max_steps + 1):
-        if not group.members:
-            break
-        started, taking_part = time.perf_counter(), list(group.members)
-        x, y = data.train_batch(stream.next())
-        x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
-        grads, losses = group.gradients(x, y, batch_size, micro)
-        for member in taking_part:
-            member.result.steps_taken = step
-        diverged = {row for row, value in enumerate(losses) if not math.isfinite(value)}
-        for row in diverged:
-            result = taking_part[row].result
-            result.status, result.message = INFEASIBLE, f"non-finite training loss at step {step}"
-        if diverged:
-            kept = torch.tensor([r for r in range(len(taking_part)) if r not in diverged],
-                                dtype=torch.long, device=device)
-            grads = {name: g.index_select(0, kept) for name, g in grads.items()}
-            group.drop(diverged)  # before the update: as run_trial, which stops there
-        if group.members:
-            group.update(grads, step)
-        share_time(started, taking_part, "train_time")
-
-        if (step % eval_every and step != max_steps) or not group.members:
-            continue
-        started, taking_part = time.perf_counter(), list(group.members)
-        finished: set[int] = set()
-        for row, finite in enumerate(group.finite_rows()):
-            if not finite:
-                result = taking_part[row].result
-                result.status = INFEASIBLE
-                result.message = f"non-finite parameters at step {step}"
-                finished.add(row)
-        checked = [row for row in range(len(taking_part)) if row not in finished]
-        checks = evaluator(group.rows(checked), [taking_part[r].index for r in checked]) \
-            if checked else []
-        for row, check in zip(checked, checks, strict=True):
-            member = taking_part[row]
-            result = member.result
-            result.eval_examples += check.examined
-            result.curve.append((step, check.error, check.exact))
-            result.final_val_error, result.final_error_exact = check.error, check.exact
-            if progress is not None:
-                progress(member.index, step, check)
-            if check.errors <= evaluator.allowance:
-                result.status, result.steps_to_result = COMPLETE, step
-                finished.add(row)
-                if share_best and group_best is None:
-                    group_best = step
-        limit = step_limit() if step_limit is not None else None
-        if group_best is not None:
-            limit = group_best if limit is None else min(limit, group_best)
-        for row in checked:
-            if row in finished or limit is None or step < limit:
-                continue
-            result = taking_part[row].result
-            result.status = STOPPED
-            result.message = f"stopped at step {step}: cannot beat the study's best ({limit})"
-            finished.add(row)
-        if step == max_steps:
-            finished = set(range(len(taking_part)))  # the rest stay incomplete
-        group.drop(finished)
-        share_time(started, taking_part, "eval_time")
-
-    results = []
-    for member in members:
-        result = member.result
-        result.train_time, result.eval_time = member.train_time, member.eval_time
-        result.wall_time = result.prune_time + member.train_time + member.eval_time
-        if result.train_time > 0:
-            result.samples_per_second = result.steps_taken * batch_size / result.train_time
-        results.append(result)
+    run = BatchedTrials(configs, data, engine=engine, slots=slots, saliencies=saliencies,
+                        step_limit=step_limit, progress=progress, share_best=share_best,
+                        grouped_convs=grouped_convs, keep_final=return_params)
+    results = run.run()
     if return_params:
-        group.drop(set(range(len(group.members))))
-        return results, [group.final[member.index] for member in members]
+        return results, [run.final[k] for k in range(len(run.configs))]
     return results

@@ -17,6 +17,7 @@ from sparsedp.models import build_model
 from sparsedp.pruning.prune import prune
 from sparsedp.training.evaluation import EvalResult, Evaluator
 from sparsedp.training.optimizers import TFOptimizer
+from sparsedp.training.precision import check_precision, numerics
 from sparsedp.training.trial_config import TrialConfig
 
 COMPLETE, INCOMPLETE, INFEASIBLE, STOPPED = "complete", "incomplete", "infeasible", "stopped"
@@ -37,6 +38,7 @@ class EngineSettings:
     channels_last: bool = False  # evaluation only (training keeps the default layout)
     micro_batch: int | None = None
     device: str = "cpu"
+    precision: str = "fp32"  # "tf32" / "bf16" change numerics (see training.precision)
 
 
 @dataclass
@@ -120,6 +122,8 @@ class TrialRun:
         self.config, self.data = config, data
         self.step_limit, self.progress = step_limit, progress
         self.device = torch.device(engine.device)
+        check_precision(engine.precision, engine.device)
+        self.precision = engine.precision
         self.model = build_trial_model(config, data).to(self.device)
         self.mask = prune(self.model, config.sparsity, config.pruning, data, seed=config.seed,
                           saliency=saliency)
@@ -195,31 +199,37 @@ class TrialRun:
     def advance(self, checks: int | None = None) -> bool:
         """Train until the trial ends or ``checks`` more checks were made; True when it ended."""
         started = time.perf_counter()
-        made = 0
         if not self.done and self.step > 0:
             # Paused after a check: a best found meanwhile (by a trial interleaved with this
             # one) ends it at that check, as if the best had been known then.
             self._stop_if_beaten(self.step)
         try:
-            while not self.done and (checks is None or made < checks):
-                self.step += 1
-                step = self.step
-                self._result.steps_taken = step
-                loss_value = self._train_step(step)
-                if not math.isfinite(loss_value):
-                    self._result.status = INFEASIBLE
-                    self._result.message = f"non-finite training loss at step {step}"
-                    self.done = True
-                    break
-                if step % self.eval_every and step != self.max_steps:
-                    continue
-                eval_started = time.perf_counter()
-                self._check(step)
-                self._eval_time += time.perf_counter() - eval_started
-                made += 1
+            with numerics(self.precision, self.device):
+                self._advance(checks)
         finally:
             self._active_time += time.perf_counter() - started
         return self.done
+
+    def _advance(self, checks: int | None) -> int:
+        """Train and check until the trial ends or ``checks`` checks were made."""
+        made = 0
+        while not self.done and (checks is None or made < checks):
+            self.step += 1
+            step = self.step
+            self._result.steps_taken = step
+            loss_value = self._train_step(step)
+            if not math.isfinite(loss_value):
+                self._result.status = INFEASIBLE
+                self._result.message = f"non-finite training loss at step {step}"
+                self.done = True
+                break
+            if step % self.eval_every and step != self.max_steps:
+                continue
+            eval_started = time.perf_counter()
+            self._check(step)
+            self._eval_time += time.perf_counter() - eval_started
+            made += 1
+        return made
 
     def train_only(self, steps: int) -> None:
         """Train ``steps`` more steps without any check (to measure the speed of a step)."""

@@ -11,11 +11,17 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import torch
 from torch import nn
+
+from sparsedp.data.splits import SplitData
+from sparsedp.training.batched import BatchedTrials
+from sparsedp.training.trainer import EngineSettings
+from sparsedp.training.trial_config import TrialConfig
 
 EVAL_BATCH_CANDIDATES = (100, 250, 500, 1000)
 CPU_MICRO_BATCH = 256
@@ -84,3 +90,61 @@ def _read_cache(path: Path | None) -> dict:
         return json.loads(path.read_text())
     except (OSError, ValueError):
         return {}
+
+
+SLOT_CANDIDATES = (4, 8, 16, 32, 64, 128)
+"""Group sizes tried when choosing how many trials of a study train at once on a GPU."""
+
+
+def measure_slots(
+    configs: Sequence[TrialConfig],
+    data: SplitData,
+    engine: EngineSettings,
+    *,
+    cache_file: Path | None = None,
+    cache_key: str = "",
+    steps: int = 3,
+    candidates: Sequence[int] = SLOT_CANDIDATES,
+) -> int:
+    """How many of a study's trials to keep live at once: the group size with the most
+    trial-steps per second, measured on this device (cached per model, batch size, device).
+
+    Each candidate K (up to the study's trials) times ``steps`` training steps of K dense
+    copies (a mask's sparsity does not change the work); it stops at the first K that runs
+    out of memory or gains under 10% over the best so far. A smaller K within 5% wins.
+    """
+    sizes = sorted({k for k in candidates if k < len(configs)} | {len(configs)})
+    device = torch.device(engine.device)
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
+    key = (f"{cache_key}|B={configs[0].batch_size}|{name}|{engine.precision}"
+           f"|micro={engine.micro_batch}|max={sizes[-1]}")
+    cached = _read_cache(cache_file)
+    if key in cached:
+        return int(cached[key]["slots"])
+    dense = [replace(c, sparsity=0.0) for c in configs[: sizes[-1]]]
+    rates: dict[int, float] = {}
+    best = sizes[0]
+    for k in sizes:
+        try:
+            seconds = BatchedTrials(dense[:k], data, engine=engine, slots=k).time_steps(steps)
+        except torch.OutOfMemoryError:
+            break
+        finally:
+            if device.type == "cuda":
+                torch.cuda.empty_cache()
+        rates[k] = k * steps / seconds
+        if rates[k] > rates[best] * 1.05:
+            best = k
+        if k > best and rates[k] < rates[best] * 1.10:
+            break
+    if cache_file is not None:
+        cached[key] = {"slots": best, "trial_steps_per_second": rates}
+        _write_cache(cache_file, cached)
+    return best
+
+
+def _write_cache(path: Path, cached: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f".{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(cached, indent=1))
+    os.replace(tmp, path)
