@@ -475,6 +475,12 @@ def test_plugin_parts_run_in_worker_processes(registries, tmp_path, capsys):
     assert len(rows) == 2 and {r["status"] for r in rows} <= {"complete", "incomplete"}
     workers = {r["provenance"]["worker"] for r in rows} if "provenance" in rows[0] else set()
     assert all(w.startswith("local pid") and w != f"local pid {os.getpid()}" for w in workers)
+    # seed repeats run the plugin's parts in worker processes too
+    assert main(["repeat", str(path), "--seeds", "1", "--workers", "2"]) == 0, \
+        capsys.readouterr().err
+    with ResultStore(tmp_path / "results" / "tp", read_only=True) as store:
+        repeats = store.repeat_rows("tp")
+    assert repeats and {r["status"] for r in repeats} <= {"complete", "incomplete"}
 
 
 def test_example_runs_end_to_end(registries, tmp_path, shared_data_dir):

@@ -143,7 +143,8 @@ def run_repeats(
         spec, engine=dataclasses.replace(spec.engine, stop_hopeless=False, batched_trials=1)
     )
     context_args = (run_spec.engine, str(spec.data_dir) if spec.data_dir else None,
-                    str(spec.results_dir / "cache"), provenance(spec.engine.device))
+                    str(spec.results_dir / "cache"), provenance(spec.engine.device),
+                    spec.plugins)  # imported in every worker process, as for the search
     keys = [task.study.key for task, *_ in todo]
     backend = _make_backend(run_spec, workers or spec.workers, context_args, keys, {})
     origin = {item[0].study.key: item for item in todo}
