@@ -195,9 +195,11 @@ def test_failing_trials_are_recorded_and_retried(tiny_file, monkeypatch):
 
 def test_batched_trials_give_the_same_table_as_one_at_a_time(reference, tmp_path):
     """Trials of a study run in lockstep (the GPU path, exercised here on CPU) store exactly
-    what one-at-a-time trials store when stopping is off."""
+    what one-at-a-time trials store when stopping is off. The pruned studies only (each
+    trial has its own mask), to halve the time: the dense ones add nothing to batching."""
     plain = _copy_of(reference[0], tmp_path)
     text = plain.read_text().replace("stop_hopeless = true", "stop_hopeless = false")
+    text = text.replace("sparsities = [0.0, 0.5]", "sparsities = [0.5]")
     one = tmp_path / "one.toml"
     one.write_text(text.replace(str(tmp_path / "copy"), str(tmp_path / "one")))
     batched = tmp_path / "batched.toml"
@@ -209,12 +211,12 @@ def test_batched_trials_give_the_same_table_as_one_at_a_time(reference, tmp_path
         with ResultStore(spec.results_dir) as store:
             run_experiment(spec, store)
         tables.append(_table(spec.results_dir))
-    assert len(tables[0]) == 12
+    assert len(tables[0]) == 6
     assert tables[0] == tables[1]
     with sqlite3.connect(tmp_path / "batched" / "sparsedp.sqlite") as db:
         groups = [json.loads(e)["batched_trials"] for (e,) in
                   db.execute("SELECT engine_json FROM trials")]
-    assert groups == [3] * 12  # every study's 3 trials really ran as one group
+    assert groups == [3] * 6  # every study's 3 trials really ran as one group
 
 
 def _best(table: list[tuple]) -> dict[str, tuple[int, int]]:
