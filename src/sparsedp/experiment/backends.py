@@ -11,7 +11,9 @@ import contextlib
 import multiprocessing
 import os
 import signal
+import tempfile
 from collections.abc import Iterator
+from multiprocessing import spawn as mp_spawn
 from multiprocessing.connection import Connection, wait
 from typing import Any
 
@@ -121,26 +123,73 @@ def _worker_main(context_args: tuple, shared_best: Any, positions: dict[str, int
         return  # the main process closed the pipes or died
 
 
+_LAUNCHER = ("#!/bin/sh\n# Start a sparsedp worker process with SIGINT ignored (kept across "
+             "exec).\ntrap '' INT\nexec \"$SPARSEDP_WORKER_PYTHON\" \"$@\"\n")
+
+
+def _launcher() -> str | None:
+    """A tiny shell script that execs the real Python with SIGINT ignored (None off POSIX)."""
+    if os.name != "posix" or not os.path.exists("/bin/sh"):
+        return None
+    path = os.path.join(tempfile.gettempdir(), f"sparsedp-worker-{os.getuid()}.sh")
+    try:
+        with open(path, encoding="utf-8") as handle:
+            if handle.read() == _LAUNCHER:
+                return path
+    except OSError:
+        pass
+    tmp = f"{path}.{os.getpid()}"
+    with open(tmp, "w", encoding="utf-8") as handle:
+        handle.write(_LAUNCHER)
+    os.chmod(tmp, 0o755)
+    os.replace(tmp, path)
+    return path
+
+
 @contextlib.contextmanager
 def _sigint_ignored_by_children() -> Iterator[None]:
     """Start processes that ignore SIGINT from their first instruction (Ctrl-C is the main
     process's to handle; a worker hit while still importing would die with a traceback).
 
-    An ignored disposition survives the spawn's exec. Meanwhile SIGINT is blocked here, which
-    on Linux keeps one sent in this window pending for the main process's own handler.
+    The child is exec'd through a shell launcher that sets SIGINT to ignored, a disposition
+    that survives exec, so the main process never ignores it: a Ctrl-C that arrives meanwhile
+    is held by a Python handler (whichever thread the kernel picks) and acted on at the end.
+    (An earlier version ignored SIGINT in the main process during the start and lost a Ctrl-C
+    delivered to another thread in that window: docs/faults.md.)
     """
+    launcher = _launcher()
+    if launcher is None:
+        yield
+        return
+    previous = mp_spawn.get_executable()
+    os.environ["SPARSEDP_WORKER_PYTHON"] = os.fsdecode(previous)
+    mp_spawn.set_executable(launcher)
+    with _sigint_deferred():
+        try:
+            yield
+        finally:
+            mp_spawn.set_executable(previous)
+
+
+@contextlib.contextmanager
+def _sigint_deferred() -> Iterator[None]:
+    """Hold a Ctrl-C that arrives inside until the end (a start interrupted half-way leaves a
+    child reading a half-written pipe, which dies with a traceback), then act on it."""
+    seen: list[int] = []
     try:
-        old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
-        old_handler = signal.signal(signal.SIGINT, signal.SIG_IGN)
+        original = signal.signal(signal.SIGINT, lambda signum, frame: seen.append(signum))
     except ValueError:  # not the main thread: signals cannot be changed here
         yield
         return
     try:
         yield
     finally:
-        if old_handler is not None:  # None: a handler installed outside Python, left alone
-            signal.signal(signal.SIGINT, old_handler)
-        signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
+        signal.signal(signal.SIGINT, original)
+        if seen:
+            if callable(original):
+                original(signal.SIGINT, None)
+            else:
+                raise KeyboardInterrupt
 
 
 class _Worker:
