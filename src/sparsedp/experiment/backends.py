@@ -265,7 +265,9 @@ class ProcessBackend:
             return
         handles = {w.outbox: w for w in self._workers}
         handles.update({w.process.sentinel: w for w in self._workers})
-        touched = {handles[item] for item in wait(list(handles))}
+        # A timeout: the main thread runs Python code at least twice a second, so a Ctrl-C
+        # that the kernel handed to another thread of this process is acted on promptly.
+        touched = {handles[item] for item in wait(list(handles), timeout=0.5)}
         for worker in [w for w in self._workers if w in touched]:
             yield from self._drain(worker)  # what it sent before it died still counts
             if worker.process.exitcode is not None or worker.broken:

@@ -29,8 +29,9 @@ class Backend(Protocol):
     - ``capacity``: how many pieces of work the runner keeps submitted at once.
     - ``submit(work)``: queue a trial or a group; never blocks on the trial itself.
     - ``in_flight()``: pieces of work submitted whose outcomes were not all yielded yet.
-    - ``completed()``: blocks until at least one trial has ended (or returns at once when
-      nothing is in flight) and yields ``(task, outcome)`` pairs: exactly one per
+    - ``completed()``: blocks until at least one trial has ended, or for at most about a
+      second (the runner calls it again; the local process backend wakes twice a second so
+      a Ctrl-C is acted on promptly), or returns at once when nothing is in flight; it yields ``(task, outcome)`` pairs: exactly one per
       :class:`TrialTask`, never a list; a group yields one pair per member. A trial lost with
       its worker (a killed process, a removed node) yields a :class:`TaskFailure` so the
       runner retries it; a worker that cannot read the data raises
