@@ -31,11 +31,12 @@ class Backend(Protocol):
     - ``in_flight()``: pieces of work submitted whose outcomes were not all yielded yet.
     - ``completed()``: blocks until at least one trial has ended, or for at most about a
       second (the runner calls it again; the local process backend wakes twice a second so
-      a Ctrl-C is acted on promptly), or returns at once when nothing is in flight; it
-      yields ``(task, outcome)`` pairs: exactly one per :class:`TrialTask`, never a list; a group yields one pair per member. A trial lost with
-      its worker (a killed process, a removed node) yields a :class:`TaskFailure` so the
-      runner retries it; a worker that cannot read the data raises
-      :class:`WorkerDataError` (the experiment stops: no trial can run there).
+      a Ctrl-C is acted on promptly), or returns at once when nothing is in flight. It
+      yields ``(task, outcome)`` pairs: exactly one per :class:`TrialTask`, never a list; a
+      group yields one pair per member. A trial lost with its worker (a killed process, a
+      removed node) yields a :class:`TaskFailure` so the runner retries it; a worker that
+      cannot read the data raises :class:`WorkerDataError` (the experiment stops: no trial
+      can run there).
     - ``update_best(study_key, steps)``: a study's best steps-to-result so far; every running
       trial of that study sees it by its next validation check and stops when it can no
       longer win (with ``stop_hopeless``).
