@@ -3,12 +3,20 @@
 from __future__ import annotations
 
 import os
+import signal
 from pathlib import Path
 
 import pytest
 import torch
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+
+# A test runner started with SIGINT ignored (a background job of a non-interactive shell:
+# `bash .ci/run &`) passes that on to every child, and a `sparsedp run` started so rightly
+# ignores Ctrl-C; the Ctrl-C tests would then hang or pass without testing anything. The
+# tests' children get the default disposition, like a program started from a terminal.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def _data_candidates() -> list[tuple[str, Path]]:

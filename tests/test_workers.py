@@ -55,8 +55,23 @@ def _table(path: Path) -> list[tuple]:
 
 def _worker_processes() -> list[psutil.Process]:
     """This process's spawned worker processes (not multiprocessing's resource tracker)."""
-    return [p for p in psutil.Process().children()
-            if any("spawn_main" in part for part in p.cmdline())]
+    return _spawned_children(psutil.Process())
+
+
+def _spawned_children(parent: psutil.Process) -> list[psutil.Process]:
+    """Children of ``parent`` started by multiprocessing's spawn, once they run Python (not
+    while the shell launcher still starts them; a short-lived helper process that has
+    already ended, a zombie, is skipped)."""
+    found = []
+    for process in parent.children():
+        try:
+            command = process.cmdline()
+            if any("spawn_main" in part for part in command) and \
+                    not any(part.endswith(".sh") for part in command[:2]):
+                found.append(process)
+        except psutil.Error:
+            continue
+    return found
 
 
 def test_killed_workers_with_batched_groups_are_replaced_and_their_trials_retried(
@@ -94,8 +109,7 @@ def _two_workers_of(main: subprocess.Popen) -> list[psutil.Process]:
     """The two worker processes of a running ``sparsedp run``, once both are up."""
     workers: list[psutil.Process] = []
     for _ in range(600):  # start-up takes seconds
-        workers = [p for p in psutil.Process(main.pid).children()
-                   if any("spawn_main" in part for part in p.cmdline())]
+        workers = _spawned_children(psutil.Process(main.pid))
         if len(workers) == 2 or main.poll() is not None:
             break
         time.sleep(0.2)
