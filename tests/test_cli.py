@@ -86,7 +86,7 @@ results = "{tmp_path / 'results'}"
 data_dir = "{shared_data_dir / 'mnist'}"
 goal_error = 0.5
 max_steps = 32
-eval_every = 8
+eval_every = 16
 [pruning]
 snip_batches = 1
 [engine]

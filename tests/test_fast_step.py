@@ -69,6 +69,32 @@ def test_pooling_matches_including_ties_and_nan() -> None:
     assert fast.is_contiguous()
 
 
+@pytest.mark.parametrize("shape", [(6, 5, 8, 8), (3, 4, 7, 9)])
+def test_pooling_without_gradients_has_max_pools_values(shape) -> None:
+    """Evaluation's pooling: small integers (many ties), signed zeros, NaN, odd sides; the
+    values equal ``F.max_pool2d``'s (a zero's sign aside), and so do a network's outputs."""
+    from sparsedp.models.simple_cnn import SimpleCNN, pool2x2
+
+    generator = torch.Generator().manual_seed(3)
+    x = torch.randint(-2, 3, shape, generator=generator).float()
+    x[torch.rand(shape, generator=generator) < 0.2] = -0.0
+    x[torch.rand(shape, generator=generator) < 0.05] = float("nan")
+    with torch.no_grad():
+        fast, old = pool2x2(x), F.max_pool2d(x, 2, 2)
+    assert fast.shape == old.shape and fast.is_contiguous()
+    torch.testing.assert_close(fast, old, rtol=0, atol=0, equal_nan=True)
+    assert torch.equal(fast.isnan(), old.isnan())
+
+    model = SimpleCNN()
+    images = torch.randn(64, 1, 28, 28, generator=generator)
+    with torch.no_grad():
+        model.channels_last_pool = True
+        fast_logits = model(images)
+        model.channels_last_pool = False
+        old_logits = model(images)
+    assert torch.equal(fast_logits, old_logits)
+
+
 def test_trial_run_unchanged_on_real_mnist(mnist) -> None:
     config = TrialConfig("mnist-simplecnn-nesterov", 0.9, 16, lr=0.02, momentum=0.9, seed=1,
                          max_steps=32, eval_every=16, pruning=PruneSettings(snip_batches=1))

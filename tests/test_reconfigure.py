@@ -25,7 +25,7 @@ results = "{results}"
 data_dir = "{data}"
 goal_error = {goal}
 max_steps = 48
-eval_every = 8
+eval_every = 16
 [pruning]
 snip_batches = 1
 [engine]

