@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -15,6 +14,7 @@ from sparsedp.api.probe import ProbeEvent, ProbeSettings
 from sparsedp.cli.common import add_plugin_option, load, positive_int, stderr_console
 from sparsedp.experiment import ExperimentSpec
 from sparsedp.experiment.probing import DEFAULT_CHECKPOINTS, DEFAULT_LIPSCHITZ_POINTS
+from sparsedp.report.format import number
 
 
 def _non_negative(text: str) -> int:
@@ -119,29 +119,22 @@ def _print_tables(spec: ExperimentSpec, rows: Sequence[Mapping[str, Any]],
                 str(step),
                 _value(noise) if noise else "",
                 _interval(noise) if noise else "",
-                _num(noise["detail"].get("g2")) if noise else "",
-                _num(noise["detail"].get("trace")) if noise else "",
+                number(noise["detail"].get("g2")) if noise else "",
+                number(noise["detail"].get("trace")) if noise else "",
                 _value(lip) if lip else "",
             )
         console.print(table)
 
 
-def _num(value: object) -> str:
-    if value is None:
-        return "—"
-    v = float(value)  # type: ignore[arg-type]
-    return f"{v:.4g}" if math.isfinite(v) else "—"
-
-
 def _value(row: Mapping[str, Any]) -> str:
     """The stored value; ``∞`` for a B_simple whose |G|² estimate was not positive."""
-    return "∞" if row["value"] is None and row["detail"].get("infinite") else _num(row["value"])
+    return "∞" if row["value"] is None and row["detail"].get("infinite") else number(row["value"])
 
 
 def _interval(row: Mapping[str, Any]) -> str:
     if row["low"] is None and not row["detail"].get("unbounded_above"):
         return "—"
     high = "∞" if row["high"] is None and row["detail"].get("unbounded_above") else \
-        _num(row["high"])
-    return f"[{_num(row['low'])}, {high}]"
+        number(row["high"])
+    return f"[{number(row['low'])}, {high}]"
 

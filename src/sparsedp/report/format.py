@@ -30,6 +30,14 @@ def fmt(value: object, digits: int = 4) -> str:
     return str(value)
 
 
+def number(value: object) -> str:
+    """Four significant digits always (``—`` for missing or not finite): probe values."""
+    if value is None:
+        return "—"
+    v = float(value)  # type: ignore[arg-type]
+    return f"{v:.4g}" if math.isfinite(v) else "—"
+
+
 def steps(value: object) -> str:
     """Steps (and other counts that may be fractional, like S_min) rounded to integers."""
     if value is None or value is pd.NA:

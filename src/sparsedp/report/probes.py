@@ -17,6 +17,7 @@ from typing import Any
 import matplotlib.pyplot as plt
 
 from sparsedp.report.findings import Finding, predicted_vs_measured
+from sparsedp.report.format import number
 from sparsedp.report.format import sparsity as sparsity_text
 from sparsedp.report.sections import FindingSource, ReportInputs, Section
 from sparsedp.report.tables import Table
@@ -129,9 +130,9 @@ def probe_section(trials: Sequence[ProbedTrial]) -> Section:
                 noise, lip = by_step[step].get("noise"), by_step[step].get("lip")
                 rows.append([trial.workload, sparsity_text(trial.sparsity),
                              str(trial.batch_size), str(trial.trial_index), str(step),
-                             _num(noise["value"]) if noise else "",
+                             number(noise["value"]) if noise else "",
                              _interval(noise) if noise else "",
-                             _num(lip["value"]) if lip else ""])
+                             number(lip["value"]) if lip else ""])
         table = Table(["workload", "sparsity", "B", "trial", "step", "B_simple",
                        "95% interval", "L"], rows, text_columns=1)
         return {"probe_figures": figures, "probe_table": table}
@@ -140,15 +141,8 @@ def probe_section(trials: Sequence[ProbedTrial]) -> Section:
                    context, place="figures")
 
 
-def _num(value: object) -> str:
-    if value is None:
-        return "—"
-    number = float(value)  # type: ignore[arg-type]
-    return f"{number:.4g}" if math.isfinite(number) else "—"
-
-
 def _interval(row: Mapping[str, Any]) -> str:
     if row["low"] is None:
         return "—"
-    high = "∞" if row["high"] is None else _num(row["high"])
-    return f"[{_num(row['low'])}, {high}]"
+    high = "∞" if row["high"] is None else number(row["high"])
+    return f"[{number(row['low'])}, {high}]"
