@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import signal
-from contextlib import contextmanager
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
@@ -27,11 +25,11 @@ from sparsedp.cli.common import (
     EXIT_STOPPED,
     EXIT_TRIALS_FAILED,
     CliError,
-    Terminated,
     add_plugin_option,
     is_terminal,
     load,
     positive_int,
+    sigterm_as_interrupt,
     stderr_console,
 )
 from sparsedp.experiment.preflight import preflight
@@ -75,7 +73,7 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     experiment = load(args)
     console = stderr_console()
-    with _sigterm_as_interrupt():
+    with sigterm_as_interrupt():
         if is_terminal():
             result = _run_with_progress(experiment, args, console)
         else:
@@ -92,23 +90,6 @@ def run(args: argparse.Namespace) -> int:
                        "column message); fix the cause and rerun with --retry-failed",
                        EXIT_TRIALS_FAILED)
     return EXIT_OK
-
-
-@contextmanager
-def _sigterm_as_interrupt():
-    """SIGTERM unwinds like Ctrl-C (trials in flight dropped, stored ones kept)."""
-    def raise_terminated(signum, frame):
-        raise Terminated()
-
-    try:
-        previous = signal.signal(signal.SIGTERM, raise_terminated)
-    except ValueError:  # not the main thread: leave signals alone
-        yield
-        return
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 def _trials(n: int) -> str:

@@ -11,9 +11,9 @@ from sparsedp.cli.common import (
     add_plugin_option,
     load,
     positive_int,
+    sigterm_as_interrupt,
     stderr_console,
 )
-from sparsedp.cli.experiment_cmds import _sigterm_as_interrupt
 from sparsedp.experiment.preflight import preflight
 
 
@@ -38,7 +38,7 @@ def run(args: argparse.Namespace) -> int:
         if line is not None:
             console.print(line, markup=False)
 
-    with _sigterm_as_interrupt():
+    with sigterm_as_interrupt():
         result = experiment.repeat(args.seeds, workers=args.workers, on_event=on_event,
                                    _checks=preflight)
     console.print(result.describe(), markup=False)
