@@ -23,8 +23,8 @@ from pathlib import Path
 
 import torch
 
-from sparsedp.experiment import load_experiment
-from sparsedp.experiment.runner import run_experiment
+from sparsedp.execution.runner import run_experiment
+from sparsedp.specs import load_experiment
 from sparsedp.store import ResultStore
 
 SLICE = """

@@ -17,8 +17,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from sparsedp.experiment import load_experiment
-from sparsedp.experiment.runner import run_experiment
+from sparsedp.execution.runner import run_experiment
+from sparsedp.specs import load_experiment
 from sparsedp.store import ResultStore
 
 

@@ -13,11 +13,12 @@ from pathlib import Path
 import psutil
 import pytest
 
-from sparsedp.experiment import load_experiment
-from sparsedp.experiment.backends import InProcessBackend, ProcessBackend
-from sparsedp.experiment.contract import Backend, WorkerDataError
-from sparsedp.experiment.records import TrialRecord
-from sparsedp.experiment.worker import TrialGroup, TrialTask, WorkerContext
+from sparsedp.execution.backends.contract import Backend, WorkerDataError
+from sparsedp.execution.backends.local import InProcessBackend, ProcessBackend
+from sparsedp.execution.backends.worker import WorkerContext
+from sparsedp.execution.records import TrialRecord
+from sparsedp.execution.tasks import TrialGroup, TrialTask
+from sparsedp.specs import load_experiment
 
 KINDS = ["in-process", "processes", "ray"]
 
@@ -54,7 +55,7 @@ def _backend(kind: str, spec, data_dir: str, request, workers: int = 2) -> Backe
     if kind == "processes":
         return ProcessBackend(workers, context_args, [s.key for s in spec.studies()], 1)
     request.getfixturevalue("ray_cluster")
-    from sparsedp.experiment.ray_backend import RayBackend
+    from sparsedp.execution.backends.ray_cluster import RayBackend
 
     backend = RayBackend(workers, context_args, 1)
     backend.wait_for_workers(workers)

@@ -11,9 +11,9 @@ import pytest
 from sparsedp.analysis import analyze
 from sparsedp.analysis.edges import search_edges
 from sparsedp.cli.main import main
-from sparsedp.experiment import load_experiment
-from sparsedp.experiment.records import TrialRecord
-from sparsedp.experiment.runner import study_descriptor
+from sparsedp.execution.records import TrialRecord
+from sparsedp.execution.runner import study_descriptor
+from sparsedp.specs import load_experiment
 from sparsedp.store import ResultStore, trials_frame
 from sparsedp.store.batch_science import search_space_of
 

@@ -17,10 +17,10 @@ from sparsedp.data.splits import (
     split_train_validation,
     train_split_size,
 )
-from sparsedp.experiment.spec import EngineOptions, StudySpec
-from sparsedp.experiment.worker import WorkerContext
+from sparsedp.execution.backends.worker import WorkerContext
 from sparsedp.pruning.prune import PruneSettings
 from sparsedp.pruning.saliency import prunable_parameters, snip_batches, snip_saliency
+from sparsedp.specs import EngineOptions, StudySpec
 from sparsedp.training.trainer import EngineSettings, TrialRun, build_trial_model
 from sparsedp.training.trial_config import TrialConfig
 

@@ -6,7 +6,7 @@ import dataclasses
 import re
 from pathlib import Path
 
-from sparsedp.experiment import EngineOptions
+from sparsedp.specs import EngineOptions
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
 

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from sparsedp.experiment import load_experiment
-from sparsedp.experiment.runner import run_experiment
+from sparsedp.execution.runner import run_experiment
+from sparsedp.specs import load_experiment
 from sparsedp.store import ResultStore, trials_frame
 
 TINY = """
@@ -169,7 +169,7 @@ def test_kill_minus_nine_and_resume_matches_uninterrupted(reference, tiny_file):
 
 
 def test_failing_trials_are_recorded_and_retried(tiny_file, monkeypatch):
-    from sparsedp.experiment import worker
+    from sparsedp.execution.backends import worker
 
     calls = {"n": 0}
     original = worker.TrialRun

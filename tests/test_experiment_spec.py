@@ -9,7 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from sparsedp.experiment import (
+from sparsedp.pruning.prune import PruneSettings
+from sparsedp.search import DEFAULT_DIMENSIONS, Dimension
+from sparsedp.specs import (
     EngineOptions,
     ExperimentFileError,
     ExperimentSpec,
@@ -17,8 +19,6 @@ from sparsedp.experiment import (
     load_experiment,
     resolve_batch_sizes,
 )
-from sparsedp.pruning.prune import PruneSettings
-from sparsedp.search import DEFAULT_DIMENSIONS, Dimension
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 

@@ -26,10 +26,11 @@ import torch
 
 from sparsedp.cli import experiment_cmds
 from sparsedp.cli.main import main
-from sparsedp.experiment import load_experiment, preflight
-from sparsedp.experiment.failures import FailureWatch, RunStopped, is_environment_failure
-from sparsedp.experiment.runlock import RunLock, RunLockBusy
-from sparsedp.experiment.runner import run_experiment
+from sparsedp.execution import preflight
+from sparsedp.execution.failures import FailureWatch, RunStopped, is_environment_failure
+from sparsedp.execution.runlock import RunLock, RunLockBusy
+from sparsedp.execution.runner import run_experiment
+from sparsedp.specs import load_experiment
 from sparsedp.store import ResultStore
 
 EXPERIMENT = """
@@ -363,7 +364,7 @@ def test_failure_watch_rules():
 def test_systematic_failure_stops_the_run_and_stores_nothing(reference, tmp_path,
                                                              shared_data_dir, capsys,
                                                              monkeypatch):
-    from sparsedp.experiment import worker
+    from sparsedp.execution.backends import worker
 
     path = copy_of_reference(reference, tmp_path, shared_data_dir / "mnist")
     kept = delete_trials(tmp_path / "results", keep=1)  # 3 trials to run
@@ -385,7 +386,7 @@ def test_systematic_failure_stops_the_run_and_stores_nothing(reference, tmp_path
 
 def test_trial_specific_failure_is_stored_and_exits_3(reference, tmp_path, shared_data_dir,
                                                       capsys, monkeypatch):
-    from sparsedp.experiment import worker
+    from sparsedp.execution.backends import worker
 
     path = copy_of_reference(reference, tmp_path, shared_data_dir / "mnist")
     kept = delete_trials(tmp_path / "results", keep=N_TRIALS - 1)
@@ -524,7 +525,7 @@ def test_lock_of_a_killed_run_is_free():
 
     with tempfile.TemporaryDirectory() as directory:
         holder = subprocess.Popen(
-            [sys.executable, "-c", "import sys, time; from sparsedp.experiment.runlock import "
+            [sys.executable, "-c", "import sys, time; from sparsedp.execution.runlock import "
              "RunLock; RunLock(sys.argv[1]).acquire(); print('held', flush=True); "
              "time.sleep(300)", directory], stdout=subprocess.PIPE, text=True)
         assert holder.stdout is not None and holder.stdout.readline().strip() == "held"

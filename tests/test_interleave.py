@@ -86,9 +86,10 @@ def test_a_later_winner_stops_an_earlier_slow_trial_at_once(tmp_path, shared_dat
                                                             monkeypatch) -> None:
     """Trial 0 is slow, trial 1 wins early: one after another, trial 0 trains past that;
     interleaved, it is stopped at trial 1's step count. Trial 1's outcome is the same."""
-    from sparsedp.experiment import load_experiment
-    from sparsedp.experiment.backends import InProcessBackend
-    from sparsedp.experiment.worker import TrialTask, WorkerContext
+    from sparsedp.execution.backends.local import InProcessBackend
+    from sparsedp.execution.backends.worker import WorkerContext
+    from sparsedp.execution.tasks import TrialTask
+    from sparsedp.specs import load_experiment
 
     monkeypatch.setenv("SPARSEDP_CACHE_DIR", str(tmp_path / "cache"))
     path = tmp_path / "exp.toml"

@@ -8,8 +8,8 @@ import pytest
 
 from sparsedp.analysis.compare import critical_batch_ratio
 from sparsedp.analysis.fit import BootstrapFit, ScalingFit, bootstrap_scaling
-from sparsedp.experiment.ordering import neighbours, order_trials
-from sparsedp.experiment.spec import StudySpec
+from sparsedp.execution.ordering import neighbours, order_trials
+from sparsedp.specs import StudySpec
 
 W = "mnist-simplecnn-momentum"
 

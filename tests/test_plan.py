@@ -7,8 +7,7 @@ from pathlib import Path
 import pytest
 
 from sparsedp.cli.main import main
-from sparsedp.experiment import StudySpec
-from sparsedp.experiment.plan import (
+from sparsedp.planning.estimate import (
     DAY,
     ExperimentPlan,
     Speed,
@@ -18,6 +17,7 @@ from sparsedp.experiment.plan import (
     plan_study,
     trial_seconds,
 )
+from sparsedp.specs import StudySpec
 
 SPEED = Speed(step_seconds=0.01, check_seconds=2.0, setup_seconds=0.5, memory_mb=100.0)
 STUDY = StudySpec("mnist-simplecnn-momentum", 0.9, 64, max_steps=1000, eval_every=16)
@@ -120,7 +120,7 @@ def test_estimates_stored_neighbour_guess_and_none(tmp_path: Path) -> None:
     import argparse
 
     from sparsedp.cli.plan_cmd import _estimates, _Stored
-    from sparsedp.experiment import load_experiment
+    from sparsedp.specs import load_experiment
 
     path = tmp_path / "e.toml"
     path.write_text('name = "e"\nworkloads = ["mnist-simplecnn-momentum"]\n'

@@ -21,7 +21,6 @@ from torch import nn
 from sparsedp.cli.main import main
 from sparsedp.data import DataError
 from sparsedp.data.custom import DATASETS, DatasetSpec, ImageFolder, NpzFile, load_registered
-from sparsedp.experiment import ExperimentFileError, StudySpec, load_experiment
 from sparsedp.models import MODELS, build_model, prunable_parameters
 from sparsedp.plugins import (
     Pruner,
@@ -33,6 +32,7 @@ from sparsedp.plugins import (
     register_workload,
 )
 from sparsedp.pruning import registry as pruner_registry
+from sparsedp.specs import ExperimentFileError, StudySpec, load_experiment
 from sparsedp.store import ResultStore
 from sparsedp.training.workloads import WORKLOADS, get_workload
 

@@ -8,8 +8,8 @@ import pandas as pd
 import pytest
 
 from sparsedp.cli.main import main
-from sparsedp.experiment import ExperimentFileError, StudySpec, load_experiment
 from sparsedp.report.notes import precision_note
+from sparsedp.specs import ExperimentFileError, StudySpec, load_experiment
 
 EXPERIMENT = """name = "p"
 workloads = ["mnist-simplecnn-momentum"]

@@ -277,8 +277,8 @@ def test_random_with_snip_layer_densities_keeps_snips_counts(small):
 
 
 def test_the_worker_makes_random_snip_layers_from_the_cached_snip_saliency(mnist, tmp_path):
-    from sparsedp.experiment import EngineOptions, StudySpec
-    from sparsedp.experiment.worker import WorkerContext
+    from sparsedp.execution.backends.worker import WorkerContext
+    from sparsedp.specs import EngineOptions, StudySpec
     from sparsedp.training import TrialRun
 
     def config(method):

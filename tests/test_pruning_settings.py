@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from sparsedp.cli import trial_cmd
-from sparsedp.experiment import ExperimentFileError, StudySpec, load_experiment
 from sparsedp.pruning import Pruner, PruneSettings, pruner_names, register_pruner, registry
+from sparsedp.specs import ExperimentFileError, StudySpec, load_experiment
 
 BASE = """\
 name = "t"

@@ -12,8 +12,8 @@ import pytest
 
 import sparsedp
 from sparsedp.cli.main import main
-from sparsedp.experiment import StudySpec
-from sparsedp.experiment.records import TrialRecord
+from sparsedp.execution.records import TrialRecord
+from sparsedp.specs import StudySpec
 
 REPO = Path(__file__).resolve().parents[1]
 DOC = REPO / "docs" / "python-api.md"

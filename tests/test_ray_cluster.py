@@ -17,10 +17,10 @@ from pathlib import Path
 
 import pytest
 
-from sparsedp.experiment import load_experiment
-from sparsedp.experiment import runner as runner_module
-from sparsedp.experiment.contract import WorkerDataError
-from sparsedp.experiment.runner import run_experiment
+from sparsedp.execution import runner as runner_module
+from sparsedp.execution.backends.contract import WorkerDataError
+from sparsedp.execution.runner import run_experiment
+from sparsedp.specs import load_experiment
 from sparsedp.store import ResultStore
 
 EXPERIMENT = """
@@ -248,7 +248,7 @@ def test_node_without_the_data_stops_the_experiment_naming_node_and_path(
     monkeypatch.setenv("SPARSEDP_DATA_DIR", str(missing))
     node = ray_cluster.add_node(**ray_cluster.node_args, resources={"no_data": 1})
     monkeypatch.setenv("SPARSEDP_DATA_DIR", str(shared_data_dir / "mnist"))  # driver: fine
-    from sparsedp.experiment.ray_backend import RayBackend
+    from sparsedp.execution.backends.ray_cluster import RayBackend
 
     def on_that_node(spec, workers, context_args, keys, best):
         return RayBackend(1, context_args, 1, actor_options={"resources": {"no_data": 1}})

@@ -19,11 +19,11 @@ import pytest
 
 from sparsedp.analysis import best_trials
 from sparsedp.analysis.repeats import repeat_spread, seed_ratio_intervals, seed_runs
-from sparsedp.experiment import SEED_STRIDE, StudySpec, load_experiment
-from sparsedp.experiment.records import TrialRecord
-from sparsedp.experiment.repeats import repeat_seeds, repeat_task, run_repeats
-from sparsedp.experiment.runner import run_experiment
+from sparsedp.execution.records import TrialRecord
+from sparsedp.execution.runner import run_experiment
+from sparsedp.repeats.run import repeat_seeds, repeat_task, run_repeats
 from sparsedp.search.space import Dimension, SearchSpace
+from sparsedp.specs import SEED_STRIDE, StudySpec, load_experiment
 from sparsedp.store import ResultStore, repeats_frame, trials_frame
 from sparsedp.store.sqlite import _SCHEMA
 
@@ -282,7 +282,7 @@ def test_repeats_wait_for_the_search_to_finish(tmp_path: Path, shared_data_dir: 
     path.write_text(TINY.format(results=tmp_path / "r", data=shared_data_dir / "mnist"))
     spec = load_experiment(path)
     with ResultStore(spec.results_dir) as store:
-        from sparsedp.experiment.runner import study_descriptor
+        from sparsedp.execution.runner import study_descriptor
 
         store.register_experiment(spec.name, spec.to_dict(),
                                   [study_descriptor(s) for s in spec.studies()])

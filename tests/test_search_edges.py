@@ -10,10 +10,10 @@ import pytest
 
 from sparsedp.analysis.edges import edge_hits, search_edges
 from sparsedp.cli.main import main
-from sparsedp.experiment import load_experiment
-from sparsedp.experiment.records import TrialRecord
-from sparsedp.experiment.runner import study_descriptor
+from sparsedp.execution.records import TrialRecord
+from sparsedp.execution.runner import study_descriptor
 from sparsedp.search.space import Dimension, SearchSpace
+from sparsedp.specs import load_experiment
 from sparsedp.store import ResultStore
 
 SPACE = SearchSpace((

@@ -7,9 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from sparsedp.experiment import ExperimentFileError, StudySpec, load_experiment
 from sparsedp.search import Dimension, SearchSpace, sobol_unit_points
 from sparsedp.search.bratley_fox import bratley_fox_points, direction_integers
+from sparsedp.specs import ExperimentFileError, StudySpec, load_experiment
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 

@@ -10,11 +10,10 @@ import pytest
 
 from sparsedp.cli.main import main
 from sparsedp.data.splits import SplitData
-from sparsedp.experiment import load_experiment
-from sparsedp.experiment.runner import run_experiment
-from sparsedp.experiment.spec import EngineOptions
-from sparsedp.experiment.worker import WorkerContext
+from sparsedp.execution.backends.worker import WorkerContext
+from sparsedp.execution.runner import run_experiment
 from sparsedp.pruning.prune import PruneSettings
+from sparsedp.specs import EngineOptions, load_experiment
 from sparsedp.store import ResultStore
 from sparsedp.training.trainer import EngineSettings, TrialResult, run_trial
 from sparsedp.training.trial_config import TrialConfig
@@ -128,7 +127,7 @@ def test_stopping_on_and_off_settle_the_same_bests(tmp_path, shared_data_dir, mo
 
 
 def test_retry_failed_runs_failed_trials_again(tmp_path, shared_data_dir, monkeypatch, capsys):
-    from sparsedp.experiment import worker
+    from sparsedp.execution.backends import worker
 
     monkeypatch.setenv("SPARSEDP_CACHE_DIR", str(tmp_path / "cache"))
     path = _write(tmp_path, shared_data_dir, "retry", stop=False)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from sparsedp.experiment.records import TrialRecord
+from sparsedp.execution.records import TrialRecord
 from sparsedp.store import ResultStore, trials_frame
 from sparsedp.store.sqlite import _SCHEMA
 

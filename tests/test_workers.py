@@ -14,9 +14,10 @@ from pathlib import Path
 
 import psutil
 
-from sparsedp.experiment import load_experiment
-from sparsedp.experiment.runner import run_experiment
-from sparsedp.experiment.worker import TrialGroup, TrialTask, WorkerContext
+from sparsedp.execution.backends.worker import WorkerContext
+from sparsedp.execution.runner import run_experiment
+from sparsedp.execution.tasks import TrialGroup, TrialTask
+from sparsedp.specs import load_experiment
 from sparsedp.store import ResultStore
 
 EXPERIMENT = """

@@ -1,7 +1,7 @@
 """Seed repeats: the spread of a study's result over seeds, and intervals that include it.
 
 ``sparsedp repeat`` trains each study's best metaparameters again with ``k`` new seeds
-(initialisation and batch order; see :mod:`sparsedp.experiment.repeats`). A study then has
+(initialisation and batch order; see :mod:`sparsedp.repeats.run`). A study then has
 ``k + 1`` *runs* at its best metaparameters: the search's best trial (run 0) and its repeats.
 Only repeats of the study's current best trial count.
 

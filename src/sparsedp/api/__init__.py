@@ -31,14 +31,10 @@ from sparsedp.api.events import (
     format_event,
     print_progress,
 )
-from sparsedp.api.experiment import (
-    Experiment,
-    ExperimentStatus,
-    RunResult,
-    StudyStatus,
-    critical_batch_sizes,
-)
+from sparsedp.api.experiment import Experiment
+from sparsedp.api.fits import critical_batch_sizes
 from sparsedp.api.repeats import RepeatEvent, RepeatResult, format_repeat_event
+from sparsedp.api.status import ExperimentStatus, RunResult, StudyStatus
 from sparsedp.api.trial import TrialMeasurement, measure_trial, measure_trial_config
 
 __all__ = [

@@ -16,11 +16,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sparsedp.api.errors import EXIT_BUSY, SparsedpError
-from sparsedp.experiment import ExperimentSpec
-from sparsedp.experiment.provenance import provenance as current_provenance
-from sparsedp.experiment.runlock import RunLock, RunLockBusy
+from sparsedp.execution.provenance import provenance as current_provenance
+from sparsedp.execution.runlock import RunLock, RunLockBusy
 from sparsedp.report import FindingSource, Section, write_report
 from sparsedp.search.space import SearchSpace
+from sparsedp.specs import ExperimentSpec
 from sparsedp.store import ResultStore, repeats_frame, trials_frame
 from sparsedp.store.batch_science import (
     METRIC,

@@ -15,8 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
-from sparsedp.experiment.records import TrialRecord
-from sparsedp.experiment.spec import StudySpec
+from sparsedp.execution import runner
+from sparsedp.execution.records import TrialRecord
+from sparsedp.specs import StudySpec
 
 
 @dataclass(frozen=True)
@@ -152,3 +153,19 @@ def print_progress(event: RunEvent | TrialEvent, file: TextIO | None = None) -> 
     line = format_event(event)
     if line is not None:
         print(line, file=file or sys.stdout, flush=True)
+
+
+def typed_event(event: runner.RunEvent) -> RunEvent | None:
+    """The runner's event as one of the API's typed events."""
+    if event.kind == "plan":
+        return RunPlanned(event.total)
+    if event.kind == "study-start" and event.study is not None:
+        return StudyStarted(event.study, event.done, event.total, event.order_from)
+    if event.kind == "trial" and event.study is not None and event.record is not None:
+        return TrialFinished(event.study, event.record, event.done, event.total)
+    if event.kind == "failure" and event.study is not None and event.failure is not None:
+        f = event.failure
+        return AttemptFailed(event.study, f.index, f.attempt, f.error, event.done, event.total)
+    if event.kind == "done":
+        return RunFinished(event.done, event.total)
+    return None

@@ -6,146 +6,57 @@
 
 from __future__ import annotations
 
-import json
 import os
 import sqlite3
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
 from sparsedp.analysis import Analysis, analyze
-from sparsedp.analysis.edges import EdgeHit, edge_hits
+from sparsedp.analysis.edges import edge_hits
 from sparsedp.api.batch_science import FIGURE_FORMATS, write_batch_science
 from sparsedp.api.errors import (
     EXIT_BUSY,
-    EXIT_OK,
     EXIT_SIGINT,
     EXIT_SIGTERM,
     EXIT_STOPPED,
-    EXIT_TRIALS_FAILED,
     RunInterrupted,
     SparsedpError,
     Terminated,
 )
-from sparsedp.api.events import (
-    AttemptFailed,
-    ChecksPassed,
-    RunEvent,
-    RunFinished,
-    RunPlanned,
-    StudyStarted,
-    TrialFinished,
-)
+from sparsedp.api.events import ChecksPassed, RunEvent, typed_event
 from sparsedp.api.repeats import RepeatEvent, RepeatResult, repeat_experiment
-from sparsedp.experiment import (
-    ExperimentFileError,
-    ExperimentSpec,
-    StudySpec,
-    load_experiment,
-    runner,
-)
-from sparsedp.experiment.contract import WorkerDataError
-from sparsedp.experiment.failures import RunStopped
-from sparsedp.experiment.preflight import (
+from sparsedp.api.reporting import report_context
+from sparsedp.api.status import METAPARAMETERS, STATUSES, ExperimentStatus, RunResult, StudyStatus
+from sparsedp.execution import runner
+from sparsedp.execution.backends.contract import WorkerDataError
+from sparsedp.execution.failures import RunStopped
+from sparsedp.execution.preflight import (
     PreflightError,
     preflight,
     prepare_results_dir,
     remove_created,
 )
-from sparsedp.experiment.provenance import provenance as current_provenance
-from sparsedp.experiment.runlock import RunLock, RunLockBusy
-from sparsedp.experiment.spec import _Loader
+from sparsedp.execution.runlock import RunLock, RunLockBusy
 from sparsedp.plugins import PluginError
 from sparsedp.report import FindingSource, Section, write_report
 from sparsedp.report.probes import probe_findings, probe_section, probed_trials
+from sparsedp.specs import ExperimentFileError, ExperimentSpec, StudySpec, load_experiment
+from sparsedp.specs.loader import ExperimentLoader
 from sparsedp.store import ResultStore, repeats_frame, trials_frame
 from sparsedp.store.check import StoreFileError, check_store
 
-STATUSES = ("complete", "incomplete", "infeasible", "stopped", "failed")
-"""Trial statuses, in the order tables show them."""
-METAPARAMETERS = ("lr", "momentum", "decay_steps", "end_lr_factor")
 DICT_SOURCE = "experiment dict"  # how errors name an experiment given as a dict
-
-
-@dataclass(frozen=True)
-class RunResult:
-    """What one :meth:`Experiment.run` did, and what is still missing afterwards."""
-
-    planned: int  # trials that were missing when the run started
-    finished: int  # trials stored by this run
-    failed_attempts: int
-    statuses: dict[str, int]  # stored trials of this run by status
-    failed: int  # trials of the experiment stored as failed (retry with retry_failed=True)
-    missing: int  # trials of the experiment without a stored result
-    elapsed_s: float
-
-    @property
-    def exit_code(self) -> int:
-        """``sparsedp run``'s exit code for this outcome: 0 every trial has a result, 4 some
-        are missing, 3 some are stored as failed."""
-        if self.missing:
-            return EXIT_STOPPED
-        return EXIT_TRIALS_FAILED if self.failed else EXIT_OK
-
-    def describe(self) -> str:
-        """One line, e.g. ``ran 24 of 24 missing trials in 93 s (7 complete, 17 stopped);
-        failed attempts: 0``."""
-        counts = ", ".join(f"{n} {s}" for s, n in sorted(self.statuses.items())) or "nothing"
-        return (f"ran {self.finished} of {self.planned} missing trials in {self.elapsed_s:.0f} s "
-                f"({counts}); failed attempts: {self.failed_attempts}")
-
-
-@dataclass(frozen=True)
-class StudyStatus:
-    """Stored progress of one study: trials done, counts by status, its best trial."""
-
-    study: StudySpec
-    done: int
-    counts: dict[str, int]  # every status of STATUSES, zero included
-    best_steps: int | None
-    best_trial: int | None
-    best_metaparameters: dict[str, float] = field(default_factory=dict)
-    edges: list[EdgeHit] = field(default_factory=list)  # best metaparameters at a range edge
-
-
-@dataclass(frozen=True)
-class ExperimentStatus:
-    """What ``sparsedp status`` shows: every current study, and how many stored trials
-    belong to studies of earlier configurations of the experiment."""
-
-    name: str
-    trials_per_study: int
-    studies: list[StudyStatus]
-    earlier_trials: int  # stored trials of studies of earlier configurations (kept)
-    earlier_studies: int
-
-    def to_frame(self) -> pd.DataFrame:
-        """One row per study: workload, sparsity, batch_size, study_key, done, the status
-        counts, best_steps, best_trial and the best trial's metaparameters."""
-        rows = []
-        for s in self.studies:
-            rows.append({
-                "workload": s.study.workload, "sparsity": s.study.sparsity,
-                "batch_size": s.study.batch_size, "study_key": s.study.key, "done": s.done,
-                **s.counts, "best_steps": s.best_steps, "best_trial": s.best_trial,
-                **{k: s.best_metaparameters.get(k) for k in METAPARAMETERS},
-            })
-        frame = pd.DataFrame.from_records(rows)
-        for column in ("best_steps", "best_trial"):
-            if column in frame:
-                frame[column] = frame[column].astype("Int64")
-        return frame
 
 
 class Experiment:
     """An experiment grid (workloads × sparsities × batch sizes) and its stored results.
 
     Build one with :meth:`from_file` or :meth:`from_dict`; ``spec`` is the validated
-    :class:`~sparsedp.experiment.ExperimentSpec`.
+    :class:`~sparsedp.specs.ExperimentSpec`.
     """
 
     def __init__(self, spec: ExperimentSpec, source: str | None = None) -> None:
@@ -191,7 +102,7 @@ class Experiment:
             raise SparsedpError(f"{DICT_SOURCE}: expected a dict of the experiment file's "
                                 f"keys, got {type(doc).__name__}")
         base = Path(base_dir if base_dir is not None else Path.cwd()).expanduser().resolve()
-        loader = _Loader(base / DICT_SOURCE, DICT_SOURCE, "", tuple(plugins))
+        loader = ExperimentLoader(base / DICT_SOURCE, DICT_SOURCE, "", tuple(plugins))
         try:
             spec = loader.load(_plain(doc))
         except (ExperimentFileError, PluginError) as exc:
@@ -261,7 +172,7 @@ class Experiment:
         def translate(event: runner.RunEvent) -> None:
             if event.kind == "trial":
                 stored[0] += 1
-            typed = _typed(event)
+            typed = typed_event(event)
             if typed is not None:
                 emit(typed)
 
@@ -438,27 +349,7 @@ class Experiment:
         frame = self.trials() if trials is None else trials
         if frame.empty:
             raise SparsedpError(f"{self.name} has no finished trials yet in {self.results_dir}")
-        # The experiment as configured now: trials of studies an earlier configuration
-        # linked (another goal, budget, pruning, seed) stay out of the provenance.
-        keys = {study.key for study in self.studies()}
-        with ResultStore(self.results_dir, read_only=True) as store:
-            rows = [r for r in store.trial_rows(self.name, all_studies=True)
-                    if r["study_key"] in keys]
-        stored = [json.loads(r["provenance_json"]) for r in rows if r["provenance_json"]]
-        provenance = {
-            "report generated with": current_provenance(self.spec.engine.device),
-            "trials measured with": _distinct(stored),
-        }
-        config = self.spec.to_dict()
-        config["expected_studies"] = [
-            {"workload": s.workload, "sparsity": s.sparsity, "batch_size": s.batch_size}
-            for s in self.studies()
-        ]
-        engines = _distinct([json.loads(r["engine_json"]) for r in rows if r["engine_json"]])
-        # What produced the stored trials (the stopping sentence reads each trial's own
-        # setting from the frame), then the file's settings, which apply to the next run.
-        notes = {"trial engine settings": engines,
-                 "experiment file's engine settings (next run)": asdict(self.spec.engine)}
+        config, provenance, notes = report_context(self.spec, self.studies())
         where = Path(out) if out else self.results_dir / "report"
         probed = probed_trials(self.probe_results(), {s.key: s for s in self.studies()})
         if probed:  # `sparsedp probe` results: predictions next to the fits, and figures
@@ -488,49 +379,7 @@ class Experiment:
             return store.probe_rows({s.key for s in self.studies()})
 
 
-def critical_batch_sizes(analysis: Analysis) -> pd.DataFrame:
-    """One row per curve (workload, sparsity): the fit's ``s_min`` and ``b_crit`` with their
-    bootstrap intervals (``*_low``/``*_high``; NaN without one), ``n_points``, ``at_bound``
-    (B_crit not identified by the measured range) and the regime boundaries."""
-    rows = []
-    for key, curve in analysis.curves.items():
-        fit, boot, reg = analysis.fits[key], analysis.bootstraps[key], analysis.regimes[key]
-        s_ci = boot.s_min_ci if boot and boot.s_min_ci else (float("nan"),) * 2
-        b_ci = boot.b_crit_ci if boot and boot.b_crit_ci else (float("nan"),) * 2
-        rows.append({
-            "workload": curve.workload, "sparsity": curve.sparsity,
-            "n_points": len(curve),
-            "s_min": fit.s_min if fit else float("nan"),
-            "s_min_low": s_ci[0], "s_min_high": s_ci[1],
-            "b_crit": fit.b_crit if fit else float("nan"),
-            "b_crit_low": b_ci[0], "b_crit_high": b_ci[1],
-            "at_bound": fit.at_bound if fit else None,
-            "perfect_scaling_end": reg.perfect_scaling_end,
-            "max_parallelism_onset": reg.max_parallelism_onset,
-        })
-    return pd.DataFrame.from_records(rows, columns=[
-        "workload", "sparsity", "n_points", "s_min", "s_min_low", "s_min_high", "b_crit",
-        "b_crit_low", "b_crit_high", "at_bound", "perfect_scaling_end",
-        "max_parallelism_onset"])
-
-
 # --------------------------------------------------------------------------- helpers
-
-
-def _typed(event: runner.RunEvent) -> RunEvent | None:
-    """The runner's event as one of the API's typed events."""
-    if event.kind == "plan":
-        return RunPlanned(event.total)
-    if event.kind == "study-start" and event.study is not None:
-        return StudyStarted(event.study, event.done, event.total, event.order_from)
-    if event.kind == "trial" and event.study is not None and event.record is not None:
-        return TrialFinished(event.study, event.record, event.done, event.total)
-    if event.kind == "failure" and event.study is not None and event.failure is not None:
-        f = event.failure
-        return AttemptFailed(event.study, f.index, f.attempt, f.error, event.done, event.total)
-    if event.kind == "done":
-        return RunFinished(event.done, event.total)
-    return None
 
 
 def _plain(value: Any) -> Any:
@@ -563,12 +412,3 @@ def _unfinished(spec: ExperimentSpec, store: ResultStore) -> tuple[int, int]:
         failed += sum(1 for i, s in done.items() if i < spec.trials and s == "failed")
         missing += sum(1 for i in range(spec.trials) if i not in done)
     return failed, missing
-
-
-def _distinct(items: list[dict]) -> list[dict] | dict:
-    """The distinct dicts among ``items`` (one dict when they all agree)."""
-    seen: list[dict] = []
-    for item in items:
-        if item not in seen:
-            seen.append(item)
-    return seen[0] if len(seen) == 1 else seen

@@ -7,12 +7,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from pathlib import Path
+from typing import Any, Protocol
 
 from sparsedp.api.errors import SparsedpError
 from sparsedp.data import SplitData, load_dataset, prepare_splits
-from sparsedp.experiment.preflight import PreflightError, check_device
-from sparsedp.experiment.probing import (
+from sparsedp.execution.preflight import PreflightError, check_device
+from sparsedp.probing.run import (
     DEFAULT_CHECKPOINTS,
     DEFAULT_LIPSCHITZ_POINTS,
     ProbeTarget,
@@ -21,12 +22,23 @@ from sparsedp.experiment.probing import (
     select_targets,
     with_defaults,
 )
+from sparsedp.specs import ExperimentSpec
 from sparsedp.store import ResultStore
 from sparsedp.training.probed_run import ProbeSettings
 from sparsedp.training.workloads import get_workload
 
-if TYPE_CHECKING:
-    from sparsedp.api.experiment import Experiment
+
+class StoredExperiment(Protocol):
+    """What probing needs of an experiment (:class:`~sparsedp.api.Experiment` has it)."""
+
+    spec: ExperimentSpec
+
+    @property
+    def results_dir(self) -> Path: ...
+
+    def _require_results(self) -> None: ...
+
+    def probe_results(self) -> list[dict[str, Any]]: ...
 
 
 @dataclass(frozen=True)
@@ -41,7 +53,7 @@ class ProbeEvent:
 
 
 def probe_experiment(
-    experiment: Experiment,
+    experiment: StoredExperiment,
     *,
     batch_size: int | None = None,
     sparsities: Iterable[float] | None = None,
@@ -84,7 +96,7 @@ def probe_experiment(
     return experiment.probe_results()
 
 
-def _probe_one(experiment: Experiment, target: ProbeTarget, data: SplitData,
+def _probe_one(experiment: StoredExperiment, target: ProbeTarget, data: SplitData,
                base: ProbeSettings, checkpoints: int, lipschitz_points: int | None,
                device: str, emit: Callable[[ProbeEvent], None]) -> None:
     settings = with_defaults(base, target.stored_steps, checkpoint_count=checkpoints,

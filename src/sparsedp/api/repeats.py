@@ -1,7 +1,7 @@
 """Seed repeats for scripts: train each study's best metaparameters again with more seeds.
 
 :meth:`sparsedp.Experiment.repeat` (and ``sparsedp repeat``) call :func:`repeat_experiment`;
-the seeds, storage and resumption are :mod:`sparsedp.experiment.repeats`'s, the analysis
+the seeds, storage and resumption are :mod:`sparsedp.repeats.run`'s, the analysis
 :mod:`sparsedp.analysis.repeats`'s (docs/analysis.md, "Seed repeats").
 """
 
@@ -24,12 +24,12 @@ from sparsedp.api.errors import (
     SparsedpError,
     Terminated,
 )
-from sparsedp.experiment import ExperimentSpec
-from sparsedp.experiment.contract import WorkerDataError
-from sparsedp.experiment.failures import RunStopped
-from sparsedp.experiment.preflight import PreflightError, prepare_results_dir
-from sparsedp.experiment.repeats import MAX_REPEATS, RepeatEvent, run_repeats
-from sparsedp.experiment.runlock import RunLock, RunLockBusy
+from sparsedp.execution.backends.contract import WorkerDataError
+from sparsedp.execution.failures import RunStopped
+from sparsedp.execution.preflight import PreflightError, prepare_results_dir
+from sparsedp.execution.runlock import RunLock, RunLockBusy
+from sparsedp.repeats.run import MAX_REPEATS, RepeatEvent, run_repeats
+from sparsedp.specs import ExperimentSpec
 from sparsedp.store import ResultStore
 from sparsedp.store.check import StoreFileError, check_store
 

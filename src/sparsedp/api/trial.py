@@ -14,7 +14,7 @@ from sparsedp.api.errors import SparsedpError
 from sparsedp.api.events import TrialChecked, TrialEvent, TrialStarted
 from sparsedp.data import DataError, default_cache_dir, load_dataset, prepare_splits
 from sparsedp.data.splits import SplitData
-from sparsedp.experiment.preflight import PreflightError, check_device
+from sparsedp.execution.preflight import PreflightError, check_device
 from sparsedp.plugins import PluginError, import_plugin, load_entry_points
 from sparsedp.pruning.prune import PruneSettings
 from sparsedp.training import EngineSettings, EvalResult, TrialConfig, TrialResult, run_trial

@@ -32,8 +32,8 @@ from sparsedp.cli.common import (
     sigterm_as_interrupt,
     stderr_console,
 )
-from sparsedp.experiment.preflight import preflight
-from sparsedp.experiment.runner import best_per_study
+from sparsedp.execution.preflight import preflight
+from sparsedp.execution.runner import best_per_study
 
 STATUS_COLUMNS = ("complete", "incomplete", "infeasible", "stopped", "failed")
 

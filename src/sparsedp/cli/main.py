@@ -7,7 +7,6 @@ import os
 import sqlite3
 import sys
 
-from sparsedp import __version__
 from sparsedp.cli import (
     experiment_cmds,
     import_cmd,
@@ -27,8 +26,9 @@ from sparsedp.cli.common import (
     Terminated,
 )
 from sparsedp.data import DataError
-from sparsedp.experiment import ExperimentFileError
 from sparsedp.plugins import PluginError
+from sparsedp.specs import ExperimentFileError
+from sparsedp.version import __version__
 
 
 class _Parser(argparse.ArgumentParser):

@@ -11,7 +11,10 @@ import time
 from rich.console import Console
 
 from sparsedp.cli.common import CliError, add_plugin_option, load, positive_int, stderr_console
-from sparsedp.experiment.plan import (
+from sparsedp.execution.backends.worker import WorkerContext
+from sparsedp.execution.preflight import PreflightError, check_device
+from sparsedp.execution.tasks import TrialTask
+from sparsedp.planning.estimate import (
     DAY,
     DEFAULT_CHECK_FRACTION,
     ExperimentPlan,
@@ -24,9 +27,7 @@ from sparsedp.experiment.plan import (
     plan_study,
     snip_groups,
 )
-from sparsedp.experiment.preflight import PreflightError, check_device
-from sparsedp.experiment.spec import ExperimentSpec, StudySpec
-from sparsedp.experiment.worker import TrialTask, WorkerContext
+from sparsedp.specs import ExperimentSpec, StudySpec
 from sparsedp.store import ResultStore
 from sparsedp.training.workloads import get_workload
 

@@ -12,9 +12,9 @@ from rich.table import Table
 
 from sparsedp.api.probe import ProbeEvent, ProbeSettings
 from sparsedp.cli.common import add_plugin_option, load, positive_int, stderr_console
-from sparsedp.experiment import ExperimentSpec
-from sparsedp.experiment.probing import DEFAULT_CHECKPOINTS, DEFAULT_LIPSCHITZ_POINTS
+from sparsedp.probing.run import DEFAULT_CHECKPOINTS, DEFAULT_LIPSCHITZ_POINTS
 from sparsedp.report.format import number
+from sparsedp.specs import ExperimentSpec
 
 
 def _non_negative(text: str) -> int:

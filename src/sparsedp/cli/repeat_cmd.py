@@ -14,7 +14,7 @@ from sparsedp.cli.common import (
     sigterm_as_interrupt,
     stderr_console,
 )
-from sparsedp.experiment.preflight import preflight
+from sparsedp.execution.preflight import preflight
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from sparsedp.api import report_results
-from sparsedp.api.experiment import FIGURE_FORMATS
+from sparsedp.api.batch_science import FIGURE_FORMATS
 from sparsedp.cli.common import CliError, add_plugin_option, load, positive_int, stderr_console
 
 

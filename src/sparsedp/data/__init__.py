@@ -1,8 +1,10 @@
 """Data: obtaining data sets, the validation split, normalisation and batch order."""
 
 from sparsedp.data.batches import BatchStream
+from sparsedp.data.catalogue import DATASET_NAMES
+from sparsedp.data.dataset import ImageDataset
 from sparsedp.data.errors import DataError
-from sparsedp.data.sources import DATASET_NAMES, ImageDataset, default_cache_dir, load_dataset
+from sparsedp.data.sources import default_cache_dir, load_dataset
 from sparsedp.data.splits import (
     SplitData,
     channel_statistics,

@@ -1,7 +1,7 @@
 """CIFAR-10 readers: the canonical python pickles and image-folder copies (JPEG/PNG).
 
-Both return uint8 images shaped (N, 3, 32, 32) and int64 labels. Caching of the decoded
-arrays is done by :mod:`sparsedp.data.sources`, which wraps these readers.
+Both return uint8 images shaped (N, 3, 32, 32) and int64 labels. :mod:`sparsedp.data.sources`
+wraps these readers; :mod:`sparsedp.data.array_cache` caches the decoded arrays.
 """
 
 from __future__ import annotations

@@ -23,9 +23,10 @@ from PIL import Image, UnidentifiedImageError
 
 from sparsedp.origin import check_free, check_part, current_origin
 
+from .catalogue import DATASET_NAMES
 from .cifar import IMAGE_EXTENSIONS, LOSSY_EXTENSIONS
+from .dataset import ImageDataset
 from .errors import DataError
-from .sources import DATASET_NAMES, ImageDataset
 
 __all__ = [
     "DATASETS",

@@ -1,11 +1,13 @@
 """The training split and its batch order held on the training device.
 
 On a GPU, gathering and normalising each batch on the host and copying it over costs more
-than the step itself for small models. :class:`DeviceSplit` keeps the training images on the
-device as ``uint8`` (in training-split order) and normalises each batch there through a
-table of the 256 values per channel made by :meth:`SplitData.normalize` itself, so a batch is
-the same tensor, bit for bit, on either device (a GPU's own division by a scalar rounds
-differently: it multiplies by the reciprocal). :class:`DeviceBatchOrder` holds
+than the step itself for small models. :class:`DeviceSplit` (defined in
+:mod:`sparsedp.data.splits`, next to :meth:`SplitData.train_on` that makes it; re-exported
+here) keeps the training images on the device as ``uint8`` (in training-split order) and
+normalises each batch there through a table of the 256 values per channel made by
+:meth:`SplitData.normalize` itself, so a batch is the same tensor, bit for bit, on either
+device (a GPU's own division by a scalar rounds differently: it multiplies by the
+reciprocal). :class:`DeviceBatchOrder` holds
 :class:`~sparsedp.data.batches.BatchStream`'s order (the same epoch permutations from the same
 ``data_seed``) on the device, so the batch of any step is found there without the host.
 """
@@ -15,41 +17,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from sparsedp.data.splits import SplitData
+from sparsedp.data.splits import DeviceSplit
 
 __all__ = ["DeviceBatchOrder", "DeviceSplit"]
-
-
-class DeviceSplit:
-    """The training split of ``data`` on ``device``: uint8 images, int64 labels."""
-
-    def __init__(self, data: SplitData, device: str | torch.device) -> None:
-        self.device = torch.device(device)
-        rows = data.train_index
-        order = np.argsort(rows, kind="stable")  # read a memory-mapped array in file order
-        images = np.empty((rows.shape[0], *data.image_shape),
-                          dtype=data.dataset.train_images.dtype)
-        images[order] = data.dataset.train_images[rows[order]]
-        self.images = torch.from_numpy(images).to(self.device)
-        self.labels = torch.from_numpy(
-            np.asarray(data.dataset.train_labels[rows], dtype=np.int64)).to(self.device)
-        self.scaled = images.dtype == np.uint8  # float data sets are used as given
-        if self.scaled:
-            channels = images.shape[1]
-            values = np.repeat(np.arange(256, dtype=np.uint8)[:, None], channels, axis=1)
-            table = data.normalize(values[:, :, None, None])[:, :, 0, 0]  # (256, C)
-            self.table = table.t().contiguous().reshape(-1).to(self.device)  # c·256 + v
-            self.offsets = (torch.arange(channels, device=self.device) * 256).view(1, -1, 1, 1)
-
-    def batch(self, positions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Normalised images and labels at ``positions`` (any shape; flattened, in order)."""
-        flat = positions.reshape(-1)
-        images = self.images.index_select(0, flat)
-        if self.scaled:
-            x = self.table[images.to(torch.int64) + self.offsets]
-        else:
-            x = images.to(torch.float32)
-        return x, self.labels.index_select(0, flat)
 
 
 class DeviceBatchOrder:

@@ -6,39 +6,42 @@
 into the cache, verifying their checksums. Decoded arrays are stored once as ``.npy``
 files under ``<cache>/<name>/arrays/<source key>/`` and memory-mapped on later calls, so
 several worker processes share one copy through the page cache.
+
+This module holds the search order and the decoding; the parts it uses are
+:mod:`~sparsedp.data.catalogue` (the built-in data sets' names, classes and sizes),
+:mod:`~sparsedp.data.locate` (finding a copy in a folder), :mod:`~sparsedp.data.array_cache`
+(the ``.npy`` cache), :mod:`~sparsedp.data.canonical_downloads` (the download step),
+:mod:`~sparsedp.data.dataset` (:class:`ImageDataset`) and :mod:`~sparsedp.data.custom`
+(registered data sets, tried first).
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import os
 import shutil
-import tarfile
-import tempfile
-from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
-from typing import Any
+from pathlib import Path
 
 import numpy as np
 
-from .cifar import (
-    CIFAR10_CLASSES,
-    CIFAR_TARBALL_NAME,
-    PICKLE_FOLDER_NAME,
-    TEST_BATCH,
-    TRAIN_BATCHES,
-    classify_tarball,
-    image_folder_files,
-    is_image_folder_dir,
-    is_pickle_dir,
-    read_cifar_image_folders,
-    read_cifar_pickles,
+from .array_cache import ARRAY_NAMES as _ARRAY_NAMES  # noqa: F401  (tests read it here)
+from .array_cache import CACHE_VERSION, fingerprint, load_cached, save_cached
+from .canonical_downloads import CANONICAL_SOURCES, download_canonical
+from .catalogue import (
+    DATASET_NAMES,
+    EXPECTED_COUNTS,
+    FASHION_CLASSES,
+    LABELS,
+    LOSSY_LABEL,
+    MNIST_CLASSES,
+    canonical_name,
 )
-from .download import download_file, verify_file
+from .cifar import CIFAR10_CLASSES, read_cifar_image_folders, read_cifar_pickles
+from .custom import dataset_spec, load_registered
+from .dataset import ImageDataset
 from .errors import DataError
 from .idx import read_idx_pair
+from .locate import Found, probe_idx, search_root, what_is_wanted
 
 __all__ = [
     "CANONICAL_SOURCES",
@@ -53,105 +56,10 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-DATASET_NAMES: tuple[str, ...] = ("mnist", "fashion-mnist", "cifar10")
-
-_ALIASES = {
-    "fashion_mnist": "fashion-mnist",
-    "fashionmnist": "fashion-mnist",
-    "fmnist": "fashion-mnist",
-    "cifar-10": "cifar10",
-    "cifar_10": "cifar10",
-}
-
-MNIST_CLASSES: tuple[str, ...] = tuple(str(i) for i in range(10))
-FASHION_CLASSES: tuple[str, ...] = (
-    "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
-    "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
-)  # fmt: skip
-
-# (train, test) sizes; a source with other counts is rejected. Tests may patch this table.
-EXPECTED_COUNTS: dict[str, tuple[int, int]] = {
-    "mnist": (60_000, 10_000),
-    "fashion-mnist": (60_000, 10_000),
-    "cifar10": (50_000, 10_000),
-}
-
-_IDX_ROLES: dict[str, str] = {
-    "train_images": "train-images-idx3-ubyte",
-    "train_labels": "train-labels-idx1-ubyte",
-    "test_images": "t10k-images-idx3-ubyte",
-    "test_labels": "t10k-labels-idx1-ubyte",
-}
-_ARRAY_NAMES = ("train_images", "train_labels", "test_images", "test_labels")
-
-# Canonical downloads. ``mirrors`` passed to load_dataset overrides entries of this table.
-CANONICAL_SOURCES: dict[str, dict[str, Any]] = {
-    "mnist": {
-        "base_url": "https://ossci-datasets.s3.amazonaws.com/mnist/",
-        "files": {
-            "train-images-idx3-ubyte.gz": ("md5", "f68b3c2dcbeaaa9fbdd348bbdeb94873"),
-            "train-labels-idx1-ubyte.gz": ("md5", "d53e105ee54ea40749a09fcbcd1e9432"),
-            "t10k-images-idx3-ubyte.gz": ("md5", "9fb629c4189551a2d022fa330f9573f3"),
-            "t10k-labels-idx1-ubyte.gz": ("md5", "ec29112dd5afa0611ce80d1b7f02629c"),
-        },
-    },
-    "fashion-mnist": {
-        "base_url": "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",
-        "files": {
-            "train-images-idx3-ubyte.gz": ("md5", "8d4fb7e6c68d591d4c3dfef9ec88bf0d"),
-            "train-labels-idx1-ubyte.gz": ("md5", "25c81989df183df01b3e8a0aad5dffbe"),
-            "t10k-images-idx3-ubyte.gz": ("md5", "bef4ecab320f06d8554ea6380940ec79"),
-            "t10k-labels-idx1-ubyte.gz": ("md5", "bb300cfdad3c16e7a12a480ee83cd310"),
-        },
-    },
-    "cifar10": {
-        "base_url": "https://www.cs.toronto.edu/~kriz/",
-        "files": {CIFAR_TARBALL_NAME: ("md5", "c58f30108f718f92721af3b95e74349a")},
-    },
-}
-
 # System-wide copies checked after the user and repo folders (Debian: dataset-fashion-mnist).
 SYSTEM_DATA_DIRS: dict[str, tuple[Path, ...]] = {
     "fashion-mnist": (Path("/usr/share/datasets/fashion-mnist"),),
 }
-
-# Subfolders of a data root that may hold each data set.
-_SUBFOLDERS: dict[str, tuple[str, ...]] = {
-    "mnist": ("mnist", "MNIST"),
-    "fashion-mnist": ("fashion-mnist", "fashion_mnist", "FashionMNIST"),
-    "cifar10": ("cifar10", PICKLE_FOLDER_NAME, "cifar10-jpeg"),
-}
-
-_LABELS = {"mnist": "MNIST", "fashion-mnist": "Fashion-MNIST", "cifar10": "CIFAR-10"}
-_LOSSY_LABEL = "CIFAR-10 (lossy JPEG copy, not bit-identical)"
-_CACHE_VERSION = 1
-_TARBALL_SUFFIXES = (".tar.gz", ".tgz", ".tar")
-
-
-@dataclass(frozen=True, eq=False)
-class ImageDataset:
-    """A labelled image data set as uint8 (N, C, H, W) arrays (often read-only memmaps)."""
-
-    name: str
-    train_images: np.ndarray = field(repr=False)
-    train_labels: np.ndarray = field(repr=False)
-    test_images: np.ndarray = field(repr=False)
-    test_labels: np.ndarray = field(repr=False)
-    classes: tuple[str, ...]
-    source: str
-    lossy: bool
-    label: str
-
-    @property
-    def num_classes(self) -> int:
-        """Number of classes."""
-        return len(self.classes)
-
-    @property
-    def image_shape(self) -> tuple[int, int, int]:
-        """(C, H, W) of one image."""
-        c, h, w = self.train_images.shape[1:]
-        return int(c), int(h), int(w)
 
 
 # ------------------------------------------------------------------------------ paths
@@ -177,203 +85,6 @@ def repo_data_dir() -> Path | None:
     return None
 
 
-def _canonical_name(name: str) -> str:
-    key = name.strip().lower()
-    key = _ALIASES.get(key, key)
-    if key not in DATASET_NAMES:
-        raise DataError(f"unknown data set {name!r}; choose one of {', '.join(DATASET_NAMES)}")
-    return key
-
-
-# ---------------------------------------------------------------------------- probing
-
-
-@dataclass(frozen=True)
-class _Found:
-    kind: str  # "idx" | "cifar-pickles" | "cifar-images"
-    path: Path  # folder or tarball
-    files: tuple[Path, ...]  # what the data is read from (fingerprinted for the cache key)
-    description: str
-
-
-def _probe_idx(folder: Path, allow_partial: bool) -> _Found | None:
-    found: dict[str, Path] = {}
-    for role, base in _IDX_ROLES.items():
-        for candidate in (folder / f"{base}.gz", folder / base):
-            if candidate.is_file():
-                found[role] = candidate
-                break
-    if not found:
-        return None
-    if len(found) < len(_IDX_ROLES):
-        if allow_partial:
-            return None
-        missing = [f"{b}[.gz]" for r, b in _IDX_ROLES.items() if r not in found]
-        raise DataError(
-            f"{folder}: incomplete IDX data set, missing {', '.join(missing)}; "
-            "put all four files there (gzip-compressed or not)"
-        )
-    files = tuple(found[r] for r in _IDX_ROLES)
-    gz = [f.suffix == ".gz" for f in files]
-    fmt = "IDX, gzip" if all(gz) else "IDX, raw" if not any(gz) else "IDX"
-    return _Found("idx", folder, files, f"{folder} ({fmt})")
-
-
-def _cifar_from_tarball(path: Path) -> _Found | None:
-    kind = classify_tarball(path)
-    if kind == "pickles":
-        return _Found("cifar-pickles", path, (path,), f"{path} (CIFAR-10 python pickles)")
-    if kind == "images":
-        return _Found("cifar-images", path, (path,), f"{path} (image folders)")
-    return None
-
-
-def _probe_cifar(folder: Path) -> list[_Found]:
-    out: list[_Found] = []
-    if is_pickle_dir(folder):
-        # only the files present (a missing one is reported when reading)
-        files = tuple(p for n in (*TRAIN_BATCHES, TEST_BATCH) if (p := folder / n).is_file())
-        out.append(_Found("cifar-pickles", folder, files, f"{folder} (CIFAR-10 python pickles)"))
-    try:
-        entries = list(folder.iterdir())
-    except OSError as exc:
-        raise DataError(f"{folder}: cannot list the folder ({exc})") from exc
-    tarballs = sorted(
-        p for p in entries if p.is_file() and p.name.lower().endswith(_TARBALL_SUFFIXES)
-    )
-    # the canonical tarball first, then any other (e.g. an image-folder copy)
-    tarballs.sort(key=lambda p: p.name != CIFAR_TARBALL_NAME)
-    for tb in tarballs:
-        hit = _cifar_from_tarball(tb)
-        if hit is not None:
-            out.append(hit)
-    if is_image_folder_dir(folder):
-        files = tuple(image_folder_files(folder))
-        out.append(_Found("cifar-images", folder, files, f"{folder} (image folders)"))
-    # lossless sources before lossy ones
-    out.sort(key=lambda f: f.kind != "cifar-pickles")
-    return out
-
-
-def _search_root(
-    root: Path, name: str, looked: list[str], *, allow_partial: bool = False
-) -> _Found | None:
-    """The best source for ``name`` in ``root`` or one of its data-set subfolders."""
-    if root.is_file():
-        looked.append(str(root))
-        return _cifar_from_tarball(root) if name == "cifar10" else None
-    candidates = [root, *(root / s for s in _SUBFOLDERS[name])]
-    hits: list[_Found] = []
-    for folder in candidates:
-        if not folder.is_dir():
-            continue
-        looked.append(str(folder))
-        if name == "cifar10":
-            hits.extend(_probe_cifar(folder))
-        else:
-            hit = _probe_idx(folder, allow_partial)
-            if hit is not None:
-                return hit
-    hits.sort(key=lambda f: f.kind != "cifar-pickles")  # stable: keeps folder order otherwise
-    return hits[0] if hits else None
-
-
-def _what_is_wanted(name: str) -> str:
-    if name == "cifar10":
-        return (
-            f"{', '.join(TRAIN_BATCHES)}, {TEST_BATCH} (a {PICKLE_FOLDER_NAME} folder), "
-            f"{CIFAR_TARBALL_NAME}, or image folders train/<class>/, test/<class>/ "
-            "(as a folder or a .tar.gz)"
-        )
-    return ", ".join(f"{b}[.gz]" for b in _IDX_ROLES.values())
-
-
-# ------------------------------------------------------------------------ array cache
-
-
-def _fingerprint(found: _Found, name: str) -> str:
-    items = []
-    for f in found.files:
-        st = f.stat()
-        items.append([str(f.resolve()), st.st_size, st.st_mtime_ns])
-    blob = json.dumps([_CACHE_VERSION, name, found.kind, items]).encode()
-    return hashlib.sha256(blob).hexdigest()[:20]
-
-
-def _expected_shapes(name: str) -> dict[str, tuple[int, ...]]:
-    n_train, n_test = EXPECTED_COUNTS[name]
-    chw = (3, 32, 32) if name == "cifar10" else (1, 28, 28)
-    return {
-        "train_images": (n_train, *chw),
-        "train_labels": (n_train,),
-        "test_images": (n_test, *chw),
-        "test_labels": (n_test,),
-    }
-
-
-def _load_cached(folder: Path, name: str) -> tuple[list[np.ndarray], dict[str, Any]] | None:
-    meta_path = folder / "meta.json"
-    if not meta_path.is_file():
-        return None
-    try:
-        meta = json.loads(meta_path.read_text())
-        arrays = [np.load(folder / f"{a}.npy", mmap_mode="r") for a in _ARRAY_NAMES]
-    except (OSError, ValueError) as exc:
-        log.warning("ignoring unreadable array cache %s: %s", folder, exc)
-        return None
-    shapes = _expected_shapes(name)
-    for a, arr in zip(_ARRAY_NAMES, arrays, strict=True):
-        dtype = np.uint8 if a.endswith("images") else np.int64
-        if arr.shape != shapes[a] or arr.dtype != dtype:
-            log.warning("ignoring array cache %s: %s has shape %s", folder, a, arr.shape)
-            return None
-    return arrays, meta
-
-
-def _save_cached(folder: Path, arrays: list[np.ndarray], meta: dict[str, Any]) -> bool:
-    """Write the arrays into a temporary folder, then rename it into place atomically."""
-    try:
-        folder.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}.tmp-"))
-    except OSError as exc:
-        log.warning("cannot write the array cache in %s (%s); using memory", folder.parent, exc)
-        return False
-    try:
-        for a, arr in zip(_ARRAY_NAMES, arrays, strict=True):
-            with open(tmp / f"{a}.npy", "wb") as fh:
-                np.save(fh, np.ascontiguousarray(arr))
-                fh.flush()
-                os.fsync(fh.fileno())
-        (tmp / "meta.json").write_text(json.dumps(meta, indent=1))
-        try:
-            os.rename(tmp, folder)
-        except OSError:
-            if not (folder / "meta.json").is_file():  # not a concurrent writer winning the race
-                raise
-            shutil.rmtree(tmp, ignore_errors=True)
-    except OSError as exc:
-        shutil.rmtree(tmp, ignore_errors=True)
-        log.warning("cannot write the array cache %s (%s); using memory", folder, exc)
-        return False
-    _prune_stale(folder, meta.get("source_path"))
-    return True
-
-
-def _prune_stale(keep: Path, source_path: str | None) -> None:
-    """Drop cache entries of the same source that were made from older versions of it."""
-    if source_path is None:
-        return
-    for other in keep.parent.iterdir():
-        if other == keep or other.name.startswith(".") or not other.is_dir():
-            continue
-        try:
-            meta = json.loads((other / "meta.json").read_text())
-        except (OSError, ValueError):
-            continue
-        if meta.get("source_path") == source_path:
-            shutil.rmtree(other, ignore_errors=True)
-
-
 # ---------------------------------------------------------------------------- decoding
 
 
@@ -394,7 +105,7 @@ def _check_not_swapped(name: str, labels: np.ndarray, where: Path) -> None:
         )
 
 
-def _decode(found: _Found, name: str) -> tuple[list[np.ndarray], bool]:
+def _decode(found: Found, name: str) -> tuple[list[np.ndarray], bool]:
     n_train, n_test = EXPECTED_COUNTS[name]
     if found.kind == "idx":
         tr_i, tr_l, te_i, te_l = found.files
@@ -414,10 +125,10 @@ def _decode(found: _Found, name: str) -> tuple[list[np.ndarray], bool]:
     return list(arrays), lossy
 
 
-def _materialise(found: _Found, name: str, cache_dir: Path) -> ImageDataset:
-    key = _fingerprint(found, name)
+def _materialise(found: Found, name: str, cache_dir: Path) -> ImageDataset:
+    key = fingerprint(found, name)
     folder = cache_dir / name / "arrays" / key
-    cached = _load_cached(folder, name)
+    cached = load_cached(folder, name)
     if cached is None and folder.exists():  # unusable entry (e.g. damaged): rebuild it
         shutil.rmtree(folder, ignore_errors=True)
     if cached is not None:
@@ -432,10 +143,10 @@ def _materialise(found: _Found, name: str, cache_dir: Path) -> ImageDataset:
             "source": found.description,
             "source_path": str(found.path.resolve()),
             "lossy": lossy,
-            "version": _CACHE_VERSION,
+            "version": CACHE_VERSION,
         }
-        if _save_cached(folder, arrays, meta):
-            reloaded = _load_cached(folder, name)
+        if save_cached(folder, arrays, meta):
+            reloaded = load_cached(folder, name)
             if reloaded is not None:
                 arrays = reloaded[0]
     classes = {"mnist": MNIST_CLASSES, "fashion-mnist": FASHION_CLASSES}.get(name, CIFAR10_CLASSES)
@@ -448,57 +159,8 @@ def _materialise(found: _Found, name: str, cache_dir: Path) -> ImageDataset:
         classes=classes,
         source=found.description,
         lossy=lossy,
-        label=_LOSSY_LABEL if lossy else _LABELS[name],
+        label=LOSSY_LABEL if lossy else LABELS[name],
     )
-
-
-# ---------------------------------------------------------------------------- download
-
-
-def _download_table(name: str, mirrors: dict | None) -> dict[str, Any]:
-    entry = dict(CANONICAL_SOURCES[name])
-    if mirrors and name in mirrors:
-        entry.update(mirrors[name])
-    base = str(entry["base_url"])
-    entry["base_url"] = base if base.endswith("/") else base + "/"
-    return entry
-
-
-def _extract_pickles(tarball: Path, target: Path) -> None:
-    """Extract the batch files of a verified cifar-10-python.tar.gz into ``target``."""
-    if is_pickle_dir(target):
-        return
-    wanted = {*TRAIN_BATCHES, TEST_BATCH, "batches.meta"}
-    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.tmp-"))
-    try:
-        with tarfile.open(tarball, "r:*") as tf:
-            for member in tf:
-                base = PurePosixPath(member.name).name
-                if member.isfile() and base in wanted:
-                    fh = tf.extractfile(member)
-                    assert fh is not None
-                    with open(tmp / base, "wb") as out:
-                        shutil.copyfileobj(fh, out)
-        try:
-            os.rename(tmp, target)
-        except OSError:
-            if not is_pickle_dir(target):
-                raise
-    except (tarfile.TarError, OSError, EOFError) as exc:
-        raise DataError(f"{tarball}: cannot extract ({exc}); delete it and run again") from exc
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-
-
-def _download(name: str, target: Path, mirrors: dict | None) -> None:
-    table = _download_table(name, mirrors)
-    for filename, checksum in table["files"].items():
-        dest = target / filename
-        if verify_file(dest, tuple(checksum)):
-            continue
-        download_file(table["base_url"] + filename, dest, tuple(checksum), hint_dir=target)
-        if name == "cifar10" and classify_tarball(dest) == "pickles":
-            _extract_pickles(dest, target / PICKLE_FOLDER_NAME)
 
 
 # ------------------------------------------------------------------------------ public
@@ -523,12 +185,10 @@ def load_dataset(
     ``base_url`` and ``files`` = {filename: (algorithm, hexdigest)}) downloaded into
     ``<cache>/<name>/`` with checksum verification. Raises DataError when nothing works.
     """
-    from .custom import dataset_spec, load_registered  # custom imports this module
-
     custom = dataset_spec(name)
     if custom is not None:  # registered by a plugin or an experiment file
         return load_registered(custom)
-    name = _canonical_name(name)
+    name = canonical_name(name)
     cache = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
     looked: list[str] = []
 
@@ -536,11 +196,11 @@ def load_dataset(
         root = Path(data_dir).expanduser()
         if not root.exists():
             raise DataError(f"data directory {root} does not exist; check --data-dir")
-        found = _search_root(root, name, looked)
+        found = search_root(root, name, looked)
         if found is None:
             raise DataError(
-                f"no {_LABELS[name]} data found in {root}: looked in {', '.join(looked)} "
-                f"for {_what_is_wanted(name)}; fix --data-dir or leave it out to use the "
+                f"no {LABELS[name]} data found in {root}: looked in {', '.join(looked)} "
+                f"for {what_is_wanted(name)}; fix --data-dir or leave it out to use the "
                 "cache and download"
             )
         return _materialise(found, name, cache)
@@ -556,19 +216,19 @@ def load_dataset(
     if repo is not None:
         roots.append(repo)
     for root in roots:
-        found = _search_root(root, name, looked)
+        found = search_root(root, name, looked)
         if found is not None:
             return _materialise(found, name, cache)
     for folder in SYSTEM_DATA_DIRS.get(name, ()):
         if folder.is_dir():
             looked.append(str(folder))
-            found = _probe_idx(folder, allow_partial=True)
+            found = probe_idx(folder, allow_partial=True)
             if found is not None:
                 return _materialise(found, name, cache)
 
     target = cache / name
     if target.is_dir():
-        found = _search_root(target, name, looked, allow_partial=True)
+        found = search_root(target, name, looked, allow_partial=True)
         if found is not None:
             return _materialise(found, name, cache)
     else:
@@ -576,12 +236,12 @@ def load_dataset(
 
     if not download:
         raise DataError(
-            f"no {_LABELS[name]} data found (looked in {', '.join(looked)}) and downloading "
-            f"is off. Put {_what_is_wanted(name)} in {target}, pass --data-dir, set "
+            f"no {LABELS[name]} data found (looked in {', '.join(looked)}) and downloading "
+            f"is off. Put {what_is_wanted(name)} in {target}, pass --data-dir, set "
             "SPARSEDP_DATA_DIR, or allow the download"
         )
-    _download(name, target, mirrors)
-    found = _search_root(target, name, [])
+    download_canonical(name, target, mirrors)
+    found = search_root(target, name, [])
     if found is None:  # pragma: no cover - the download step checks what it fetched
-        raise DataError(f"{target}: downloaded files are not a usable {_LABELS[name]} copy")
+        raise DataError(f"{target}: downloaded files are not a usable {LABELS[name]} copy")
     return _materialise(found, name, cache)

@@ -1,17 +1,15 @@
-"""Validation split and normalisation exactly as the authors' code makes them."""
+"""Validation split and normalisation exactly as the authors' code makes them, and the
+training split held on the training device (:class:`DeviceSplit`)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import torch
 
-from sparsedp.data.sources import ImageDataset
-
-if TYPE_CHECKING:
-    from sparsedp.data.device import DeviceSplit
+from sparsedp.data.dataset import ImageDataset
 
 VALIDATION_FRACTION = 0.1
 OFFICIAL_TRAIN_SIZES = {"mnist": 60_000, "fashion-mnist": 60_000, "cifar10": 50_000}
@@ -130,8 +128,6 @@ class SplitData:
     def train_on(self, device: str | torch.device) -> DeviceSplit:
         """The training split held on ``device`` (uint8, normalised per batch there); one
         shared copy per device."""
-        from sparsedp.data.device import DeviceSplit  # device.py builds on this module
-
         key = str(torch.device(device))
         if key not in self._train_on:
             self._train_on[key] = DeviceSplit(self, key)
@@ -165,3 +161,38 @@ def prepare_splits(dataset: ImageDataset, fraction: float = VALIDATION_FRACTION)
     per_channel = dataset.train_images.shape[1] > 1
     mean, std = channel_statistics(dataset.train_images, per_channel)
     return SplitData(dataset, train_index, val_index, mean, std)
+
+
+# ------------------------------------------------------------- the training split on a device
+
+
+class DeviceSplit:
+    """The training split of ``data`` on ``device``: uint8 images, int64 labels."""
+
+    def __init__(self, data: SplitData, device: str | torch.device) -> None:
+        self.device = torch.device(device)
+        rows = data.train_index
+        order = np.argsort(rows, kind="stable")  # read a memory-mapped array in file order
+        images = np.empty((rows.shape[0], *data.image_shape),
+                          dtype=data.dataset.train_images.dtype)
+        images[order] = data.dataset.train_images[rows[order]]
+        self.images = torch.from_numpy(images).to(self.device)
+        self.labels = torch.from_numpy(
+            np.asarray(data.dataset.train_labels[rows], dtype=np.int64)).to(self.device)
+        self.scaled = images.dtype == np.uint8  # float data sets are used as given
+        if self.scaled:
+            channels = images.shape[1]
+            values = np.repeat(np.arange(256, dtype=np.uint8)[:, None], channels, axis=1)
+            table = data.normalize(values[:, :, None, None])[:, :, 0, 0]  # (256, C)
+            self.table = table.t().contiguous().reshape(-1).to(self.device)  # c·256 + v
+            self.offsets = (torch.arange(channels, device=self.device) * 256).view(1, -1, 1, 1)
+
+    def batch(self, positions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Normalised images and labels at ``positions`` (any shape; flattened, in order)."""
+        flat = positions.reshape(-1)
+        images = self.images.index_select(0, flat)
+        if self.scaled:
+            x = self.table[images.to(torch.int64) + self.offsets]
+        else:
+            x = images.to(torch.float32)
+        return x, self.labels.index_select(0, flat)

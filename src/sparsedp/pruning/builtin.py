@@ -1,8 +1,10 @@
-"""sparsedp's own pruners, registered at import: SNIP, GraSP, SynFlow and three controls."""
+"""sparsedp's own pruners, registered at import: SNIP, GraSP, SynFlow and three controls.
+
+Imported by ``sparsedp/pruning/__init__.py``, so they are registered whenever any part of
+:mod:`sparsedp.pruning` is imported; the registry itself does not import this module.
+"""
 
 from __future__ import annotations
-
-from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
@@ -10,11 +12,9 @@ from torch import nn
 from sparsedp.pruning.grasp import grasp_saliency
 from sparsedp.pruning.registry import PruneData, Pruner, register_builtin
 from sparsedp.pruning.saliency import magnitude_saliency, random_saliency, snip_saliency
+from sparsedp.pruning.settings import PruneSettings
 from sparsedp.pruning.synflow import synflow_saliency
 from sparsedp.pruning.topk import global_topk_mask
-
-if TYPE_CHECKING:
-    from sparsedp.pruning.prune import PruneSettings
 
 RANDOM_SALT = 7919  # the random control's generator is seeded seed + 7919 (as before the registry)
 GRASP_SALT = 0  # GraSP's sample: a permutation of the training split seeded by the seed

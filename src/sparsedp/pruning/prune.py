@@ -1,20 +1,21 @@
-"""Pruning at initialization: settings, saliency by the registered pruner, global top-k."""
+"""Pruning at initialization: saliency by the registered pruner, global top-k, the mask.
+
+:class:`PruneSettings` lives in :mod:`sparsedp.pruning.settings` and is re-exported here; the
+built-in pruners are registered by importing :mod:`sparsedp.pruning` (its ``__init__`` imports
+:mod:`sparsedp.pruning.builtin`), which Python does before any of its modules, this one
+included.
+"""
 
 from __future__ import annotations
-
-import dataclasses
-import math
-from dataclasses import dataclass
-from typing import Any
 
 import torch
 from torch import nn
 
-import sparsedp.pruning.builtin  # noqa: F401  (registers the built-in pruners)
 from sparsedp.data.splits import SplitData
 from sparsedp.pruning.mask import Mask
 from sparsedp.pruning.registry import PruneData, check_scores, get_pruner
 from sparsedp.pruning.saliency import prunable_parameters
+from sparsedp.pruning.settings import PruneSettings
 from sparsedp.pruning.topk import check_sparsity, global_topk_mask, keep_count
 
 __all__ = [
@@ -25,59 +26,6 @@ __all__ = [
     "keep_count",
     "prune",
 ]
-
-
-@dataclass(frozen=True)
-class PruneSettings:
-    """How to prune: the method (a registered pruner), which parameters, and the methods'
-    options. The method is checked against the registry when the settings are made, so a
-    plugin's pruner must be registered first. A GraSP or SynFlow option set away from its
-    default with another method is an error (it would change the study key for nothing)."""
-
-    method: str = "snip"
-    prune_biases: bool = False
-    snip_batch_size: int = 100
-    snip_batches: int | None = None  # None: the whole training split (authors' code)
-    grasp_temperature: float = 200.0
-    grasp_examples_per_class: int = 25
-    synflow_iterations: int = 100
-
-    def __post_init__(self) -> None:
-        get_pruner(self.method)
-        if self.snip_batch_size < 1:
-            raise ValueError(f"snip_batch_size must be >= 1, got {self.snip_batch_size}")
-        if self.snip_batches is not None and self.snip_batches < 1:
-            raise ValueError(f"snip_batches must be >= 1 or unset, got {self.snip_batches}")
-        temperature = self.grasp_temperature
-        if isinstance(temperature, bool) or not (
-            isinstance(temperature, (int, float)) and 0 < temperature < math.inf
-        ):
-            raise ValueError(f"grasp_temperature must be a number > 0, got {temperature}")
-        object.__setattr__(self, "grasp_temperature", float(temperature))  # 200 == 200.0
-        for key in ("grasp_examples_per_class", "synflow_iterations"):
-            value = getattr(self, key)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{key} must be an integer >= 1, got {value}")
-        for key, method in _METHOD_OPTIONS.items():
-            if self.method != method and getattr(self, key) != _DEFAULTS[key]:
-                raise ValueError(f"{key} applies to method {method!r} only, not "
-                                 f"{self.method!r}; remove it or set method = {method!r}")
-
-    def cache_identity(self) -> dict[str, Any]:
-        """The settings as a dict for cache keys: the four original fields always, options
-        added later only when they differ from their defaults, so saliency caches written
-        before those options existed stay valid."""
-        out = dataclasses.asdict(self)
-        return {k: v for k, v in out.items() if k in _ORIGINAL_FIELDS or v != _DEFAULTS[k]}
-
-
-_METHOD_OPTIONS = {
-    "grasp_temperature": "grasp",
-    "grasp_examples_per_class": "grasp",
-    "synflow_iterations": "synflow",
-}
-_ORIGINAL_FIELDS = ("method", "prune_biases", "snip_batch_size", "snip_batches")
-_DEFAULTS = {f.name: f.default for f in dataclasses.fields(PruneSettings)}
 
 
 def compute_saliency(

@@ -21,7 +21,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Any
 
 import numpy as np
 import torch
@@ -29,9 +29,6 @@ from torch import nn
 
 from sparsedp.data.splits import SplitData
 from sparsedp.pruning.saliency import snip_batches
-
-if TYPE_CHECKING:
-    from sparsedp.pruning.prune import PruneSettings
 
 NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 
@@ -108,7 +105,9 @@ class PruneData:
         return train.train_batch(np.asarray(chosen, dtype=np.int64))
 
 
-Saliency = Callable[[nn.Module, PruneData, "PruneSettings"], dict[str, torch.Tensor]]
+# The third argument is the :class:`~sparsedp.pruning.settings.PruneSettings`; not named here,
+# since that module checks its method against this registry (imports run one way only).
+Saliency = Callable[[nn.Module, PruneData, Any], dict[str, torch.Tensor]]
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from sparsedp.experiment.records import TrialRecord
+from sparsedp.execution.records import TrialRecord
 from sparsedp.search.space import Dimension, SearchSpace
 from sparsedp.store.sqlite import ResultStore
 

@@ -18,7 +18,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from sparsedp.experiment.records import TrialRecord
+from sparsedp.execution.records import TrialRecord
 from sparsedp.store.probes import PROBE_SCHEMA, read_probe_rows, replace_probe_rows
 
 SCHEMA_VERSION = 1

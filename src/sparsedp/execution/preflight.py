@@ -15,8 +15,8 @@ import shutil
 from pathlib import Path
 
 from sparsedp.data import DataError, load_dataset
-from sparsedp.experiment.part_checks import PartError, check_parts
-from sparsedp.experiment.spec import ExperimentSpec
+from sparsedp.execution.part_checks import PartError, check_parts
+from sparsedp.specs import ExperimentSpec
 from sparsedp.training import get_workload
 
 MIN_FREE_MIB = 32  # room a run needs in its results directory (trials, saliency cache, report)
@@ -175,7 +175,7 @@ def check_backend(backend: str) -> str:
             "backend 'ray' needs Ray: pip install 'sparsedp[ray]' (or set [engine] backend = "
             '"local")'
         ) from exc
-    from sparsedp.experiment.ray_backend import connect  # the backend's own start or join
+    from sparsedp.execution.backends.ray_cluster import connect  # the backend's own start or join
 
     try:
         connect(ray)

@@ -2,8 +2,8 @@
 
 The driver (the ``sparsedp run`` process) keeps the queue and writes every outcome into its
 own SQLite file; Ray workers only compute. Each worker is an actor with its own
-:class:`~sparsedp.experiment.worker.WorkerContext` (data resolved on its node, loaded once)
-and a :class:`~sparsedp.experiment.trial_pool.TrialPool`: the driver calls
+:class:`~sparsedp.execution.backends.worker.WorkerContext` (data resolved on its node, loaded once)
+and a :class:`~sparsedp.execution.backends.trial_pool.TrialPool`: the driver calls
 :meth:`RayTrialWorker.round` with the new work for it, the worker advances each of its trials
 by one validation check and returns what ended. Every study's best-so-far lives in one
 :class:`BestBoard` actor; workers post their own results to it and read it before every
@@ -25,10 +25,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from sparsedp.experiment.contract import Outcome, Work, WorkerDataError, lost, tasks_of
-from sparsedp.experiment.records import TrialRecord
-from sparsedp.experiment.trial_pool import TrialPool
-from sparsedp.experiment.worker import TrialTask, WorkerContext
+from sparsedp.execution.backends.contract import Outcome, Work, WorkerDataError, lost, tasks_of
+from sparsedp.execution.backends.trial_pool import TrialPool
+from sparsedp.execution.backends.worker import WorkerContext
+from sparsedp.execution.records import TrialRecord
+from sparsedp.execution.tasks import TrialTask
 
 START_TIMEOUT_S = 300.0
 """Seconds the driver waits for a first Ray worker (``$SPARSEDP_RAY_START_TIMEOUT``)."""

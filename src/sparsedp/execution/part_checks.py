@@ -1,6 +1,6 @@
 """Preflight checks of plugin-defined parts: does each model fit its data set and train?
 
-Run before any trial (from :func:`sparsedp.experiment.preflight.preflight`): each workload
+Run before any trial (from :func:`sparsedp.execution.preflight.preflight`): each workload
 whose model or data set is not built in gets its model built for the data set's images and
 classes, one forward and backward pass on two training examples, and its prunable
 parameters checked; a data set smaller than the largest batch size is refused; a plugin's
@@ -18,7 +18,6 @@ from torch.nn import functional as F
 from sparsedp.data import ImageDataset, load_dataset
 from sparsedp.data.custom import dataset_spec
 from sparsedp.data.splits import prepare_splits, split_train_validation
-from sparsedp.experiment.spec import ExperimentSpec
 from sparsedp.models import (
     BUILTIN_MODELS,
     MODELS,
@@ -27,6 +26,7 @@ from sparsedp.models import (
     prunable_parameters,
 )
 from sparsedp.pruning import compute_saliency, get_pruner
+from sparsedp.specs import ExperimentSpec
 from sparsedp.training import get_workload
 
 

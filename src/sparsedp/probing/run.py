@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from sparsedp.data.splits import SplitData
-from sparsedp.experiment.spec import ExperimentSpec, StudySpec
+from sparsedp.specs import ExperimentSpec, StudySpec
 from sparsedp.training.probed_run import ProbedTrialRun, ProbeOutcome, ProbeSettings
 from sparsedp.training.trainer import EngineSettings, TrialResult
 

@@ -10,13 +10,13 @@ from pathlib import Path
 
 import torch
 
-import sparsedp
+from sparsedp.version import __version__
 
 
 @lru_cache(maxsize=1)
 def git_commit() -> str | None:
     """The commit of the sparsedp checkout, when run from one (with '+dirty' if modified)."""
-    root = Path(sparsedp.__file__).resolve().parents[2]
+    root = Path(__file__).resolve().parents[3]
     if not (root / ".git").exists():
         return None
     try:
@@ -49,7 +49,7 @@ def device_description(device: str) -> str:
 def provenance(device: str = "cpu") -> dict[str, str | None]:
     """Versions and machine facts stored with every trial."""
     return {
-        "sparsedp": sparsedp.__version__,
+        "sparsedp": __version__,
         "torch": torch.__version__,
         "python": platform.python_version(),
         "git_commit": git_commit(),

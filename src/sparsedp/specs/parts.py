@@ -1,6 +1,6 @@
 """The parts an experiment file adds: plugins, ``[datasets.NAME]``, ``[workloads.NAME]``.
 
-A mixin of the experiment-file loader (:class:`sparsedp.experiment.spec._Loader`), which
+A mixin of the experiment-file loader (:class:`sparsedp.specs.loader.ExperimentLoader`), which
 provides the typed getters (``string``, ``table``, …), ``fail`` (one line naming file, line,
 key and fix) and the helpers ``describe``, ``suggest`` and ``resolve``. Parts the file defines
 are registered in this process and returned, so that the experiment's

@@ -14,17 +14,14 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
-from sparsedp.experiment.backends import InProcessBackend, ProcessBackend
-from sparsedp.experiment.contract import Backend
-from sparsedp.experiment.failures import FailureWatch
-from sparsedp.experiment.ordering import order_trials
-from sparsedp.experiment.provenance import provenance
-from sparsedp.experiment.records import Ledger, TrialRecord
-from sparsedp.experiment.spec import ExperimentSpec, StudySpec
-from sparsedp.experiment.worker import TaskFailure, TrialGroup, TrialTask, WorkerContext
+from sparsedp.execution.backends.factory import make_backend as _make_backend  # tests patch it
+from sparsedp.execution.failures import FailureWatch
+from sparsedp.execution.ordering import order_trials
+from sparsedp.execution.provenance import provenance
+from sparsedp.execution.records import Ledger, TrialRecord
+from sparsedp.execution.tasks import FAILED, TaskFailure, TrialGroup, TrialTask, failed_record
+from sparsedp.specs import ExperimentSpec, StudySpec
 from sparsedp.training import STOPPED, get_workload
-
-FAILED = "failed"
 
 
 @dataclass
@@ -231,7 +228,7 @@ def run_experiment(
                             TrialTask(task.study, task.index, task.point, outcome.attempt + 1)
                         )
                         continue
-                    held.append((task, _failed_record(task, outcome)))
+                    held.append((task, failed_record(task, outcome)))
                     continue
                 watch.succeeded()
                 release_held()
@@ -242,50 +239,6 @@ def run_experiment(
         backend.shutdown()
     emit(RunEvent("done", total=total, done=summary.finished))
     return summary
-
-
-def _make_backend(
-    spec: ExperimentSpec,
-    workers: int,
-    context_args: tuple,
-    study_keys: list[str],
-    best: dict[str, int],
-) -> Backend:
-    interleave = spec.engine.resolved_interleave()
-    if spec.engine.resolved_batched_trials() > 1:
-        interleave = 1  # a rolling group keeps its device busy: one study at a time
-    if spec.engine.backend == "ray":
-        from sparsedp.experiment.ray_backend import RayBackend  # Ray is optional
-
-        return RayBackend(workers, context_args, interleave)
-    if workers <= 1:
-        return InProcessBackend(WorkerContext(*context_args), best, interleave)
-    return ProcessBackend(workers, context_args, study_keys, interleave)
-
-
-def _failed_record(task: TrialTask, failure: TaskFailure) -> TrialRecord:
-    config = task.study.trial_config(task.index, task.point)
-    return TrialRecord(
-        study_key=task.study.key,
-        trial_index=task.index,
-        seed=config.seed,
-        metaparameters=dict(task.point),
-        status=FAILED,
-        steps_to_result=None,
-        steps_taken=0,
-        final_val_error=None,
-        final_error_exact=False,
-        curve=[],
-        wall_time=0.0,
-        train_time=0.0,
-        eval_time=0.0,
-        prune_time=0.0,
-        samples_per_second=0.0,
-        eval_share=0.0,
-        eval_examples=0,
-        message=failure.error,
-        attempts=failure.attempt,
-    )
 
 
 def best_per_study(rows: list[dict]) -> dict[str, dict]:

@@ -1,6 +1,6 @@
 """What every execution backend does for the runner (in-process, local processes, Ray).
 
-The runner (:func:`sparsedp.experiment.runner.run_experiment`) keeps up to ``capacity`` pieces
+The runner (:func:`sparsedp.execution.runner.run_experiment`) keeps up to ``capacity`` pieces
 of work submitted, stores each outcome the moment the backend yields it and tells the backend
 every new best. ``tests/test_backend_contract.py`` runs one conformance suite against every
 backend; docs/cluster.md describes the contract in words.
@@ -12,8 +12,8 @@ from collections.abc import Collection, Iterator
 from typing import Protocol, runtime_checkable
 
 from sparsedp.data.errors import DataError
-from sparsedp.experiment.records import TrialRecord
-from sparsedp.experiment.worker import TaskFailure, TrialGroup, TrialTask
+from sparsedp.execution.records import TrialRecord
+from sparsedp.execution.tasks import TaskFailure, TrialGroup, TrialTask
 
 Outcome = TrialRecord | TaskFailure
 """What one trial ends with: its record, or the failure of one attempt (the runner retries)."""

@@ -13,7 +13,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from sparsedp.experiment.spec import StudySpec
+from sparsedp.specs import StudySpec
 
 
 def neighbours(study: StudySpec, studies: Sequence[StudySpec]) -> list[StudySpec]:

@@ -32,9 +32,9 @@ from dataclasses import dataclass
 
 import torch
 
-from sparsedp.experiment.spec import ExperimentSpec, StudySpec
-from sparsedp.experiment.worker import WorkerContext, peak_rss_mb
+from sparsedp.execution.backends.worker import WorkerContext, peak_rss_mb
 from sparsedp.pruning import SNIP_BASED, compute_saliency
+from sparsedp.specs import ExperimentSpec, StudySpec
 from sparsedp.training import TrialRun
 from sparsedp.training.evaluation import Evaluator
 from sparsedp.training.trainer import build_trial_model

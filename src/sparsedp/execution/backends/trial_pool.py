@@ -15,16 +15,10 @@ from collections.abc import Callable, Hashable, Iterator
 from typing import Any
 
 from sparsedp.data.errors import DataError
-from sparsedp.experiment.contract import Outcome, Work, WorkerDataError, tasks_of
-from sparsedp.experiment.records import TrialRecord
-from sparsedp.experiment.worker import (
-    StartedGroup,
-    StartedTrial,
-    TaskFailure,
-    TrialGroup,
-    TrialTask,
-    WorkerContext,
-)
+from sparsedp.execution.backends.contract import Outcome, Work, WorkerDataError, tasks_of
+from sparsedp.execution.backends.worker import StartedGroup, StartedTrial, WorkerContext
+from sparsedp.execution.records import TrialRecord
+from sparsedp.execution.tasks import TaskFailure, TrialGroup, TrialTask
 from sparsedp.training import get_workload
 
 Finished = tuple[Any, TrialTask, Outcome]

@@ -29,12 +29,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from sparsedp.experiment.failures import FailureWatch
-from sparsedp.experiment.provenance import provenance
-from sparsedp.experiment.records import TrialRecord
-from sparsedp.experiment.runner import FAILED, _failed_record, _make_backend, study_descriptor
-from sparsedp.experiment.spec import SEED_STRIDE, ExperimentSpec, StudySpec
-from sparsedp.experiment.worker import TaskFailure, TrialTask
+from sparsedp.execution.backends.factory import make_backend
+from sparsedp.execution.failures import FailureWatch
+from sparsedp.execution.provenance import provenance
+from sparsedp.execution.records import TrialRecord
+from sparsedp.execution.runner import study_descriptor
+from sparsedp.execution.tasks import FAILED, TaskFailure, TrialTask, failed_record
+from sparsedp.specs import SEED_STRIDE, ExperimentSpec, StudySpec
 
 MAX_REPEATS = 1000
 
@@ -146,7 +147,7 @@ def run_repeats(
                     str(spec.results_dir / "cache"), provenance(spec.engine.device),
                     spec.plugins)  # imported in every worker process, as for the search
     keys = [task.study.key for task, *_ in todo]
-    backend = _make_backend(run_spec, workers or spec.workers, context_args, keys, {})
+    backend = make_backend(run_spec, workers or spec.workers, context_args, keys, {})
     origin = {item[0].study.key: item for item in todo}
     queue = [task for task, *_ in todo]
     watch = FailureWatch()
@@ -176,7 +177,7 @@ def run_repeats(
                     if outcome.attempt <= spec.engine.max_retries:
                         queue.insert(0, dataclasses.replace(task, attempt=outcome.attempt + 1))
                     else:
-                        held.append((task, _failed_record(task, outcome)))
+                        held.append((task, failed_record(task, outcome)))
                     continue
                 watch.succeeded()
                 while held:

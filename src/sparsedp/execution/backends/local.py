@@ -1,8 +1,9 @@
 """Local execution backends: in this process, and local worker processes.
 
-Both follow :class:`sparsedp.experiment.contract.Backend` and run trials through a
-:class:`~sparsedp.experiment.trial_pool.TrialPool`, so up to ``interleave`` trials advance in
-turn, one validation check each, in every worker. The Ray backend is in ``ray_backend``.
+Both follow :class:`sparsedp.execution.backends.contract.Backend` and run trials through a
+:class:`~sparsedp.execution.backends.trial_pool.TrialPool`, so up to ``interleave`` trials
+advance in turn, one validation check each, in every worker. The Ray backend is in
+:mod:`.ray_cluster`.
 """
 
 from __future__ import annotations
@@ -17,15 +18,10 @@ from multiprocessing import spawn as mp_spawn
 from multiprocessing.connection import Connection, wait
 from typing import Any
 
-from sparsedp.experiment.contract import (
-    Outcome,
-    Work,
-    WorkerDataError,
-    lost,
-    tasks_of,
-)
-from sparsedp.experiment.trial_pool import TrialPool
-from sparsedp.experiment.worker import TrialGroup, TrialTask, WorkerContext
+from sparsedp.execution.backends.contract import Outcome, Work, WorkerDataError, lost, tasks_of
+from sparsedp.execution.backends.trial_pool import TrialPool
+from sparsedp.execution.backends.worker import WorkerContext
+from sparsedp.execution.tasks import TrialGroup, TrialTask
 from sparsedp.plugins import PluginError
 
 __all__ = ["InProcessBackend", "ProcessBackend", "execute", "tasks_of"]

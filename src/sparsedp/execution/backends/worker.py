@@ -20,49 +20,17 @@ from typing import Any
 import torch
 
 from sparsedp.data import SplitData, load_dataset, prepare_splits
-from sparsedp.experiment.records import TrialRecord
-from sparsedp.experiment.spec import EngineOptions, StudySpec
+from sparsedp.execution.records import TrialRecord
+from sparsedp.execution.tasks import TaskFailure, TrialGroup, TrialTask
 from sparsedp.plugins import PluginSet
 from sparsedp.pruning import SNIP_BASED, PruneSettings, compute_saliency
 from sparsedp.pruning.builtin import random_at_snip_layer_counts
+from sparsedp.specs import EngineOptions
 from sparsedp.training import EngineSettings, TrialConfig, TrialResult, TrialRun
 from sparsedp.training.batched import BatchedTrials
 from sparsedp.training.parts import study_parts
 from sparsedp.training.trainer import build_trial_model
 from sparsedp.training.tuning import default_micro_batch, measure_eval_settings, measure_slots
-
-
-@dataclass(frozen=True)
-class TrialTask:
-    """One trial to run: the study, the trial index and its metaparameters."""
-
-    study: StudySpec
-    index: int
-    point: dict[str, float]
-    attempt: int = 1
-    best_known: int | None = None  # best steps of the study when dispatched (static limit)
-
-
-@dataclass(frozen=True)
-class TrialGroup:
-    """Trials of one study run together in lockstep (batched trials)."""
-
-    tasks: tuple[TrialTask, ...]
-
-    @property
-    def study(self) -> StudySpec:
-        return self.tasks[0].study
-
-
-@dataclass(frozen=True)
-class TaskFailure:
-    """A trial that raised: what to record before retrying it."""
-
-    study_key: str
-    index: int
-    attempt: int
-    error: str
-    traceback: str
 
 
 @dataclass

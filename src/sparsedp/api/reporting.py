@@ -1,0 +1,47 @@
+"""What an experiment's report states besides its trials: configuration, provenance, engines."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from typing import Any
+
+from sparsedp.execution.provenance import provenance as current_provenance
+from sparsedp.specs import ExperimentSpec, StudySpec
+from sparsedp.store import ResultStore
+
+
+def report_context(spec: ExperimentSpec, studies: list[StudySpec]
+                   ) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+    """The report's configuration, provenance and engine notes for the current ``studies``."""
+    # The experiment as configured now: trials of studies an earlier configuration
+    # linked (another goal, budget, pruning, seed) stay out of the provenance.
+    keys = {study.key for study in studies}
+    with ResultStore(spec.results_dir, read_only=True) as store:
+        rows = [r for r in store.trial_rows(spec.name, all_studies=True)
+                if r["study_key"] in keys]
+    stored = [json.loads(r["provenance_json"]) for r in rows if r["provenance_json"]]
+    provenance = {
+        "report generated with": current_provenance(spec.engine.device),
+        "trials measured with": _distinct(stored),
+    }
+    config = spec.to_dict()
+    config["expected_studies"] = [
+        {"workload": s.workload, "sparsity": s.sparsity, "batch_size": s.batch_size}
+        for s in studies
+    ]
+    engines = _distinct([json.loads(r["engine_json"]) for r in rows if r["engine_json"]])
+    # What produced the stored trials (the stopping sentence reads each trial's own
+    # setting from the frame), then the file's settings, which apply to the next run.
+    notes = {"trial engine settings": engines,
+             "experiment file's engine settings (next run)": asdict(spec.engine)}
+    return config, provenance, notes
+
+
+def _distinct(items: list[dict]) -> list[dict] | dict:
+    """The distinct dicts among ``items`` (one dict when they all agree)."""
+    seen: list[dict] = []
+    for item in items:
+        if item not in seen:
+            seen.append(item)
+    return seen[0] if len(seen) == 1 else seen

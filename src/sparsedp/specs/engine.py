@@ -1,0 +1,75 @@
+"""How an experiment is computed (never what): the ``[engine]`` options."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from sparsedp.specs.values import is_int
+from sparsedp.training.precision import check_precision
+
+ORDERS = ("neighbour", "index")
+BACKENDS = ("local", "ray")
+DEVICE_PATTERN = re.compile(r"cpu|cuda(:\d+)?")
+
+
+@dataclass(frozen=True)
+class EngineOptions:
+    """How to compute an experiment, never what: none of these changes a study's results.
+
+    ``stop_hopeless`` stops trials that can no longer beat the study's best;
+    ``order`` is ``"neighbour"`` (run studies next to finished ones first) or ``"index"``;
+    ``micro_batch``/``eval_batch_size``/``threads`` left ``None`` are measured or chosen
+    automatically; ``backend`` is ``"local"`` or ``"ray"``.
+    """
+
+    early_exit: bool = True
+    stop_hopeless: bool = True
+    order: str = "neighbour"
+    micro_batch: int | None = None
+    eval_batch_size: int | None = None
+    threads: int | None = None
+    device: str = "cpu"
+    backend: str = "local"
+    max_retries: int = 2
+    batched_trials: int | None = None  # None: measured on CUDA, 1 (off) on CPU (slower there)
+    interleave: int | None = None  # None: 16 when stopping hopeless trials, else 1 (off)
+    precision: str = "fp32"  # the one engine option that changes numerics (in study keys)
+
+    def resolved_batched_trials(self) -> int:
+        """How many trials of a study run in lockstep (1 = one at a time)."""
+        if self.batched_trials is not None:
+            return self.batched_trials
+        return 16 if self.device.startswith("cuda") else 1
+
+    def resolved_interleave(self) -> int:
+        """How many trials one local process advances in turn (1 = one after another).
+
+        Interleaving only pays off through the stopping rule, so without it trials run one
+        after another.
+        """
+        if not self.stop_hopeless:
+            return 1
+        return 16 if self.interleave is None else self.interleave
+
+    def __post_init__(self) -> None:
+        for label in ("early_exit", "stop_hopeless"):
+            if not isinstance(getattr(self, label), bool):
+                raise ValueError(f"{label} must be true or false, got {getattr(self, label)!r}")
+        if self.order not in ORDERS:
+            raise ValueError(f"unknown order {self.order!r}; use one of {', '.join(ORDERS)}")
+        try:
+            check_precision(self.precision, self.device)
+        except ValueError as exc:
+            raise ValueError(str(exc)) from None
+        if self.backend not in BACKENDS:
+            raise ValueError(f"unknown backend {self.backend!r}; use one of {', '.join(BACKENDS)}")
+        if not isinstance(self.device, str) or not DEVICE_PATTERN.fullmatch(self.device):
+            raise ValueError(f"device must be cpu, cuda or cuda:N, got {self.device!r}")
+        for label in ("micro_batch", "eval_batch_size", "threads", "batched_trials", "interleave"):
+            value = getattr(self, label)
+            if value is not None and (not is_int(value) or value < 1):
+                raise ValueError(f"{label} must be a whole number >= 1, got {value!r}")
+        if not is_int(self.max_retries) or self.max_retries < 0:
+            raise ValueError(f"max_retries must be a whole number >= 0, got {self.max_retries!r}")
+
