@@ -15,13 +15,18 @@ Before the first engine, an untimed child process fills the shared data cache an
 cache, so every engine starts equally warm (the decoded data set is read from the same cache
 by all three; each engine still computes its own SNIP saliencies).
 
+- k1, k3, k5: the fast engine with ``keep_complete`` = 1, 3, 5 (the stopping rule keeps the
+            K best trials of the study running to their result; k1 is ``fast``).
+
 It checks that the best steps-to-result is identical across engines (and per-trial outcomes
 for fast-off), then prints wall times, ratios, evaluation share and peak memory. The check
 fails (exit 1) when there is nothing to compare: fewer than two engines ran, or no trial of
-any engine reached the goal (every best is ``None``).
+any engine reached the goal (every best is ``None``). ``--sparsities`` runs every engine on
+one slice per sparsity (e.g. dense and 90% sparse), each slice with its own comparison.
 
     python benchmarks/study_speed.py                 # the full slice (about 1-2 h on 2 cores)
     python benchmarks/study_speed.py --trials 4 --max-steps 1000   # a quick look
+    python benchmarks/study_speed.py --engines k1,k3,k5 --sparsities 0,0.9   # keep_complete
 """
 
 from __future__ import annotations
@@ -40,6 +45,9 @@ ENGINES = {
               "eval_batch_size": 1000},
     "fast-off": {"stop_hopeless": False},
     "fast": {},
+    "k1": {"keep_complete": 1},
+    "k3": {"keep_complete": 3},
+    "k5": {"keep_complete": 5},
 }
 
 
@@ -47,7 +55,7 @@ def _experiment_file(directory: Path, args: argparse.Namespace, engine: dict) ->
     lines = [
         'name = "study-speed"',
         f'workloads = ["{args.workload}"]',
-        f"sparsities = [{args.sparsity}]",
+        f"sparsities = [{args.sparsity}]",  # one slice: main() sets it per slice
         f"batch_sizes = [{args.batch_size}]",
         f"trials = {args.trials}",
         f'results = "{directory / "results"}"',
@@ -69,8 +77,8 @@ def _child(path: str) -> None:
     """Run one engine (in a child process) and print its measurements as JSON."""
     import resource
 
-    from sparsedp.experiment import load_experiment
-    from sparsedp.experiment.runner import run_experiment
+    from sparsedp.execution.runner import run_experiment
+    from sparsedp.specs import load_experiment
     from sparsedp.store import ResultStore, trials_frame
 
     spec = load_experiment(path)
@@ -119,10 +127,70 @@ def identity_verdict(bests: dict[str, list[int] | None]) -> tuple[bool, str]:
     return same, f"best steps-to-result identical across engines: {'yes' if same else 'NO'}"
 
 
+def _run_slice(args: argparse.Namespace, names: list[str], root: Path,
+               env: dict[str, str]) -> dict[str, dict] | None:
+    """Every engine on one slice, each in its own child process; None when one failed."""
+    results = {}
+    for name in names:
+        directory = root / name
+        directory.mkdir(parents=True)
+        path = _experiment_file(directory, args, ENGINES[name])
+        print(f"running {name} (sparsity {args.sparsity:g}) ...", file=sys.stderr, flush=True)
+        out = subprocess.run([sys.executable, __file__, "--child", str(path)], env=env,
+                             capture_output=True, text=True, check=False)
+        if out.returncode != 0:
+            print(out.stderr, file=sys.stderr)
+            return None
+        results[name] = json.loads(out.stdout.strip().splitlines()[-1])
+        r = results[name]
+        print(f"  {name}: {r['wall']:.0f} s, best {r['best']}, {r['statuses']}",
+              file=sys.stderr, flush=True)
+    return results
+
+
+def _print_slice(args: argparse.Namespace, results: dict[str, dict]) -> bool:
+    """The slice's table and checks; False when a check failed."""
+    print(f"\nslice: {args.workload}, sparsity {args.sparsity:g}, batch {args.batch_size}, "
+          f"{args.trials} trials, budget {args.max_steps} steps, goal {args.goal_error}")
+    print(f"{'engine':<10} {'wall s':>9} {'ratio':>7} {'eval share':>11} {'peak MiB':>9}  best "
+          "(steps, trial)")
+    base = results.get("plain") or results.get("k1") or results.get("fast")
+    for name, r in results.items():
+        ratio = base["wall"] / r["wall"] if base else float("nan")
+        print(f"{name:<10} {r['wall']:>9.1f} {ratio:>6.2f}x {r['eval_share']:>10.1%} "
+              f"{r['peak_rss_mb']:>9.0f}  {r['best']}")
+    for name, r in results.items():
+        steps = sum(t[3] for t in r["trials"])
+        complete = sorted(t[2] for t in r["trials"] if t[1] == "complete")
+        print(f"  {name}: {steps:,} training steps in all; statuses {r['statuses']}; "
+              f"complete steps {complete}")
+    ok, verdict = identity_verdict({name: r["best"] for name, r in results.items()})
+    print(verdict)
+    base = results.get("plain")
+    for name in ("fast-off", "fast"):
+        # Without stopping (or when it stopped nothing) every trial has its own outcome.
+        if base is None or name not in results or (
+            name == "fast" and results[name]["statuses"].get("stopped")
+        ):
+            continue
+        same_trials = results[name]["trials"] == base["trials"]
+        print(f"per-trial outcomes identical (plain vs {name}): "
+              f"{'yes' if same_trials else 'NO'}")
+        ok = ok and same_trials
+    for name, r in results.items():
+        keep = ENGINES[name].get("keep_complete")
+        if keep and r["statuses"].get("stopped"):  # stopping kept the K best running
+            kept = sum(1 for t in r["trials"] if t[1] == "complete") >= keep
+            print(f"  {name}: at least {keep} complete trials: {'yes' if kept else 'NO'}")
+            ok = ok and kept
+    return ok
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workload", default="mnist-simplecnn-momentum")
     parser.add_argument("--sparsity", type=float, default=0.9)
+    parser.add_argument("--sparsities", help="comma-separated: one slice per sparsity")
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--trials", type=int, default=16)
     parser.add_argument("--max-steps", type=int, default=3000)
@@ -142,7 +210,9 @@ def main() -> int:
         return 0
 
     names = [n for n in args.engines.split(",") if n]
-    results = {}
+    sparsities = ([float(x) for x in args.sparsities.split(",")] if args.sparsities
+                  else [args.sparsity])
+    ok = True
     with tempfile.TemporaryDirectory(prefix="sparsedp-bench-") as scratch:
         tmp = args.keep or scratch
         env = {**os.environ, "SPARSEDP_CACHE_DIR": str(Path(tmp) / "data-cache")}
@@ -151,45 +221,12 @@ def main() -> int:
             warm += ["--data-dir", args.data_dir]
         print("warming the data cache (untimed) ...", file=sys.stderr, flush=True)
         subprocess.run(warm, env=env, check=True, capture_output=True, text=True)
-        for name in names:
-            directory = Path(tmp) / name
-            directory.mkdir(parents=True)
-            path = _experiment_file(directory, args, ENGINES[name])
-            print(f"running {name} ...", file=sys.stderr, flush=True)
-            out = subprocess.run([sys.executable, __file__, "--child", str(path)], env=env,
-                                 capture_output=True, text=True, check=False)
-            if out.returncode != 0:
-                print(out.stderr, file=sys.stderr)
+        for sparsity in sparsities:
+            args.sparsity = sparsity
+            results = _run_slice(args, names, Path(tmp) / f"s{sparsity:g}", env)
+            if results is None:
                 return 1
-            results[name] = json.loads(out.stdout.strip().splitlines()[-1])
-            r = results[name]
-            print(f"  {name}: {r['wall']:.0f} s, best {r['best']}, {r['statuses']}",
-                  file=sys.stderr, flush=True)
-
-    print(f"\nslice: {args.workload}, sparsity {args.sparsity}, batch {args.batch_size}, "
-          f"{args.trials} trials, budget {args.max_steps} steps, goal {args.goal_error}")
-    print(f"{'engine':<10} {'wall s':>9} {'ratio':>7} {'eval share':>11} {'peak MiB':>9}  best "
-          "(steps, trial)")
-    base = results.get("plain")
-    for name, r in results.items():
-        ratio = base["wall"] / r["wall"] if base else float("nan")
-        print(f"{name:<10} {r['wall']:>9.1f} {ratio:>6.2f}x {r['eval_share']:>10.1%} "
-              f"{r['peak_rss_mb']:>9.0f}  {r['best']}")
-    for name, r in results.items():
-        steps = sum(t[3] for t in r["trials"])
-        print(f"  {name}: {steps:,} training steps in all; statuses {r['statuses']}")
-    ok, verdict = identity_verdict({name: r["best"] for name, r in results.items()})
-    print(verdict)
-    for name in ("fast-off", "fast"):
-        # Without stopping (or when it stopped nothing) every trial has its own outcome.
-        if base is None or name not in results or (
-            name == "fast" and results[name]["statuses"].get("stopped")
-        ):
-            continue
-        same_trials = results[name]["trials"] == base["trials"]
-        print(f"per-trial outcomes identical (plain vs {name}): "
-              f"{'yes' if same_trials else 'NO'}")
-        ok = ok and same_trials
+            ok = _print_slice(args, results) and ok
     return 0 if ok else 1
 
 

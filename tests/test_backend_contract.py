@@ -35,6 +35,7 @@ eval_every = 8
 [engine]
 eval_batch_size = 1000
 stop_hopeless = {stop}
+keep_complete = 1  # _drain reports each best as the limit, as the runner does with K = 1
 """
 FAST = {"lr": 0.02, "momentum": 0.9}  # meets the goal within a few checks
 SLOW = {"lr": 0.00003, "momentum": 0.9}  # does not meet it within the budget
@@ -69,7 +70,7 @@ def _drain(backend: Backend) -> list[tuple[TrialTask, object]]:
         for task, outcome in backend.completed():
             pairs.append((task, outcome))
             if isinstance(outcome, TrialRecord) and outcome.steps_to_result is not None:
-                backend.update_best(task.study.key, outcome.steps_to_result)
+                backend.update_limit(task.study.key, outcome.steps_to_result)
     return pairs
 
 

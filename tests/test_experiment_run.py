@@ -34,6 +34,7 @@ snip_batches = 1
 [engine]
 eval_batch_size = 1000
 stop_hopeless = {stop}
+keep_complete = 1  # stopping at the best: what these tests follow
 """
 
 

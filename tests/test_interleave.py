@@ -110,7 +110,7 @@ def test_a_later_winner_stops_an_earlier_slow_trial_at_once(tmp_path, shared_dat
             for task, record in backend.completed():
                 records[task.index] = record
                 if record.steps_to_result is not None:
-                    backend.update_best(study.key, record.steps_to_result)
+                    backend.update_limit(study.key, record.steps_to_result)
         outcomes[interleave] = records
     sequential, interleaved = outcomes[1], outcomes[4]
     winner = sequential[1].steps_to_result

@@ -35,6 +35,7 @@ eval_every = 8
 [engine]
 eval_batch_size = 1000
 stop_hopeless = {stop}
+keep_complete = 1  # stopping at the best: what these tests follow
 batched_trials = {batched}
 """
 

@@ -22,6 +22,7 @@ from sparsedp.planning.estimate import (
     StepsEstimate,
     StudyPlan,
     extrapolate,
+    kth_best_factor,
     measure_snip,
     measure_speed,
     plan_study,
@@ -59,6 +60,7 @@ class _Stored:
     def __init__(self, spec: ExperimentSpec) -> None:
         self.done: dict[str, set[int]] = {}
         self.best: dict[str, int | None] = {}
+        self.completed: dict[str, list[int]] = {}  # complete steps-to-result, lowest first
         self.actual_s: dict[str, float] = {}
         self.examined = 0
         self.checks = 0
@@ -70,6 +72,7 @@ class _Stored:
                 self.done[study.key] = set(store.finished_trials(study.key))
                 found = store.best_steps(study.key)
                 self.best[study.key] = found[0] if found else None
+                self.completed[study.key] = store.completed_steps(study.key)
             for row in store.trial_rows(spec.name):
                 key = row["study_key"]
                 self.actual_s[key] = self.actual_s.get(key, 0.0) + float(row["wall_time"] or 0)
@@ -151,7 +154,8 @@ def _print(plan: ExperimentPlan, speeds: dict[tuple[str, int], Speed], stored: _
            spec: ExperimentSpec) -> None:
     stopping = spec.engine.stop_hopeless
     show_actual = bool(stored.actual_s)
-    header = (f"{'study':<38} {'trials':>9} {'est. steps':>18} {'step ms':>8} {'check s':>8} "
+    header = (f"{'study':<38} {'trials':>9} {'est. steps':>18} {'trial':>6} {'step ms':>8} "
+              f"{'check s':>8} "
               f"{'expected':>10} {'upper':>10} {'remaining':>10}")
     if show_actual:
         header += f" {'stored':>10}"
@@ -160,17 +164,18 @@ def _print(plan: ExperimentPlan, speeds: dict[tuple[str, int], Speed], stored: _
         speed = speeds[(p.study.workload, p.study.batch_size)]
         steps = f"{p.estimate.steps} {p.estimate.source}" if p.estimate.steps else p.estimate.source
         line = (f"{p.label:<38} {f'{p.trials - p.pending}+{p.pending}':>9} {steps:>18} "
-                f"{speed.step_seconds * 1e3:>8.2f} {speed.check_seconds:>8.3f} "
+                f"{p.trial_steps or '-':>6} {speed.step_seconds * 1e3:>8.2f} "
+                f"{speed.check_seconds:>8.3f} "
                 f"{format_seconds(p.expected_s):>10} {format_seconds(p.upper_s):>10} "
                 f"{format_seconds(p.remaining_s):>10}")
         if show_actual:
             line += f" {format_seconds(stored.actual_s.get(p.study.key, 0.0)):>10}"
         print(line)
     if plan.snip_s:
-        print(f"{'SNIP saliencies':<38} {'':>9} {'':>18} {'':>8} {'':>8} "
+        print(f"{'SNIP saliencies':<38} {'':>9} {'':>18} {'':>6} {'':>8} {'':>8} "
               f"{format_seconds(plan.snip_s):>10} {format_seconds(plan.snip_s):>10} "
               f"{format_seconds(plan.snip_remaining_s):>10}")
-    print(f"{'total':<38} {plan.trials:>9} {'':>18} {'':>8} {'':>8} "
+    print(f"{'total':<38} {plan.trials:>9} {'':>18} {'':>6} {'':>8} {'':>8} "
           f"{format_seconds(plan.expected_s):>10} {format_seconds(plan.upper_s):>10} "
           f"{format_seconds(plan.remaining_s):>10}")
     print()
@@ -178,8 +183,11 @@ def _print(plan: ExperimentPlan, speeds: dict[tuple[str, int], Speed], stored: _
           f"time is at best 1/{spec.workers} of it, given the cores); memory per worker: "
           f"{plan.memory_mb:.0f} MiB (peak of the measuring process)")
     print("trials: stored+pending; expected: " + (
-        "stopping on, every trial runs about the estimated best steps-to-result (an estimate; "
-        "in studies without one every trial runs its budget)" if stopping else
+        "stopping on, every trial runs about the study's stopping limit, its K-th best "
+        f"steps-to-result (keep_complete = {spec.engine.keep_complete}; column 'trial': the "
+        "stored K-th best, else the estimated best (column 'est. steps') times "
+        f"{kth_best_factor(spec.engine.keep_complete):.2f}, measured; in studies without an "
+        "estimate every trial runs its budget)" if stopping else
         "stopping off, so every trial is counted to its budget (most miss the goal)"))
     print(f"checks: early-exit checks examine {plan.check_fraction:.0%} of the validation split "
           f"on average ({plan.check_fraction_source}); upper bound: every check a full pass, "
@@ -230,10 +238,14 @@ def build_plan(spec: ExperimentSpec, args: argparse.Namespace, console: Console)
     for study in studies:
         done = set() if args.ignore_stored else stored.done.get(study.key, set())
         pending = sum(1 for i in range(spec.trials) if i not in done)
+        keep = spec.engine.keep_complete
+        completed = [] if args.ignore_stored else stored.completed.get(study.key, [])
         plans.append(plan_study(study, spec.trials, pending,
                                 speeds[(study.workload, study.batch_size)],
                                 estimates[study.key], stopping=spec.engine.stop_hopeless,
-                                check_fraction=fraction))
+                                check_fraction=fraction, keep_complete=keep,
+                                stored_kth=completed[keep - 1] if len(completed) >= keep
+                                else None))
 
     snip_total = snip_left = 0.0
     for group in snip_groups(spec).values():

@@ -22,6 +22,7 @@ from sparsedp.execution.records import Ledger, TrialRecord
 from sparsedp.execution.tasks import FAILED, TaskFailure, TrialGroup, TrialTask, failed_record
 from sparsedp.specs import ExperimentSpec, StudySpec
 from sparsedp.training import STOPPED, get_workload
+from sparsedp.training.stopping import CompletedSteps
 
 
 @dataclass
@@ -73,14 +74,22 @@ def _jsonable(value):
 def pending_trials(
     spec: ExperimentSpec, ledger: Ledger, study: StudySpec, retry_failed: bool = False
 ) -> list[int]:
-    """Trial indices of ``study`` that still have to run."""
+    """Trial indices of ``study`` that still have to run.
+
+    Besides the missing ones: with stopping off, the ``stopped`` trials (their own outcome is
+    wanted now); with stopping on, the ``stopped`` trials that stopped short of the study's
+    current limit (after ``keep_complete`` was raised, they might be among the K best);
+    with ``retry_failed``, the ``failed`` ones.
+    """
     stored = ledger.finished_trials(study.key)
-    redo = set()
-    if not spec.engine.stop_hopeless:
-        redo.add(STOPPED)  # their own outcome is wanted now: run them in full
-    if retry_failed:
-        redo.add(FAILED)
-    return [i for i in range(spec.trials) if i not in stored or stored[i] in redo]
+    redo = {i for i, status in stored.items()
+            if (status == FAILED and retry_failed)
+            or (status == STOPPED and not spec.engine.stop_hopeless)}
+    if spec.engine.stop_hopeless and STOPPED in stored.values():
+        limit = CompletedSteps(spec.engine.keep_complete, ledger.completed_steps(study.key)).limit
+        redo |= {i for i, steps in ledger.stopped_steps(study.key).items()
+                 if limit is None or steps < limit}
+    return [i for i in range(spec.trials) if i not in stored or i in redo]
 
 
 def run_experiment(
@@ -110,11 +119,14 @@ def run_experiment(
     points = {s.key: s.space().points(spec.trials) for s in studies}
     units = {s.key: s.space().units(spec.trials) for s in studies}
     best: dict[str, int] = {}
-    best_index: dict[str, int] = {}
+    best_index: dict[str, int] = {}  # the best trial of each study (for the trial order)
     for s in studies:
         found = ledger.best_steps(s.key)
         if found is not None:
             best[s.key], best_index[s.key] = found
+    keep = spec.engine.keep_complete
+    completed = {s.key: CompletedSteps(keep, ledger.completed_steps(s.key)) for s in studies}
+    limits = {key: c.limit for key, c in completed.items() if c.limit is not None}
 
     context_args = (
         spec.engine,
@@ -123,9 +135,9 @@ def run_experiment(
         provenance(spec.engine.device),
         spec.plugins,  # imported in every worker process
     )
-    backend = _make_backend(spec, workers, context_args, [s.key for s in studies], best)
-    for key, steps in best.items():
-        backend.update_best(key, steps)
+    backend = _make_backend(spec, workers, context_args, [s.key for s in studies], limits)
+    for key, steps in limits.items():
+        backend.update_limit(key, steps)
 
     queue: deque[TrialTask] = deque()
     study_iter = iter(studies)
@@ -160,7 +172,7 @@ def run_experiment(
     def next_task() -> TrialTask:
         task = queue.popleft()
         return TrialTask(task.study, task.index, task.point, task.attempt,
-                         best.get(task.study.key))
+                         limits.get(task.study.key))
 
     def dispatch() -> None:
         while backend.in_flight() < backend.capacity:
@@ -183,14 +195,13 @@ def run_experiment(
         ledger.write_trial(outcome, replace=replace)
         summary.finished += 1
         summary.statuses[outcome.status] = summary.statuses.get(outcome.status, 0) + 1
-        if outcome.steps_to_result is not None and (
-            task.study.key not in best
-            or (outcome.steps_to_result, task.index)
-            < (best[task.study.key], best_index[task.study.key])
-        ):
-            best[task.study.key] = outcome.steps_to_result
-            best_index[task.study.key] = task.index
-            backend.update_best(task.study.key, outcome.steps_to_result)
+        key, steps = task.study.key, outcome.steps_to_result
+        if steps is not None:
+            if key not in best or (steps, task.index) < (best[key], best_index[key]):
+                best[key], best_index[key] = steps, task.index
+            if completed[key].add(steps):
+                limits[key] = completed[key].limit  # type: ignore[assignment]
+                backend.update_limit(key, limits[key])
         emit(RunEvent("trial", study=task.study, record=outcome, total=total,
                       done=summary.finished))
 

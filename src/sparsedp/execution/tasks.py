@@ -18,7 +18,7 @@ class TrialTask:
     index: int
     point: dict[str, float]
     attempt: int = 1
-    best_known: int | None = None  # best steps of the study when dispatched (static limit)
+    limit_known: int | None = None  # the study's stopping limit when dispatched (static)
 
 
 @dataclass(frozen=True)

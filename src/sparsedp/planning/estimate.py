@@ -7,11 +7,13 @@ settings). The cost model (:func:`plan_study`) turns speeds into seconds of comp
 - **Upper bound**: every trial runs its whole budget ``M`` and every check is a full pass:
   ``trials × (setup + M·t_step + checks(M)·t_check)``.
 - **Expected, stopping on**: with hopeless trials stopped, no trial runs past the study's
-  best steps-to-result ``S`` (trials interleaved in rounds are all stopped at the first
-  round's best, and later rounds at the best so far), so a study costs about
-  ``trials × (setup + S·t_step + checks(S)·f·t_check)``, where ``f`` is the share of the
-  validation split an early-exit check examines on average. ``S`` is an *estimate*, from
-  (in order) the study's stored best, a pilot trial, a stored neighbouring batch size, or a
+  stopping limit ``S_K``, its K-th best steps-to-result (``keep_complete = K``; trials
+  interleaved in rounds are all stopped at the first round's limit, and later rounds at the
+  limit so far), so a study costs about ``trials × (setup + S_K·t_step +
+  checks(S_K)·f·t_check)``, where ``f`` is the share of the validation split an early-exit
+  check examines on average. ``S_K`` is the study's stored K-th best where K trials are
+  stored complete, else ``S · kth_best_factor(K)`` from an *estimate* ``S`` of the best: (in
+  order) the study's stored best, a pilot trial, a stored neighbouring batch size, or a
   user's guess; without one every trial is counted to its budget (with early-exit checks),
   as in a study none of whose trials reaches the goal. Trials that diverge early cost less
   than modelled (conservative).
@@ -25,6 +27,7 @@ batch sizes) and counted apart from the studies.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import math
 import time
 from collections.abc import Mapping
@@ -58,6 +61,22 @@ class Speed:
     memory_mb: float  # peak memory of the measuring process after this measurement
 
 
+KTH_BEST_FACTORS = {1: 1.0, 3: 1.0, 5: 1.0}  # placeholder: set from the benchmark below
+"""``S_K / S_1`` measured by ``benchmarks/study_speed.py --engines k1,k3,k5`` (the larger of
+the dense and the 90%-sparse slice; docs/engine.md, "Stopping"), for K = 1, 3 and 5."""
+
+
+def kth_best_factor(keep: int) -> float:
+    """Estimated ratio of a study's K-th best steps-to-result to its best: measured at the
+    keys of :data:`KTH_BEST_FACTORS`, linear between them and beyond the last."""
+    known = sorted(KTH_BEST_FACTORS.items())
+    for (k0, f0), (k1, f1) in itertools.pairwise(known):
+        if keep <= k1:
+            return f0 + (f1 - f0) * (keep - k0) / (k1 - k0)
+    (k0, f0), (k1, f1) = known[-2], known[-1]
+    return f1 + (f1 - f0) * (keep - k1) / (k1 - k0)
+
+
 @dataclass(frozen=True)
 class StepsEstimate:
     """An estimate of a study's best steps-to-result and where it comes from."""
@@ -77,6 +96,7 @@ class StudyPlan:
     expected_s: float  # all trials, with the stopping rule as configured
     upper_s: float  # every trial to its budget, full checks
     remaining_s: float  # the pending trials, expected
+    trial_steps: int | None = None  # steps one trial runs in the expected model (its limit)
 
     @property
     def label(self) -> str:
@@ -113,16 +133,21 @@ def plan_study(
     *,
     stopping: bool,
     check_fraction: float,
+    keep_complete: int = 1,
+    stored_kth: int | None = None,
 ) -> StudyPlan:
-    """The cost model of the module docstring for one study."""
+    """The cost model of the module docstring for one study (``stored_kth``: the study's
+    stored K-th best steps-to-result, where K trials are stored complete)."""
     budget = study.max_steps or get_workload(study.workload).max_steps
     every = study.eval_every or get_workload(study.workload).eval_every
     upper_trial = trial_seconds(speed, budget, every, budget, 1.0)
-    if stopping and estimate.steps is not None:
-        steps = min(estimate.steps, budget)
-        expected_trial = trial_seconds(speed, steps, every, budget, check_fraction)
+    if stopping and (stored_kth is not None or estimate.steps is not None):
+        kth = stored_kth if stored_kth is not None else \
+            math.ceil(estimate.steps * kth_best_factor(keep_complete))  # type: ignore[operator]
+        steps = min(kth, budget)
     else:
-        expected_trial = trial_seconds(speed, budget, every, budget, check_fraction)
+        steps = budget
+    expected_trial = trial_seconds(speed, steps, every, budget, check_fraction)
     return StudyPlan(
         study=study,
         trials=trials,
@@ -131,6 +156,7 @@ def plan_study(
         expected_s=trials * expected_trial,
         upper_s=trials * upper_trial,
         remaining_s=pending * expected_trial,
+        trial_steps=steps,
     )
 
 

@@ -17,7 +17,9 @@ DEVICE_PATTERN = re.compile(r"cpu|cuda(:\d+)?")
 class EngineOptions:
     """How to compute an experiment, never what: none of these changes a study's results.
 
-    ``stop_hopeless`` stops trials that can no longer beat the study's best;
+    ``stop_hopeless`` stops trials that can no longer beat the study's best, or with
+    ``keep_complete = K`` its K-th best finished steps-to-result (so the K best trials of
+    every study run to their result);
     ``order`` is ``"neighbour"`` (run studies next to finished ones first) or ``"index"``;
     ``micro_batch``/``eval_batch_size``/``threads`` left ``None`` are measured or chosen
     automatically; ``backend`` is ``"local"`` or ``"ray"``.
@@ -25,6 +27,7 @@ class EngineOptions:
 
     early_exit: bool = True
     stop_hopeless: bool = True
+    keep_complete: int = 3  # measured choice: docs/engine.md, "Stopping"
     order: str = "neighbour"
     micro_batch: int | None = None
     eval_batch_size: int | None = None
@@ -66,7 +69,8 @@ class EngineOptions:
             raise ValueError(f"unknown backend {self.backend!r}; use one of {', '.join(BACKENDS)}")
         if not isinstance(self.device, str) or not DEVICE_PATTERN.fullmatch(self.device):
             raise ValueError(f"device must be cpu, cuda or cuda:N, got {self.device!r}")
-        for label in ("micro_batch", "eval_batch_size", "threads", "batched_trials", "interleave"):
+        for label in ("micro_batch", "eval_batch_size", "threads", "batched_trials", "interleave",
+                      "keep_complete"):
             value = getattr(self, label)
             if value is not None and (not is_int(value) or value < 1):
                 raise ValueError(f"{label} must be a whole number >= 1, got {value!r}")

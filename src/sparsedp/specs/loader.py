@@ -311,7 +311,8 @@ class ExperimentLoader(TomlChecker, PartsSections):
                     'use "cpu", "cuda" or "cuda:N"',
                 )
             options["device"] = device
-        for key in ("micro_batch", "eval_batch_size", "threads", "batched_trials", "interleave"):
+        for key in ("micro_batch", "eval_batch_size", "threads", "batched_trials", "interleave",
+                    "keep_complete"):
             if key in table:
                 options[key] = self.integer(table[key], ("engine", key), 1)
         if "max_retries" in table:

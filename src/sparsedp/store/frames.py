@@ -31,8 +31,9 @@ def trials_frame(
     ``study_keys`` names the current studies (the experiment file as it is now; default:
     those the store registered last); trials of other studies the experiment linked before
     (an earlier goal, budget, pruning or seed) are left out unless ``all_studies``. The
-    ``current`` column says which configuration a row belongs to; ``stop_hopeless`` is the
-    stopping setting the trial ran with (``None`` where not recorded).
+    ``current`` column says which configuration a row belongs to; ``stop_hopeless`` and
+    ``keep_complete`` are the stopping settings the trial ran with (``None`` where not
+    recorded; 1 for trials stored before ``keep_complete`` existed, which stopped at the best).
     """
     records = []
     for row in store.trial_rows(experiment, all_studies=True):
@@ -77,6 +78,9 @@ def trials_frame(
             "message": row["message"],
             "curve": row["curve_json"],
             "stop_hopeless": engine.get("stop_hopeless"),
+            # trials stored before keep_complete existed stopped at the best: K = 1
+            "keep_complete": engine.get("keep_complete",
+                                        1 if engine.get("stop_hopeless") else None),
             "precision": spec.get("precision") or "fp32",
             "current": current,
         })

@@ -125,7 +125,7 @@ TRIAL_COLUMNS = (
     "end_lr_factor", "status", "steps_to_result", "steps_taken", "final_val_error",
     "final_error_exact", "goal_error", "max_steps", "eval_every", "wall_time",
     "samples_per_second", "eval_share", "eval_examples", "attempts", "peak_rss_mb", "message",
-    "curve", "stop_hopeless", "precision", "current",
+    "curve", "stop_hopeless", "keep_complete", "precision", "current",
 )
 
 
@@ -295,6 +295,22 @@ class ResultStore:
             (study_key,),
         ).fetchone()
         return (int(row[0]), int(row[1])) if row else None
+
+    def completed_steps(self, study_key: str) -> list[int]:
+        """Steps-to-result of the study's complete trials, lowest first."""
+        rows = self._db.execute(
+            "SELECT steps_to_result FROM trials WHERE study_key = ? AND status = 'complete' "
+            "AND steps_to_result IS NOT NULL ORDER BY steps_to_result", (study_key,),
+        ).fetchall()
+        return [int(r[0]) for r in rows]
+
+    def stopped_steps(self, study_key: str) -> dict[int, int]:
+        """trial_index → steps trained of the study's ``stopped`` trials."""
+        rows = self._db.execute(
+            "SELECT trial_index, steps_taken FROM trials WHERE study_key = ? AND "
+            "status = 'stopped'", (study_key,),
+        ).fetchall()
+        return {int(r[0]): int(r[1]) for r in rows}
 
     def failure_count(self, study_key: str, trial_index: int) -> int:
         row = self._db.execute(

@@ -18,6 +18,7 @@ from sparsedp.pruning.prune import prune
 from sparsedp.training.evaluation import EvalResult, Evaluator
 from sparsedp.training.optimizers import TFOptimizer
 from sparsedp.training.precision import check_precision, numerics
+from sparsedp.training.stopping import stop_message
 from sparsedp.training.trial_config import TrialConfig
 
 COMPLETE, INCOMPLETE, INFEASIBLE, STOPPED = "complete", "incomplete", "infeasible", "stopped"
@@ -39,6 +40,7 @@ class EngineSettings:
     micro_batch: int | None = None
     device: str = "cpu"
     precision: str = "fp32"  # "tf32" / "bf16" change numerics (see training.precision)
+    keep_complete: int = 1  # the stopping limit is the study's K-th best (training.stopping)
 
 
 @dataclass
@@ -102,9 +104,11 @@ class TrialRun:
     validation split is checked: ``<= goal`` ends the trial ``complete``; a non-finite
     training loss (checked every step) or non-finite parameters (checked at each evaluation)
     end it ``infeasible`` at once; the budget used up ends it ``incomplete``. With
-    ``step_limit`` (the best steps-to-result of the study so far), a trial that has reached
-    that many steps without meeting the goal can no longer be the study's best and ends
-    ``stopped``; it still gets its check at the limit, so ties are resolved as without it.
+    ``step_limit`` (the study's stopping limit: its best steps-to-result so far, or with
+    ``keep_complete = K`` its K-th best; :mod:`sparsedp.training.stopping`), a trial that has
+    reached that many steps without meeting the goal can no longer be among the study's K best
+    and ends ``stopped``; it still gets its check at the limit, so ties are resolved as
+    without it.
     """
 
     def __init__(
@@ -124,6 +128,7 @@ class TrialRun:
         self.device = torch.device(engine.device)
         check_precision(engine.precision, engine.device)
         self.precision = engine.precision
+        self.keep_complete = engine.keep_complete
         self.model = build_trial_model(config, data).to(self.device)
         self.mask = prune(self.model, config.sparsity, config.pruning, data, seed=config.seed,
                           saliency=saliency)
@@ -192,7 +197,7 @@ class TrialRun:
         if limit is None or step < limit:
             return False
         self._result.status = STOPPED
-        self._result.message = f"stopped at step {step}: cannot beat the study's best ({limit})"
+        self._result.message = stop_message(step, limit, self.keep_complete)
         self.done = True
         return True
 

@@ -37,9 +37,10 @@ class Backend(Protocol):
       removed node) yields a :class:`TaskFailure` so the runner retries it; a worker that
       cannot read the data raises :class:`WorkerDataError` (the experiment stops: no trial
       can run there).
-    - ``update_best(study_key, steps)``: a study's best steps-to-result so far; every running
-      trial of that study sees it by its next validation check and stops when it can no
-      longer win (with ``stop_hopeless``).
+    - ``update_limit(study_key, steps)``: a study's stopping limit, its best steps-to-result so
+      far (with ``keep_complete = K``: its K-th best; :mod:`sparsedp.training.stopping`);
+      every running trial of that study sees it by its next validation check and stops when
+      it can no longer be among the K best (with ``stop_hopeless``). Limits only fall.
     - ``shutdown()``: stop everything started; no worker process is left running.
     """
 
@@ -51,7 +52,7 @@ class Backend(Protocol):
 
     def completed(self) -> Iterator[tuple[TrialTask, Outcome]]: ...
 
-    def update_best(self, study_key: str, steps: int) -> None: ...
+    def update_limit(self, study_key: str, steps: int) -> None: ...
 
     def shutdown(self) -> None: ...
 

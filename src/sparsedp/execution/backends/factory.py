@@ -13,7 +13,7 @@ def make_backend(
     workers: int,
     context_args: tuple,
     study_keys: list[str],
-    best: dict[str, int],
+    limits: dict[str, int],
 ) -> Backend:
     """The backend the experiment asks for: Ray, local processes, or this process."""
     interleave = spec.engine.resolved_interleave()
@@ -24,5 +24,5 @@ def make_backend(
 
         return RayBackend(workers, context_args, interleave)
     if workers <= 1:
-        return InProcessBackend(WorkerContext(*context_args), best, interleave)
+        return InProcessBackend(WorkerContext(*context_args), limits, interleave)
     return ProcessBackend(workers, context_args, study_keys, interleave)

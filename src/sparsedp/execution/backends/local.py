@@ -39,17 +39,19 @@ class InProcessBackend:
 
     With ``interleave`` > 1 up to that many trials are in flight and advanced in turn, one
     validation check each, round after round. A study's trials then progress side by side,
-    so the first to meet the goal is the study's best, found as soon as it can be, and the
-    stopping rule ends every other trial at that step count at once: the least training
-    that can settle the study's best. Each trial computes exactly what it computes alone.
+    so the first to meet the goal is the study's best (the first K with ``keep_complete``),
+    found as soon as it can be, and the stopping rule ends every other trial at that step
+    count at once: the least training that can settle them. Each trial computes exactly what
+    it computes alone.
     """
 
-    def __init__(self, context: WorkerContext, best: dict[str, int], interleave: int = 1) -> None:
+    def __init__(self, context: WorkerContext, limits: dict[str, int],
+                 interleave: int = 1) -> None:
         self.context = context
-        self.best = best
+        self.limits = limits
         self.capacity = max(1, interleave)
         self._queue: list[Work] = []
-        self._pool = TrialPool(context, best.get)
+        self._pool = TrialPool(context, limits.get)
 
     def submit(self, work: Work) -> None:
         self._queue.append(work)
@@ -65,8 +67,8 @@ class InProcessBackend:
         for _, task, outcome in self._pool.round():  # one round: one check per trial
             yield task, outcome
 
-    def update_best(self, study_key: str, steps: int) -> None:
-        self.best[study_key] = steps  # shared dict: nothing else to do
+    def update_limit(self, study_key: str, steps: int) -> None:
+        self.limits[study_key] = steps  # shared dict: nothing else to do
 
     def shutdown(self) -> None:
         self._queue.clear()
@@ -78,7 +80,7 @@ class _Orphaned(SystemExit):
     """The experiment's main process is gone: the worker stops."""
 
 
-def _worker_main(context_args: tuple, shared_best: Any, positions: dict[str, int],
+def _worker_main(context_args: tuple, shared_limits: Any, positions: dict[str, int],
                  parent_pid: int, interleave: int, inbox: Connection, outbox: Connection) -> None:
     """A local worker process: take work from ``inbox``, advance it, send outcomes back.
 
@@ -87,10 +89,10 @@ def _worker_main(context_args: tuple, shared_best: Any, positions: dict[str, int
     exits on its own when the main process is gone (its parent changes or the pipe closes).
     """
 
-    def live_best(study_key: str) -> int | None:
+    def live_limit(study_key: str) -> int | None:
         if os.getppid() != parent_pid:
             raise _Orphaned("the experiment's main process is gone")
-        value = shared_best[positions[study_key]]
+        value = shared_limits[positions[study_key]]
         return None if value < 0 else int(value)
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the main process's to handle
@@ -99,7 +101,7 @@ def _worker_main(context_args: tuple, shared_best: Any, positions: dict[str, int
     worker = f"local pid {os.getpid()}"  # recorded with every trial it runs
     try:
         pool = TrialPool(WorkerContext(engine, data_dir, cache_dir, {**origin, "worker": worker},
-                                       plugins), live_best, where=f"worker process {os.getpid()}")
+                                       plugins), live_limit, where=f"worker process {os.getpid()}")
     except PluginError as exc:  # cannot happen after preflight, unless the environment differs
         outbox.send((None, None, str(exc)))
         return
@@ -215,7 +217,7 @@ class _Worker:
 
 class ProcessBackend:
     """``workers`` local processes; each loads its data once, runs up to ``interleave``
-    trials side by side and shares the best-so-far of every study through shared memory, so
+    trials side by side and shares every study's stopping limit through shared memory, so
     the stopping rule sees other workers' results at the next check.
 
     A worker that dies (killed, out of memory) loses only its own trials: they come back as
@@ -229,8 +231,8 @@ class ProcessBackend:
         self.capacity = workers * self.interleave
         positions = {key: i for i, key in enumerate(study_keys)}
         self._positions = positions
-        self._best = self._ctx.Array("q", [-1] * max(1, len(study_keys)), lock=False)
-        self._args = (context_args, self._best, positions, os.getpid(), self.interleave)
+        self._limits = self._ctx.Array("q", [-1] * max(1, len(study_keys)), lock=False)
+        self._args = (context_args, self._limits, positions, os.getpid(), self.interleave)
         self._workers = [_Worker(self._ctx, self._args) for _ in range(workers)]
         self._next_id = 0
 
@@ -289,8 +291,8 @@ class ProcessBackend:
                 worker.reported.pop(work_id, None)
             yield task, outcome
 
-    def update_best(self, study_key: str, steps: int) -> None:
-        self._best[self._positions[study_key]] = steps
+    def update_limit(self, study_key: str, steps: int) -> None:
+        self._limits[self._positions[study_key]] = steps
 
     def shutdown(self) -> None:
         for worker in self._workers:

@@ -5,9 +5,10 @@ own SQLite file; Ray workers only compute. Each worker is an actor with its own
 :class:`~sparsedp.execution.backends.worker.WorkerContext` (data resolved on its node, loaded once)
 and a :class:`~sparsedp.execution.backends.trial_pool.TrialPool`: the driver calls
 :meth:`RayTrialWorker.round` with the new work for it, the worker advances each of its trials
-by one validation check and returns what ended. Every study's best-so-far lives in one
-:class:`BestBoard` actor; workers post their own results to it and read it before every
-round, so a running trial sees a new best from anywhere in the cluster at its next check.
+by one validation check and returns what ended. Every study's stopping limit lives in one
+:class:`LimitBoard` actor: the driver posts the limits it knows, workers post their own
+completed trials, and workers read it before every round, so a running trial sees a new limit
+from anywhere in the cluster at its next check.
 
 A worker that dies (killed process, removed node) loses only its own trials: they come back
 as failed attempts, which the runner retries, and a new actor is started in its place.
@@ -30,6 +31,7 @@ from sparsedp.execution.backends.trial_pool import TrialPool
 from sparsedp.execution.backends.worker import WorkerContext
 from sparsedp.execution.records import TrialRecord
 from sparsedp.execution.tasks import TrialTask
+from sparsedp.training.stopping import CompletedSteps, combined_limit
 
 START_TIMEOUT_S = 300.0
 """Seconds the driver waits for a first Ray worker (``$SPARSEDP_RAY_START_TIMEOUT``)."""
@@ -39,18 +41,33 @@ class BackendError(OSError):
     """The cluster cannot run the experiment (unreachable, no worker can start)."""
 
 
-class BestBoard:
-    """Ray actor: the best steps-to-result of every study, as known anywhere in the cluster."""
+class LimitBoard:
+    """Ray actor: every study's stopping limit, as known anywhere in the cluster.
 
-    def __init__(self) -> None:
-        self.best: dict[str, int] = {}
+    The limit is the smaller of the driver's (posted with :meth:`limit`) and the one set by
+    the completed trials the workers posted (:meth:`complete`; the ``keep`` best of distinct
+    trials, so a trial posted twice counts once).
+    """
 
-    def update(self, study_key: str, steps: int) -> None:
-        if study_key not in self.best or steps < self.best[study_key]:
-            self.best[study_key] = steps
+    def __init__(self, keep: int = 1) -> None:
+        self.keep = keep
+        self.driver: dict[str, int] = {}
+        self.completed: dict[str, dict[int, int]] = {}
+
+    def limit(self, study_key: str, steps: int) -> None:
+        self.driver[study_key] = min(steps, self.driver.get(study_key, steps))
+
+    def complete(self, study_key: str, trial_index: int, steps: int) -> None:
+        self.completed.setdefault(study_key, {})[trial_index] = steps
 
     def snapshot(self) -> dict[str, int]:
-        return dict(self.best)
+        out = {}
+        for key in set(self.driver) | set(self.completed):
+            own = CompletedSteps(self.keep, self.completed.get(key, {}).values()).limit
+            limit = combined_limit(self.driver.get(key), own)
+            if limit is not None:
+                out[key] = limit
+        return out
 
 
 class RayTrialWorker:
@@ -77,7 +94,7 @@ class RayTrialWorker:
     def round(self, new: list[tuple[int, Work]]) -> tuple[str, Any]:
         """Start ``new`` work, advance every trial by one check; ``("ok", ended)`` or
         ``("data", message)`` when the data cannot be read on this node."""
-        # If the board is gone, go on with the bests found here (the driver goes on).
+        # If the board is gone, go on with the limits found here (the driver goes on).
         with contextlib.suppress(self._ray.exceptions.RayError):
             self.known.update(self._ray.get(self.board.snapshot.remote(), timeout=60))
         ended: list[tuple[int, TrialTask, Outcome]] = []
@@ -89,7 +106,8 @@ class RayTrialWorker:
             return "data", str(exc)
         for _, _, outcome in ended:
             if isinstance(outcome, TrialRecord) and outcome.steps_to_result is not None:
-                self.board.update.remote(outcome.study_key, outcome.steps_to_result)
+                self.board.complete.remote(outcome.study_key, outcome.trial_index,
+                                           outcome.steps_to_result)
         return "ok", ended
 
 
@@ -177,7 +195,7 @@ class RayBackend:
             options["num_gpus"] = 1
         options.update(actor_options or {})
         self._context_args = context_args
-        self._board = ray.remote(num_cpus=0)(BestBoard).remote()
+        self._board = ray.remote(num_cpus=0)(LimitBoard).remote(engine.keep_complete)
         self._worker_cls = ray.remote(RayTrialWorker).options(**options)
         self._slots = [self._new_slot() for _ in range(workers)]
         self._queue: deque[tuple[int, Work]] = deque()
@@ -232,8 +250,8 @@ class RayBackend:
     def in_flight(self) -> int:
         return len(self._queue) + sum(len(s.works) for s in self._slots)
 
-    def update_best(self, study_key: str, steps: int) -> None:
-        self._board.update.remote(study_key, steps)
+    def update_limit(self, study_key: str, steps: int) -> None:
+        self._board.limit.remote(study_key, steps)
 
     def _assign(self) -> None:
         """Hand queued work to started workers with room; start a round where work waits."""

@@ -2,11 +2,13 @@
 
 Every backend runs its trials through a :class:`TrialPool` (in the main process, in each local
 worker process, in each Ray worker), so trials interleave the same way everywhere: the first
-trial of a study to meet the goal sets a limit that stops every other running trial of the
-study at its next check. The limit a trial sees is the smaller of the study's best known to
-the whole experiment (``live_best``: a shared dict, shared memory or a Ray actor) and the best
-found in this pool itself. A group of batched trials (a rolling group of one study's trials)
-advances to its next check per round and reports each trial as it ends.
+trial of a study to meet the goal (with ``keep_complete = K``: the K-th) sets a limit that
+stops every other running trial of the study at its next check. The limit a trial sees is the
+smaller of the study's limit known to the whole experiment (``live_limit``: a shared dict,
+shared memory or a Ray actor) and the limit set by this pool's own completed trials
+(:class:`~sparsedp.training.stopping.CompletedSteps`). A group of batched trials (a rolling
+group of one study's trials) advances to its next check per round and reports each trial as it
+ends.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from sparsedp.execution.backends.worker import StartedGroup, StartedTrial, Worke
 from sparsedp.execution.records import TrialRecord
 from sparsedp.execution.tasks import TaskFailure, TrialGroup, TrialTask
 from sparsedp.training import get_workload
+from sparsedp.training.stopping import CompletedSteps, combined_limit
 
 Finished = tuple[Any, TrialTask, Outcome]
 """``(tag, task, outcome)``: the tag given to :meth:`TrialPool.add` with the work."""
@@ -28,29 +31,30 @@ Finished = tuple[Any, TrialTask, Outcome]
 class TrialPool:
     """Started trials of one worker; :meth:`round` advances each by one check."""
 
-    def __init__(self, context: WorkerContext, live_best: Callable[[str], int | None],
+    def __init__(self, context: WorkerContext, live_limit: Callable[[str], int | None],
                  where: str = "this process") -> None:
         self.context = context
-        self.live_best = live_best
+        self.live_limit = live_limit
         self.where = where
-        self.found: dict[str, int] = {}  # best steps found by this pool's own trials
+        self.found: dict[str, CompletedSteps] = {}  # this pool's own completed trials
         self._running: list[tuple[Hashable, StartedTrial | StartedGroup]] = []
 
     def __len__(self) -> int:
         return len(self._running)
 
     def limit(self, study_key: str) -> int | None:
-        """The study's best known here: the experiment's and this pool's own."""
-        known = [v for v in (self.live_best(study_key), self.found.get(study_key)) if v is not None]
-        return min(known) if known else None
+        """The study's stopping limit known here: the experiment's and this pool's own."""
+        own = self.found.get(study_key)
+        return combined_limit(self.live_limit(study_key), own.limit if own else None)
 
     def _limit_of(self, study_key: str) -> Callable[[], int | None]:
         return lambda: self.limit(study_key)
 
     def _note(self, outcome: Outcome) -> None:
         if isinstance(outcome, TrialRecord) and outcome.steps_to_result is not None:
-            key, steps = outcome.study_key, outcome.steps_to_result
-            self.found[key] = min(steps, self.found.get(key, steps))
+            keep = self.context.engine.keep_complete
+            self.found.setdefault(outcome.study_key, CompletedSteps(keep)).add(
+                outcome.steps_to_result)
 
     def _check_data(self, work: Work) -> None:
         dataset = get_workload(work.study.workload).dataset

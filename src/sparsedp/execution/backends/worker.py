@@ -29,6 +29,7 @@ from sparsedp.specs import EngineOptions
 from sparsedp.training import EngineSettings, TrialConfig, TrialResult, TrialRun
 from sparsedp.training.batched import BatchedTrials
 from sparsedp.training.parts import study_parts
+from sparsedp.training.stopping import combined_limit
 from sparsedp.training.trainer import build_trial_model
 from sparsedp.training.tuning import default_micro_batch, measure_eval_settings, measure_slots
 
@@ -108,7 +109,8 @@ class WorkerContext:
             channels_last, eval_batch = self._eval_settings(config, data)
         return EngineSettings(early_exit=engine.early_exit, eval_batch_size=eval_batch,
                               channels_last=channels_last, micro_batch=micro,
-                              device=engine.device, precision=engine.precision)
+                              device=engine.device, precision=engine.precision,
+                              keep_complete=engine.keep_complete)
 
     def _eval_settings(self, config: TrialConfig, data: SplitData) -> tuple[bool, int]:
         spec = config.spec
@@ -163,14 +165,13 @@ class WorkerContext:
             os.replace(tmp, path)
         return scores
 
-    def _limit(self, step_limit, best_known: int | None):
-        """The stopping limit: the live best (if any) and the best known at dispatch."""
+    def _limit(self, step_limit, limit_known: int | None):
+        """The stopping limit: the live limit (if any) and the limit known at dispatch."""
         stop = self.engine.stop_hopeless
 
         def limit() -> int | None:
             live = step_limit() if step_limit is not None else None  # may exit an orphan
-            known = [v for v in (live, best_known) if v is not None]
-            return min(known) if known and stop else None
+            return combined_limit(live, limit_known) if stop else None
 
         return limit
 
@@ -215,7 +216,7 @@ class WorkerContext:
             saliency = self.saliency(config, data)
             engine = self.engine_settings(config, data)
             run = TrialRun(config, data, engine=engine, saliency=saliency,
-                           step_limit=self._limit(step_limit, task.best_known))
+                           step_limit=self._limit(step_limit, task.limit_known))
             return StartedTrial(task, config, data, engine, run)
         except (KeyboardInterrupt, SystemExit):
             raise
@@ -267,7 +268,7 @@ class WorkerContext:
             slots = self.slots(configs, data, engine)
             run = BatchedTrials(configs, data, engine=engine, slots=slots,
                                 saliencies=lambda k: self.saliency(configs[k], data),
-                                step_limit=self._limit(step_limit, tasks[0].best_known),
+                                step_limit=self._limit(step_limit, tasks[0].limit_known),
                                 share_best=self.engine.stop_hopeless)
             return StartedGroup(group, configs, data, engine, run, slots)
         except (KeyboardInterrupt, SystemExit):

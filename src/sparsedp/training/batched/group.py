@@ -29,6 +29,7 @@ from sparsedp.training.batched.study import check_same_study
 from sparsedp.training.evaluation import EvalResult
 from sparsedp.training.precision import check_precision, numerics
 from sparsedp.training.schedules import Schedule
+from sparsedp.training.stopping import CompletedSteps, combined_limit, stop_message
 from sparsedp.training.trainer import (
     COMPLETE,
     INCOMPLETE,
@@ -124,7 +125,8 @@ class BatchedTrials:
         self.optimizer: StackedTFOptimizer | None = None
         self.model: StackedModel | None = None
         self.evaluator: _StackedEvaluator | None = None
-        self.best: int | None = None  # the group's own best steps-to-result
+        # the group's own completions: with share_best they set a limit of their own
+        self.completed = CompletedSteps(self.engine.keep_complete)
         if not self.configs:
             return
         first = self.configs[0]
@@ -345,19 +347,18 @@ class BatchedTrials:
             if check.errors <= self.evaluator.allowance:
                 result.status, result.steps_to_result = COMPLETE, member.step
                 finished.add(row)
-                if self.share_best and (self.best is None or member.step < self.best):
-                    self.best = member.step
-        limit = self.step_limit() if self.step_limit is not None else None
-        if self.best is not None:
-            limit = self.best if limit is None else min(limit, self.best)
+                if self.share_best:
+                    self.completed.add(member.step)
+        limit = combined_limit(self.step_limit() if self.step_limit is not None else None,
+                               self.completed.limit)
         for row in checked:
             member = members[row]
             if row in finished:
                 continue
             if limit is not None and member.step >= limit:
                 member.result.status = STOPPED
-                member.result.message = (f"stopped at step {member.step}: cannot beat the "
-                                         f"study's best ({limit})")
+                member.result.message = stop_message(member.step, limit,
+                                                     self.engine.keep_complete)
                 finished.add(row)
             elif member.step >= self.max_steps:
                 finished.add(row)  # budget used up: incomplete

@@ -58,8 +58,9 @@ def run_trials_batched(
     step it happened, seen at the next check) or non-finite parameters (at a check),
     ``complete`` at the first check meeting the goal, ``incomplete`` when the budget is used
     up, and ``stopped`` at a check at or past ``step_limit()`` without meeting the goal. With
-    ``share_best`` the group's own best steps-to-result so far also acts as a step limit (as it
-    would for trials run after it one by one). ``progress(trial_index, step, check)`` follows
+    ``share_best`` the group's own completions also set a step limit (its best, or with
+    ``engine.keep_complete = K`` its K-th best steps-to-result so far), as they would for
+    trials run after them one by one. ``progress(trial_index, step, check)`` follows
     each check. ``engine.micro_batch`` accumulates gradients over pieces as run_trial does.
     ``grouped_convs`` picks :class:`StackedModel`'s convolution form (default: by device).
 
