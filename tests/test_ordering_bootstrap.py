@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from sparsedp.analysis.censoring import NO_SPREAD
 from sparsedp.analysis.compare import critical_batch_ratio
 from sparsedp.analysis.fit import BootstrapFit, ScalingFit, bootstrap_scaling
 from sparsedp.execution.ordering import neighbours, order_trials
@@ -65,12 +66,13 @@ def test_critical_batch_ratio_pairs_resample_r_of_each_curve() -> None:
                                ScalingFit(10, 60, 4, 0.0, False),
                                sparse, dense)
     assert out.ratio == pytest.approx(2.0)
-    # resample r with resample r: every ratio is 2 (unpaired draws would spread 0.5..8)
-    assert out.ci == pytest.approx((2.0, 2.0))
+    # resample r with resample r: every ratio is 2 (unpaired draws would spread 0.5..8), so
+    # the resamples do not vary: no interval rather than [2, 2]
+    assert out.ci is None and out.reason == NO_SPREAD
     assert out.fraction_fit == pytest.approx(0.8)  # resample 4 failed for the sparse curve
     # unequal numbers of resamples: the first min(n) are paired
     short = critical_batch_ratio(None, None, _boot([100.0, 400.0]), dense)
-    assert short.ratio is None and short.ci == pytest.approx((2.05, 3.95))  # of [2, 4]
+    assert short.ratio is None and short.ci == pytest.approx((2.0, 4.0))  # of [2, 4]
 
 
 def test_bootstrap_resamples_trials_within_each_study() -> None:

@@ -10,6 +10,9 @@
   studies' seed repeats it also draws a seed factor per study (trials *and* seeds).
 * The *critical batch ratio* is ``B_crit(sparse) / B_crit(dense)`` from the fits; its
   interval pairs the curves' independent bootstrap resamples one to one.
+* Every interval counts resamples whose best is censored (a stopped trial is a lower bound)
+  with their range, and there is none where too few trials completed
+  (:mod:`sparsedp.analysis.censoring`).
 """
 
 from __future__ import annotations
@@ -20,8 +23,9 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from sparsedp.analysis.censoring import Outcomes, interval_or_reason, resample_best
 from sparsedp.analysis.curves import Curve
-from sparsedp.analysis.fit import BootstrapFit, ScalingFit, percentile_interval, stable_seed
+from sparsedp.analysis.fit import BootstrapFit, ScalingFit, stable_seed
 from sparsedp.analysis.regimes import PERFECT_SCALING_TOL, perfect_scaling_end
 
 DENSE_SPARSITY = 0.0
@@ -66,6 +70,7 @@ class PerfectScalingRatio:
     ci: tuple[float, float] | None = None  # over trials and seeds when repeats exist
     ci_trials: tuple[float, float] | None = None  # over the trials only
     ci_includes_seeds: bool = False
+    ci_reason: str = ""  # why ``ci`` is None ("" when there is one)
 
 
 def perfect_scaling_ratio(
@@ -111,9 +116,20 @@ def _seed_factors(
     return (values / values[0])[rng.integers(0, len(values), size=n_resamples)]
 
 
+@dataclass(frozen=True)
+class RatioSamples:
+    """Bootstrap resamples of a geometric-mean step ratio, each a range ``[lo, hi]`` (equal
+    where no study's best is censored; NaN where some batch size has no result on either
+    side), and the largest share of censored resamples among the studies involved."""
+
+    lo: np.ndarray
+    hi: np.ndarray
+    censored: float
+
+
 def step_ratio_samples(
-    sparse_outcomes: Mapping[int, np.ndarray],
-    dense_outcomes: Mapping[int, np.ndarray],
+    sparse_outcomes: Mapping[int, np.ndarray | Outcomes],
+    dense_outcomes: Mapping[int, np.ndarray | Outcomes],
     batch_sizes: Sequence[int],
     *,
     n_resamples: int = 200,
@@ -121,48 +137,59 @@ def step_ratio_samples(
     key: str = "",
     sparse_runs: Mapping[int, np.ndarray] | None = None,
     dense_runs: Mapping[int, np.ndarray] | None = None,
-) -> np.ndarray | None:
+) -> RatioSamples | None:
     """Bootstrap resamples of the geometric-mean step ratio over ``batch_sizes``.
 
-    ``*_outcomes`` map batch size to each trial's steps-to-result (``inf`` without a
-    result). Each resample draws every study's trials with replacement and takes the
-    minimum. With ``*_runs`` (batch size → the study's seed runs at its best
-    metaparameters, the best trial first; see :mod:`sparsedp.analysis.repeats`) each
-    resampled minimum is also multiplied by a seed factor ``S_j / S_0`` of a run ``j``
-    drawn from them, from a separate random stream: the trial draws, hence the
-    trials-only samples, are the same with and without runs. NaN marks a resample where
-    some batch size has no result on either side. None without batch sizes or resamples,
-    or when a study has no trials.
+    ``*_outcomes`` map batch size to each study's trials (:class:`Outcomes`, or arrays of
+    steps-to-result, ``inf`` without a result). Each resample draws every study's trials
+    with replacement and takes the best; a censored best (a stopped trial might have done
+    better) makes the ratio a range, from the sparse side's lowest and the dense side's
+    highest possible best to the reverse. With ``*_runs`` (batch size → the study's seed
+    runs at its best metaparameters, the best trial first; see
+    :mod:`sparsedp.analysis.repeats`) each resampled best is also multiplied by a seed factor
+    ``S_j / S_0`` of a run ``j`` drawn from them, from a separate random stream: the trial
+    draws, hence the trials-only samples, are the same with and without runs. NaN marks a
+    resample where some batch size has no result on either side. None without batch sizes or
+    resamples, or when a study has no trials.
     """
     sizes = [int(b) for b in batch_sizes]
     if not sizes or n_resamples <= 0:
         return None
     rng = np.random.default_rng(stable_seed(seed, f"step-ratio:{key}"))
     seeds_rng = np.random.default_rng(stable_seed(seed, f"step-ratio-seeds:{key}"))
-    log_ratio = np.zeros(n_resamples)
+    log_lo = np.zeros(n_resamples)
+    log_hi = np.zeros(n_resamples)
+    censored = 0.0
     for b in sizes:
         drawn = []
         for outcomes in (sparse_outcomes, dense_outcomes):
-            values = np.asarray(outcomes.get(b, []), dtype=float)
-            if len(values) == 0:
+            study = outcomes.get(b)
+            if study is None or len(study) == 0:
                 return None
-            idx = rng.integers(0, len(values), size=(n_resamples, len(values)))
-            drawn.append(values[idx].min(axis=1))
+            study = study if isinstance(study, Outcomes) else Outcomes.exact(study)
+            lo, hi = resample_best(study, rng, n_resamples)
+            censored = max(censored, float(np.mean(lo < hi)))
+            drawn.append([lo, hi])
         if sparse_runs is not None or dense_runs is not None:
             for side, runs in enumerate((sparse_runs, dense_runs)):
-                drawn[side] = drawn[side] * _seed_factors(
-                    seeds_rng, (runs or {}).get(b), n_resamples
-                )
-        ok = np.isfinite(drawn[0]) & np.isfinite(drawn[1])
-        step = np.full(n_resamples, np.nan)
-        step[ok] = np.log2(drawn[0][ok] / drawn[1][ok])  # only where both have a result
-        log_ratio += step
-    return 2.0 ** (log_ratio / len(sizes))
+                factor = _seed_factors(seeds_rng, (runs or {}).get(b), n_resamples)
+                drawn[side] = [drawn[side][0] * factor, drawn[side][1] * factor]
+        (s_lo, s_hi), (d_lo, d_hi) = drawn
+        with np.errstate(invalid="ignore", divide="ignore"):
+            # no result at all (both ends inf) on a side: NaN, as before
+            ok = np.isfinite(s_lo) & np.isfinite(d_lo)
+            low = np.full(n_resamples, np.nan)
+            high = np.full(n_resamples, np.nan)
+            low[ok] = np.log2(s_lo[ok] / d_hi[ok])  # d_hi may be inf: -inf
+            high[ok] = np.log2(s_hi[ok] / d_lo[ok])  # s_hi may be inf: inf
+        log_lo += low
+        log_hi += high
+    return RatioSamples(2.0 ** (log_lo / len(sizes)), 2.0 ** (log_hi / len(sizes)), censored)
 
 
 def step_ratio_interval(
-    sparse_outcomes: Mapping[int, np.ndarray],
-    dense_outcomes: Mapping[int, np.ndarray],
+    sparse_outcomes: Mapping[int, np.ndarray | Outcomes],
+    dense_outcomes: Mapping[int, np.ndarray | Outcomes],
     batch_sizes: Sequence[int],
     *,
     n_resamples: int = 200,
@@ -171,19 +198,26 @@ def step_ratio_interval(
     key: str = "",
     sparse_runs: Mapping[int, np.ndarray] | None = None,
     dense_runs: Mapping[int, np.ndarray] | None = None,
-) -> tuple[float, float] | None:
-    """Bootstrap interval of the geometric-mean step ratio over ``batch_sizes``.
+) -> tuple[tuple[float, float] | None, str]:
+    """Bootstrap interval of the geometric-mean step ratio over ``batch_sizes``, and why
+    there is none ("" when there is one).
 
     Over the trials only by default; with ``sparse_runs``/``dense_runs`` (seed repeats)
     over trials and seeds (see :func:`step_ratio_samples`). A resample where some batch
-    size lost its result on either side is left out. None without batch sizes,
-    resamples, or any resample with all results.
+    size has no result on either side is left out; a censored one counts with its range
+    (:func:`~sparsedp.analysis.censoring.interval_or_reason`).
     """
     samples = step_ratio_samples(
         sparse_outcomes, dense_outcomes, batch_sizes, n_resamples=n_resamples, seed=seed,
         key=key, sparse_runs=sparse_runs, dense_runs=dense_runs,
     )
-    return None if samples is None else percentile_interval(samples, confidence)
+    if samples is None:
+        return None, "no interval: no resamples"
+    keep = ~(np.isnan(samples.lo) | np.isnan(samples.hi))
+    if not keep.any():
+        return None, "no interval: no resample has a result at every batch size"
+    return interval_or_reason(samples.lo[keep], samples.hi[keep], samples.censored,
+                              confidence)
 
 
 @dataclass(frozen=True)
@@ -193,6 +227,7 @@ class CriticalBatchRatio:
     ratio: float | None
     ci: tuple[float, float] | None
     fraction_fit: float | None
+    reason: str = ""  # why there is no interval ("" when there is one)
 
 
 def critical_batch_ratio(
@@ -205,17 +240,32 @@ def critical_batch_ratio(
     """Ratio of fitted critical batch sizes, sparse over dense.
 
     The interval takes resample ``r`` of each curve's bootstrap together (the curves are
-    resampled independently) and is the percentile interval of the ratios where both fits
-    succeeded; ``fraction_fit`` is the share of such resamples.
+    resampled independently): the ratio's range runs from the sparse fit's lowest over the
+    dense fit's highest to the reverse (a point where neither is censored), and the interval
+    is :func:`~sparsedp.analysis.censoring.interval_or_reason` over the resamples where both
+    fits succeeded; ``fraction_fit`` is the share of such resamples.
     """
     ratio = None
     if sparse_fit is not None and dense_fit is not None:
         ratio = sparse_fit.b_crit / dense_fit.b_crit
-    ci, fraction = None, None
+    ci, fraction, reason = None, None, ""
     if sparse_boot is not None and dense_boot is not None:
         n = min(len(sparse_boot.b_crit_samples), len(dense_boot.b_crit_samples))
         if n:
-            samples = sparse_boot.b_crit_samples[:n] / dense_boot.b_crit_samples[:n]
-            fraction = float(np.isfinite(samples).mean())
-            ci = percentile_interval(samples, confidence)
-    return CriticalBatchRatio(ratio=ratio, ci=ci, fraction_fit=fraction)
+            s_lo, s_hi = _ends(sparse_boot, n)
+            d_lo, d_hi = _ends(dense_boot, n)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                lo, hi = s_lo / d_hi, s_hi / d_lo
+            ok = ~(np.isnan(lo) | np.isnan(hi))
+            fraction = float(ok.mean())
+            share = max(sparse_boot.censored_share, dense_boot.censored_share)
+            ci, reason = interval_or_reason(lo[ok], hi[ok], share, confidence) if ok.any() \
+                else (None, "no interval: no resample fits both curves")
+    return CriticalBatchRatio(ratio=ratio, ci=ci, fraction_fit=fraction, reason=reason)
+
+
+def _ends(boot: BootstrapFit, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """The first ``n`` resamples' B_crit ranges (points for a bootstrap without ranges)."""
+    lo = boot.b_crit_lo if boot.b_crit_lo is not None else boot.b_crit_samples
+    hi = boot.b_crit_hi if boot.b_crit_hi is not None else boot.b_crit_samples
+    return np.asarray(lo[:n], dtype=float), np.asarray(hi[:n], dtype=float)

@@ -7,19 +7,24 @@ error. See ``docs/analysis.md`` for the definitions.
 
 from __future__ import annotations
 
+import itertools
 import math
 import zlib
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from scipy.optimize import least_squares
+
+from sparsedp.analysis.censoring import Outcomes, interval_or_reason, resample_best
 
 MIN_POINTS = 3
 """A curve needs at least this many measured points to be fitted."""
 
 _LN2 = math.log(2.0)
 _CRIT_MARGIN = 8 * _LN2  # B_crit may lie up to 2^8 beyond the measured batch sizes.
+MAX_OPEN_STUDIES = 3
+"""A resample with more studies whose best is censored gives an unbounded range (2^n fits)."""
 
 
 @dataclass(frozen=True)
@@ -105,11 +110,17 @@ def fit_scaling(
 
 @dataclass(frozen=True)
 class BootstrapFit:
-    """Bootstrap distribution of a curve's fit.
+    """Bootstrap distribution of a curve's fit, honest under censoring.
 
-    ``s_min_samples``/``b_crit_samples`` have one entry per resample (NaN where the
-    resampled curve had too few points to fit); intervals are percentile intervals over the
-    successful resamples (None when there were none).
+    Each resample draws every study's trials with replacement and refits; a resample whose
+    best trial of some study is censored (a stopped trial might have done better) gives a
+    range of fits, ``[*_lo, *_hi]``, over that study's possible bests (its bound and its best
+    known value), never a made-up point. ``*_samples`` hold the fits of the resamples with no
+    censored study (NaN elsewhere). Intervals come from
+    :func:`~sparsedp.analysis.censoring.interval_or_reason`: None, with ``reason``, when some
+    study's best is censored in more than ``MAX_CENSORED`` of the resamples, when a bound is
+    not finite, or when the resamples do not vary. ``censored`` maps each batch size to the
+    share of resamples in which its study's best was censored.
     """
 
     n_resamples: int
@@ -119,11 +130,22 @@ class BootstrapFit:
     b_crit_ci: tuple[float, float] | None
     s_min_samples: np.ndarray
     b_crit_samples: np.ndarray
+    b_crit_lo: np.ndarray | None = None
+    b_crit_hi: np.ndarray | None = None
+    s_min_lo: np.ndarray | None = None
+    s_min_hi: np.ndarray | None = None
+    censored: dict[int, float] = field(default_factory=dict)
+    reason: str = ""
 
     @property
     def fraction_fit(self) -> float:
         """Fraction of resamples where the fit was possible."""
         return self.n_fit / self.n_resamples if self.n_resamples else 0.0
+
+    @property
+    def censored_share(self) -> float:
+        """The largest share of censored resamples among the curve's studies."""
+        return max(self.censored.values(), default=0.0)
 
 
 def percentile_interval(
@@ -145,7 +167,7 @@ def stable_seed(seed: int, key: str) -> list[int]:
 
 
 def bootstrap_scaling(
-    outcomes: Mapping[int, np.ndarray],
+    outcomes: Mapping[int, np.ndarray | Outcomes],
     *,
     n_resamples: int = 200,
     seed: int = 0,
@@ -155,40 +177,81 @@ def bootstrap_scaling(
 ) -> BootstrapFit:
     """Bootstrap the fit of one curve by resampling each study's trials.
 
-    ``outcomes`` maps batch size to the steps-to-result of each trial of that study
-    (``inf`` for trials without a result). Each resample draws every study's trials with
-    replacement, takes the minimum as the study's result (missing if all are ``inf``) and
-    refits. The random stream is seeded from ``seed`` and ``key`` (e.g. the curve's name).
+    ``outcomes`` maps batch size to the study's trials: :class:`Outcomes` (stopped trials as
+    lower bounds), or an array of steps-to-result (``inf`` without a result; all exact). Each
+    resample draws every study's trials with replacement, takes the best of each (a study
+    whose drawn trials have no result is left out of that resample's fit) and refits; where
+    a study's best is censored, the fit is made with that best at both ends of its range (at
+    its bound, and at its best known value or left out) and the resample keeps the range of
+    the fits (up to three censored studies; more gives an unbounded range). The random stream
+    is seeded from ``seed`` and ``key`` (e.g. the curve's name).
     """
     rng = np.random.default_rng(stable_seed(seed, key))
     sizes = sorted(int(b) for b in outcomes)
-    best = np.full((n_resamples, len(sizes)), np.inf)
+    lo = np.full((n_resamples, len(sizes)), np.inf)
+    hi = np.full((n_resamples, len(sizes)), np.inf)
     for j, b in enumerate(sizes):
-        values = np.asarray(outcomes[b], dtype=float)
-        if len(values) == 0:
-            continue
-        idx = rng.integers(0, len(values), size=(n_resamples, len(values)))
-        best[:, j] = values[idx].min(axis=1)
-    s_min = np.full(n_resamples, np.nan)
-    b_crit = np.full(n_resamples, np.nan)
+        study = outcomes[b]
+        study = study if isinstance(study, Outcomes) else Outcomes.exact(study)
+        if len(study):
+            lo[:, j], hi[:, j] = resample_best(study, rng, n_resamples)
+    censored = {b: float(np.mean(lo[:, j] < hi[:, j])) for j, b in enumerate(sizes)}
     size_arr = np.asarray(sizes, dtype=float)
     cache: dict[bytes, ScalingFit | None] = {}
-    for r in range(n_resamples):
-        row = best[r]
+
+    def fit(row: np.ndarray) -> ScalingFit | None:
         token = row.tobytes()
         if token not in cache:
             ok = np.isfinite(row)
             cache[token] = fit_scaling(size_arr[ok], row[ok], min_points=min_points)
-        fit = cache[token]
-        if fit is not None:
-            s_min[r], b_crit[r] = fit.s_min, fit.b_crit
-    n_fit = int(np.isfinite(b_crit).sum())
+        return cache[token]
+
+    out = {name: np.full(n_resamples, np.nan) for name in
+           ("s", "b", "s_lo", "s_hi", "b_lo", "b_hi")}
+    for r in range(n_resamples):
+        open_cols = np.flatnonzero(lo[r] < hi[r])
+        if len(open_cols) == 0:
+            f = fit(hi[r])
+            if f is not None:
+                for name, value in (("s", f.s_min), ("b", f.b_crit)):
+                    out[name][r] = out[f"{name}_lo"][r] = out[f"{name}_hi"][r] = value
+            continue
+        if len(open_cols) > MAX_OPEN_STUDIES:
+            for name in ("s", "b"):
+                out[f"{name}_lo"][r], out[f"{name}_hi"][r] = -np.inf, np.inf
+            continue
+        fits = []
+        for ends in itertools.product((0, 1), repeat=len(open_cols)):
+            row = hi[r].copy()
+            for col, end in zip(open_cols, ends, strict=True):
+                row[col] = lo[r, col] if end == 0 else hi[r, col]
+            f = fit(row)
+            if f is not None:
+                fits.append(f)
+        if not fits:
+            continue  # no fit at either end: as a resample with too few points
+        for name, attr in (("s", "s_min"), ("b", "b_crit")):
+            values = [getattr(f, attr) for f in fits]
+            out[f"{name}_lo"][r], out[f"{name}_hi"][r] = min(values), max(values)
+    n_fit = int(np.sum(~np.isnan(out["b_lo"])))
+    fitted = ~np.isnan(out["b_lo"])  # resamples with too few points are not a range
+    share = max(censored.values(), default=0.0)
+    s_ci, reason = interval_or_reason(out["s_lo"][fitted], out["s_hi"][fitted], share,
+                                      confidence)
+    b_ci, b_reason = interval_or_reason(out["b_lo"][fitted], out["b_hi"][fitted], share,
+                                        confidence)
     return BootstrapFit(
         n_resamples=n_resamples,
         n_fit=n_fit,
         confidence=confidence,
-        s_min_ci=percentile_interval(s_min, confidence),
-        b_crit_ci=percentile_interval(b_crit, confidence),
-        s_min_samples=s_min,
-        b_crit_samples=b_crit,
+        s_min_ci=s_ci,
+        b_crit_ci=b_ci,
+        s_min_samples=out["s"],
+        b_crit_samples=out["b"],
+        b_crit_lo=out["b_lo"],
+        b_crit_hi=out["b_hi"],
+        s_min_lo=out["s_lo"],
+        s_min_hi=out["s_hi"],
+        censored=censored,
+        reason=b_reason or reason,
     )

@@ -27,14 +27,15 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from sparsedp.analysis.censoring import interval_or_reason, study_trial_outcomes
 from sparsedp.analysis.compare import (
     DENSE_SPARSITY,
+    RatioSamples,
     perfect_scaling_ratio,
     sparse_dense_ratios,
     step_ratio_samples,
 )
-from sparsedp.analysis.curves import STUDY_COLUMNS, result_steps, steps_curves, study_outcomes
-from sparsedp.analysis.fit import percentile_interval
+from sparsedp.analysis.curves import STUDY_COLUMNS, result_steps, steps_curves
 from sparsedp.analysis.regimes import PERFECT_SCALING_TOL
 
 SPREAD_COLUMNS = ("workload", "sparsity", "batch_size", "study_key", "best_trial_index",
@@ -90,13 +91,18 @@ class SeedRatioIntervals:
     confidence: float
 
 
-def _interval(samples: np.ndarray | None, confidence: float
+def _interval(samples: RatioSamples | None, confidence: float
               ) -> tuple[tuple[float, float] | None, float]:
-    """Percentile interval of the resamples with a result, and their share."""
+    """The honest interval of the resamples with a result at every batch size
+    (:func:`~sparsedp.analysis.censoring.interval_or_reason`), and their share."""
     if samples is None:
         return None, 0.0
-    finite = np.isfinite(samples) & (samples > 0)
-    return percentile_interval(samples[finite], confidence), float(finite.mean())
+    keep = ~(np.isnan(samples.lo) | np.isnan(samples.hi))
+    if not keep.any():
+        return None, 0.0
+    interval, _ = interval_or_reason(samples.lo[keep], samples.hi[keep], samples.censored,
+                                     confidence)
+    return interval, float(keep.mean())
 
 
 def curve_runs(runs: dict[tuple, np.ndarray], workload: str, sparsity: float
@@ -128,7 +134,7 @@ def seed_ratio_intervals(
     without repeats.
     """
     ratios = sparse_dense_ratios(best, dense_sparsity)
-    outcomes = study_outcomes(trials)
+    outcomes = study_trial_outcomes(trials)
     runs = seed_runs(best, repeats)
     curves = steps_curves(best)
     per_rows, ps_rows = [], []
@@ -144,7 +150,7 @@ def seed_ratio_intervals(
         sides = (sparse_o, dense_o, sparse_r, dense_r)
 
         def samples(sizes: list[int], key: str, with_seeds: bool,
-                    sides: tuple = sides) -> np.ndarray | None:
+                    sides: tuple = sides) -> RatioSamples | None:
             return step_ratio_samples(
                 sides[0], sides[1], sizes, n_resamples=n_resamples, seed=seed, key=key,
                 sparse_runs=sides[2] if with_seeds else None,

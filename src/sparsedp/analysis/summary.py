@@ -10,6 +10,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from sparsedp.analysis.adequacy import Adequacy, study_adequacy
+from sparsedp.analysis.censoring import MAX_CENSORED, study_trial_outcomes
 from sparsedp.analysis.compare import (
     DENSE_SPARSITY,
     CriticalBatchRatio,
@@ -25,7 +27,6 @@ from sparsedp.analysis.curves import (
     normalize_status,
     normalized_steps,
     steps_curves,
-    study_outcomes,
 )
 from sparsedp.analysis.fit import (
     MIN_POINTS,
@@ -58,6 +59,7 @@ class Analysis:
     perfect_scaling_ratios: list[PerfectScalingRatio] = field(default_factory=list)
     critical_ratios: dict[tuple[str, float], CriticalBatchRatio] = field(default_factory=dict)
     repeats: pd.DataFrame | None = None  # stored seed repeats, when given to analyze()
+    adequacy: dict[tuple[str, float, int], Adequacy] = field(default_factory=dict)
     seed_spread: pd.DataFrame | None = None  # repeat_spread of the best trials and repeats
 
 
@@ -96,7 +98,9 @@ def analyze(
     }
     best = best_trials(trials)
     curves = steps_curves(best)
-    outcomes = study_outcomes(trials)
+    outcomes = study_trial_outcomes(trials)
+    adequacy = {(w, s, b): study_adequacy(o) for (w, s), studies in outcomes.items()
+                for b, o in studies.items()}
     with_repeats = repeats is not None and len(repeats) > 0
     runs = seed_runs(best, repeats) if with_repeats else {}
     fits: dict[tuple[str, float], ScalingFit | None] = {}
@@ -139,15 +143,16 @@ def analyze(
             n_resamples=n_resamples, seed=seed, confidence=confidence, key=curve_name(key)
         )
         args = (outcomes.get(key, {}), outcomes.get(dense_key, {}), ps.batch_sizes)
-        ci_trials = step_ratio_interval(*args, **interval)
+        ci_trials, reason = step_ratio_interval(*args, **interval)
         ci = ci_trials
         if with_repeats:
-            ci = step_ratio_interval(
+            ci, reason = step_ratio_interval(
                 *args, **interval, sparse_runs=curve_runs(runs, *key),
                 dense_runs=curve_runs(runs, *dense_key),
             )
         ps_ratios.append(
-            dataclasses.replace(ps, ci=ci, ci_trials=ci_trials, ci_includes_seeds=with_repeats)
+            dataclasses.replace(ps, ci=ci, ci_trials=ci_trials, ci_includes_seeds=with_repeats,
+                                ci_reason=reason if ps.geomean_ratio is not None else "")
         )
         crit[key] = critical_batch_ratio(
             fits[key], fits[dense_key], boots[key], boots[dense_key], confidence
@@ -165,6 +170,7 @@ def analyze(
         critical_ratios=crit,
         repeats=repeats if with_repeats else None,
         seed_spread=repeat_spread(best, repeats) if with_repeats else None,
+        adequacy=adequacy,
     )
 
 
@@ -202,6 +208,8 @@ def _fit_dict(fit: ScalingFit | None, boot: BootstrapFit | None) -> dict[str, An
         "b_crit_ci": None,
         "bootstrap_fraction_fit": None,
         "bootstrap_resamples": None,
+        "interval_note": None,
+        "censored_share": None,
     }
     if boot is not None:
         out.update(
@@ -209,6 +217,8 @@ def _fit_dict(fit: ScalingFit | None, boot: BootstrapFit | None) -> dict[str, An
             b_crit_ci=list(boot.b_crit_ci) if boot.b_crit_ci else None,
             bootstrap_fraction_fit=boot.fraction_fit,
             bootstrap_resamples=boot.n_resamples,
+            interval_note=boot.reason or None,
+            censored_share={str(b): v for b, v in boot.censored.items()},
         )
     return out
 
@@ -227,9 +237,15 @@ def analysis_to_dict(analysis: Analysis) -> dict[str, Any]:
     """JSON-ready dictionary of an :class:`Analysis`."""
     best = analysis.best
     n_result = int(np.isfinite(best["steps"].astype(float)).sum()) if len(best) else 0
-    studies = [
-        {k: to_jsonable(v) for k, v in row.items()} for row in best.to_dict(orient="records")
-    ]
+    studies = []
+    for row in best.to_dict(orient="records"):
+        study = {k: to_jsonable(v) for k, v in row.items()}
+        found = analysis.adequacy.get((str(row["workload"]), float(row["sparsity"]),
+                                       int(row["batch_size"])))
+        if found is not None:  # search adequacy (docs/analysis.md): converged, best of k
+            study["converged"] = found.converged
+            study["adequacy"] = to_jsonable(found.to_dict())
+        studies.append(study)
     curves = []
     for key, curve in analysis.curves.items():
         reg = analysis.regimes[key]
@@ -243,6 +259,9 @@ def analysis_to_dict(analysis: Analysis) -> dict[str, Any]:
                 "normalized_steps": normalized_steps(curve),
                 "missing_batch_sizes": curve.missing,
                 "fit": _fit_dict(analysis.fits[key], analysis.bootstraps[key]),
+                "unconverged_batch_sizes": sorted(
+                    b for (w, s, b), a in analysis.adequacy.items()
+                    if (w, s) == key and b in curve.batch_sizes and not a.converged),
                 "regimes": {
                     "perfect_scaling_end": reg.perfect_scaling_end,
                     "max_parallelism_onset": reg.max_parallelism_onset,
@@ -264,15 +283,17 @@ def analysis_to_dict(analysis: Analysis) -> dict[str, Any]:
                 "geomean_ratio": ps.geomean_ratio,
                 "geomean_ratio_ci": list(ps.ci) if ps.ci else None,
                 "geomean_ratio_ci_trials": list(ps.ci_trials) if ps.ci_trials else None,
+                "geomean_ratio_interval_note": ps.ci_reason or None,
                 "ci_includes_seeds": ps.ci_includes_seeds,
                 "log2_ratio": ps.log2_ratio,
                 "b_crit_ratio": crit.ratio if crit else None,
                 "b_crit_ratio_ci": list(crit.ci) if crit and crit.ci else None,
                 "b_crit_ratio_fraction_fit": crit.fraction_fit if crit else None,
+                "b_crit_ratio_interval_note": (crit.reason or None) if crit else None,
             }
         )
     summary = {
-        "options": analysis.options,
+        "options": {**analysis.options, "max_censored_share": MAX_CENSORED},
         "counts": {
             "n_trials": len(analysis.trials) if analysis.trials is not None else 0,
             "n_studies": len(best),

@@ -16,6 +16,8 @@ from typing import Any
 import pandas as pd
 
 from sparsedp.analysis import Analysis, analyze
+from sparsedp.analysis.adequacy import study_adequacy
+from sparsedp.analysis.censoring import Outcomes, trial_outcomes
 from sparsedp.analysis.edges import edge_hits
 from sparsedp.api.batch_science import FIGURE_FORMATS, write_batch_science
 from sparsedp.api.errors import (
@@ -44,6 +46,7 @@ from sparsedp.execution.runlock import RunLock, RunLockBusy
 from sparsedp.plugins import PluginError
 from sparsedp.report import FindingSource, Section, write_report
 from sparsedp.report.probes import probe_findings, probe_section, probed_trials
+from sparsedp.report.refinement import refine_findings, refine_section
 from sparsedp.specs import ExperimentFileError, ExperimentSpec, StudySpec, load_experiment
 from sparsedp.specs.loader import ExperimentLoader
 from sparsedp.store import ResultStore, repeats_frame, trials_frame
@@ -265,15 +268,21 @@ class Experiment:
         with ResultStore(self.results_dir, read_only=True) as store:
             linked = store.trial_rows(self.name, all_studies=True)
         rows = [row for row in linked if row["study_key"] in keys]
-        best = best_of(rows)
+        search = [row for row in rows if (row.get("stage") or "search") == "search"]
+        best = best_of(search)  # the paper's protocol: the search's trials
+        refined_best = best_of(rows)
         by_study: dict[str, list[dict]] = {}
-        for row in rows:
+        for row in search:
             by_study.setdefault(row["study_key"], []).append(row)
+        outcomes = _study_outcomes(search)
         out = []
         for study in studies:
             trials = by_study.get(study.key, [])
             counts = {s: sum(1 for t in trials if t["status"] == s) for s in STATUSES}
             top = best.get(study.key)
+            adequacy = study_adequacy(outcomes[study.key]) if study.key in outcomes else None
+            refined = sum(1 for r in rows if r["study_key"] == study.key) - len(trials)
+            top_all = refined_best.get(study.key)
             out.append(StudyStatus(
                 study=study, done=len(trials), counts=counts,
                 best_steps=None if top is None else int(top["steps_to_result"]),
@@ -281,6 +290,11 @@ class Experiment:
                 best_metaparameters={} if top is None else
                 {k: top[k] for k in METAPARAMETERS if top[k] is not None},
                 edges=[] if top is None else edge_hits(top, study.space()),
+                converged=bool(adequacy and adequacy.converged),
+                adequacy_note=adequacy.reason if adequacy else "no trials yet",
+                refined=refined,
+                refined_best_steps=None if not refined or top_all is None
+                else int(top_all["steps_to_result"]),
             ))
         earlier = [row["study_key"] for row in linked if row["study_key"] not in keys]
         return ExperimentStatus(self.name, self.spec.trials, out, len(earlier), len(set(earlier)))
@@ -321,7 +335,7 @@ class Experiment:
         intervals, regimes and sparse/dense ratios of the current trials (docs/analysis.md;
         ``options``: those of :func:`sparsedp.analysis.analyze`). Stored seed repeats are
         included (``seed_spread``; ratio intervals over trials and seeds)."""
-        frame = self.trials()
+        frame = search_stage(self.trials())
         if frame.empty:
             raise SparsedpError(f"{self.name} has no finished trials yet in {self.results_dir}")
         options.setdefault("repeats", self.repeats())
@@ -346,7 +360,11 @@ class Experiment:
             raise SparsedpError(f"formats: unknown format(s) {', '.join(sorted(unknown))}; "
                                 "use png, svg or pdf")
         self._require_results()
-        frame = self.trials() if trials is None else trials
+        everything = self.trials() if trials is None else trials
+        frame = search_stage(everything)  # the paper's protocol; refinement beside it
+        if len(frame) < len(everything):
+            sections = [*sections, refine_section(everything, bootstrap)]
+            finding_sources = [*finding_sources, refine_findings(everything, bootstrap)]
         if frame.empty:
             raise SparsedpError(f"{self.name} has no finished trials yet in {self.results_dir}")
         config, provenance, notes = report_context(self.spec, self.studies())
@@ -412,3 +430,19 @@ def _unfinished(spec: ExperimentSpec, store: ResultStore) -> tuple[int, int]:
         failed += sum(1 for i, s in done.items() if i < spec.trials and s == "failed")
         missing += sum(1 for i in range(spec.trials) if i not in done)
     return failed, missing
+
+
+def _study_outcomes(rows: list[dict]) -> dict[str, Outcomes]:
+    """Study key → its trials as :class:`~sparsedp.analysis.censoring.Outcomes`."""
+    if not rows:
+        return {}
+    frame = pd.DataFrame.from_records(rows, columns=["study_key", "status", "steps_to_result",
+                                                     "steps_taken"])
+    return {key: trial_outcomes(group) for key, group in frame.groupby("study_key")}
+
+
+def search_stage(trials: pd.DataFrame) -> pd.DataFrame:
+    """The search's trials (the paper's protocol), without the refinement stage's."""
+    if "stage" not in trials:
+        return trials
+    return trials[trials["stage"].fillna("search") == "search"].reset_index(drop=True)

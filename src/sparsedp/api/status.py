@@ -54,6 +54,10 @@ class StudyStatus:
     best_trial: int | None
     best_metaparameters: dict[str, float] = field(default_factory=dict)
     edges: list[EdgeHit] = field(default_factory=list)  # best metaparameters at a range edge
+    converged: bool = False  # search adequacy (docs/analysis.md): shown converged
+    adequacy_note: str = ""  # why not, when it is not
+    refined: int = 0  # refine-stage trials stored ([refine]); not in ``done`` or ``counts``
+    refined_best_steps: int | None = None  # the best over search and refine trials
 
 
 @dataclass(frozen=True)
@@ -77,9 +81,11 @@ class ExperimentStatus:
                 "batch_size": s.study.batch_size, "study_key": s.study.key, "done": s.done,
                 **s.counts, "best_steps": s.best_steps, "best_trial": s.best_trial,
                 **{k: s.best_metaparameters.get(k) for k in METAPARAMETERS},
+                "converged": s.converged, "adequacy_note": s.adequacy_note,
+                "refined": s.refined, "refined_best_steps": s.refined_best_steps,
             })
         frame = pd.DataFrame.from_records(rows)
-        for column in ("best_steps", "best_trial"):
+        for column in ("best_steps", "best_trial", "refined_best_steps"):
             if column in frame:
                 frame[column] = frame[column].astype("Int64")
         return frame

@@ -153,11 +153,13 @@ def status(args: argparse.Namespace) -> int:
 
 def _print_status(experiment: Experiment) -> None:
     found = experiment.status(_best_of=best_per_study)
+    refined = any(row.refined for row in found.studies)
     table = Table(title=f"{found.name}: {found.trials_per_study} trials per study")
-    for column in ("workload", "sparsity", "batch", "done", *STATUS_COLUMNS, "best steps",
-                   "best trial"):
-        table.add_column(column, justify="right" if column not in ("workload", "best trial")
-                         else "left")
+    columns = ["workload", "sparsity", "batch", "done", *STATUS_COLUMNS, "best steps",
+               "best trial", "converged", *(("refined", "refined best") if refined else ())]
+    for column in columns:
+        table.add_column(column, justify="left" if column in ("workload", "best trial")
+                         else "right")
     for row in found.studies:
         study = row.study
         if row.best_steps is not None:
@@ -165,10 +167,20 @@ def _print_status(experiment: Experiment) -> None:
             best_cells = (str(row.best_steps), f"#{row.best_trial} {meta}")
         else:
             best_cells = ("-", "")
+        extra = ((str(row.refined), "-" if row.refined_best_steps is None
+                  else str(row.refined_best_steps)) if refined else ())
         table.add_row(study.workload, f"{study.sparsity:g}", str(study.batch_size),
                       f"{row.done}/{found.trials_per_study}",
-                      *(str(row.counts[s]) for s in STATUS_COLUMNS), *best_cells)
+                      *(str(row.counts[s]) for s in STATUS_COLUMNS), *best_cells,
+                      "yes" if row.converged else "no", *extra)
     Console(soft_wrap=True, width=200 if not is_terminal() else None).print(table)
+    unconverged = [row for row in found.studies if row.done and not row.converged]
+    if unconverged:  # search adequacy: docs/analysis.md
+        print(f"not converged: {len(unconverged)} of {len(found.studies)} studies (a random half "
+              "of the search would, in more than 1 of 4 cases, find a best over 5% worse, or it "
+              "cannot be told):")
+        for row in unconverged:
+            print(f"  {row.study.label}: {row.adequacy_note}")
     for row in found.studies:  # best trials at the edge of their searched range
         for hit in row.edges:
             print(f"warning: {row.study.label}: best trial #{row.best_trial}: "

@@ -10,6 +10,7 @@ import time
 
 from rich.console import Console
 
+from sparsedp.api import Experiment
 from sparsedp.cli.common import CliError, add_plugin_option, load, positive_int, stderr_console
 from sparsedp.execution.backends.worker import WorkerContext
 from sparsedp.execution.preflight import PreflightError, check_device
@@ -44,6 +45,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--pilot", action="store_true",
                    help="run trial 0 of the smallest batch size of each (workload, sparsity) to "
                         "its end and extrapolate the rest of the row from it (costs real trials)")
+    p.add_argument("--like", metavar="EXPERIMENT",
+                   help="another experiment file whose stored bests, at the same sparsity and "
+                        "batch size, estimate this one's (e.g. Nesterov from Momentum)")
     p.add_argument("--ignore-stored", action="store_true",
                    help="estimate as if nothing were stored (to check the model against a run)")
     p.add_argument("--measure-steps", type=positive_int, default=5,
@@ -109,6 +113,12 @@ def _estimates(spec: ExperimentSpec, stored: _Stored, args: argparse.Namespace,
                 out[missing[0].key] = pilot
                 if pilot.steps is not None:
                     known[missing[0].batch_size] = pilot.steps
+        like = _like_bests(args, row[0].sparsity)
+        for study in row:
+            if study.key not in out and study.batch_size in like:
+                out[study.key] = StepsEstimate(like[study.batch_size][0],
+                                               like[study.batch_size][1])
+                known.setdefault(study.batch_size, like[study.batch_size][0])
         for study in row:
             if study.key in out:
                 continue
@@ -116,6 +126,20 @@ def _estimates(spec: ExperimentSpec, stored: _Stored, args: argparse.Namespace,
             if guess is None and args.steps:
                 guess = StepsEstimate(args.steps, "guess")
             out[study.key] = guess or StepsEstimate(None, "none")
+    return out
+
+
+def _like_bests(args: argparse.Namespace, sparsity: float) -> dict[int, tuple[int, str]]:
+    """Batch size → (stored best, label) of ``--like``'s studies at ``sparsity``."""
+    other = getattr(args, "like_spec", None)
+    if other is None:
+        return {}
+    out: dict[int, tuple[int, str]] = {}
+    with ResultStore(other.results_dir, read_only=True) as store:
+        for study in other.studies():
+            found = store.best_steps(study.key)
+            if found and math.isclose(study.sparsity, sparsity, abs_tol=1e-9):
+                out.setdefault(study.batch_size, (found[0], f"like {other.name}"))
     return out
 
 
@@ -263,6 +287,13 @@ def build_plan(spec: ExperimentSpec, args: argparse.Namespace, console: Console)
 def run(args: argparse.Namespace) -> int:
     spec = load(args).spec
     console = stderr_console()
+    args.like_spec = None
+    if getattr(args, "like", None):
+        other = Experiment.from_file(args.like, plugins=getattr(args, "plugin", ())).spec
+        if not (other.results_dir / ResultStore.FILENAME).exists():
+            raise CliError(f"--like {args.like}: no results stored for {other.name} in "
+                           f"{other.results_dir}; run it first or drop --like")
+        args.like_spec = other
     if args.ignore_stored and args.pilot is False and args.steps is None:
         console.print("note: --ignore-stored without --pilot or --steps leaves no estimate")
     try:

@@ -33,6 +33,8 @@ class TrialRecord:
     mask_report: dict[str, Any] | None = None
     engine: dict[str, Any] | None = None
     provenance: dict[str, Any] | None = None
+    stage: str = "search"  # "search" (the paper's protocol) or "refine" (sparsedp.search.refine)
+    stage_info: dict[str, Any] | None = None  # a refine trial's box
 
 
 class Ledger(Protocol):
@@ -45,6 +47,8 @@ class Ledger(Protocol):
     def best_steps(self, study_key: str) -> tuple[int, int] | None: ...
 
     def completed_steps(self, study_key: str) -> list[int]: ...
+
+    def completed_trials(self, study_key: str) -> list[tuple[int, int]]: ...
 
     def stopped_steps(self, study_key: str) -> dict[int, int]: ...
 

@@ -10,6 +10,7 @@ attempts of several trials in a row, stops the run instead (:mod:`.failures`).
 
 from __future__ import annotations
 
+import dataclasses
 from collections import deque
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -19,6 +20,7 @@ from sparsedp.execution.failures import FailureWatch
 from sparsedp.execution.ordering import order_trials
 from sparsedp.execution.provenance import provenance
 from sparsedp.execution.records import Ledger, TrialRecord
+from sparsedp.execution.refine_stage import is_refine, refine_work
 from sparsedp.execution.tasks import FAILED, TaskFailure, TrialGroup, TrialTask, failed_record
 from sparsedp.specs import ExperimentSpec, StudySpec
 from sparsedp.training import STOPPED, get_workload
@@ -109,15 +111,20 @@ def run_experiment(
 
     pending = {s.key: pending_trials(spec, ledger, s, retry_failed) for s in studies}
     stored = {s.key: ledger.finished_trials(s.key) for s in studies}
-    summary.planned = sum(len(v) for v in pending.values())
+    units = {s.key: s.space().units(spec.trials) for s in studies}
+    # The refinement stage (after each study's search): counted now, set up after the search.
+    refine = {s.key: refine_work(spec, ledger, s, units[s.key], retry_failed) for s in studies
+              if spec.refine is not None and not pending[s.key]}
+    summary.planned = sum(len(v) for v in pending.values()) + sum(
+        len(refine[s.key].pending) if s.key in refine else spec.refine.trials
+        for s in studies if spec.refine is not None)
     total = summary.planned
     emit(RunEvent("plan", total=total))
     if total == 0:
         emit(RunEvent("done", total=0))
         return summary
 
-    points = {s.key: s.space().points(spec.trials) for s in studies}
-    units = {s.key: s.space().units(spec.trials) for s in studies}
+    points = {s.key: dict(enumerate(s.space().points(spec.trials))) for s in studies}
     best: dict[str, int] = {}
     best_index: dict[str, int] = {}  # the best trial of each study (for the trial order)
     for s in studies:
@@ -151,7 +158,7 @@ def run_experiment(
             if not todo:
                 continue
             order_from = None
-            if spec.engine.order == "neighbour":
+            if spec.engine.order == "neighbour" and not is_refine(todo[0]):
                 todo, order_from = order_trials(
                     study, studies, todo, units[study.key], lambda s: best_index.get(s.key)
                 )
@@ -191,6 +198,9 @@ def run_experiment(
     held: list[tuple[TrialTask, TrialRecord]] = []  # failed rows not yet shown to be their own
 
     def store(task: TrialTask, outcome: TrialRecord) -> None:
+        if is_refine(task.index):
+            outcome = dataclasses.replace(outcome, stage="refine",
+                                          stage_info=refine[task.study.key].info)
         replace = task.index in stored[task.study.key]
         ledger.write_trial(outcome, replace=replace)
         summary.finished += 1
@@ -209,7 +219,7 @@ def run_experiment(
         while held:
             store(*held.pop(0))
 
-    try:
+    def run_stage() -> None:
         dispatch()
         while backend.in_flight():
             for task, outcome in backend.completed():
@@ -246,6 +256,17 @@ def run_experiment(
                 store(task, outcome)
             dispatch()
         release_held()
+
+    try:
+        run_stage()  # the search
+        if spec.refine is not None:  # then each study's refinement, around its best
+            for study in studies:
+                work = refine_work(spec, ledger, study, units[study.key], retry_failed)
+                refine[study.key] = work
+                pending[study.key] = work.pending
+                points[study.key].update(work.points)
+            study_iter = iter(studies)
+            run_stage()
     finally:
         backend.shutdown()
     emit(RunEvent("done", total=total, done=summary.finished))

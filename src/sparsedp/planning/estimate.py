@@ -61,7 +61,7 @@ class Speed:
     memory_mb: float  # peak memory of the measuring process after this measurement
 
 
-KTH_BEST_FACTORS = {1: 1.0, 3: 1.0, 5: 1.0}  # placeholder: set from the benchmark below
+KTH_BEST_FACTORS = {1: 1.0, 3: 1.29}
 """``S_K / S_1`` measured by ``benchmarks/study_speed.py --engines k1,k3,k5`` (the larger of
 the dense and the 90%-sparse slice; docs/engine.md, "Stopping"), for K = 1, 3 and 5."""
 

@@ -11,6 +11,7 @@ from matplotlib.figure import Figure as MplFigure
 
 from sparsedp.analysis.curves import searched_metaparameters
 from sparsedp.analysis.summary import Analysis
+from sparsedp.plots.adequacy import plot_adequacy
 from sparsedp.plots.scaling import plot_optimizer_comparison, plot_scaling, save_figure
 from sparsedp.plots.search import plot_metaparameters, plot_search_space
 from sparsedp.report.format import safe_name
@@ -113,5 +114,17 @@ def make_figures(
             "steps to result, one row per study; trials that did not reach the goal are "
             "drawn in the band above the dotted line; best trial: gold star.",
             plot_metaparameters(trials, workload, best=best),
+        )
+    for workload in workloads:
+        if not any(key[0] == workload and a.k for key, a in analysis.adequacy.items()):
+            continue
+        add(
+            f"adequacy-{safe_name(workload)}",
+            f"Search adequacy of {workload}: for each study (batch size as colour), the "
+            "median best of k of its trials drawn at random, over the best of all of them, "
+            "with the 10–90% band; dotted with hollow markers where stopped trials make the "
+            "median a lower bound. The dashed line is 5% above the best: a study is converged "
+            "when at least 3 of 4 random halves of its trials come within it.",
+            plot_adequacy(analysis.adequacy, workload),
         )
     return figures

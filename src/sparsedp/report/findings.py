@@ -26,6 +26,7 @@ REGIMES = "regimes"
 SPARSE_VS_DENSE = "sparse-vs-dense"
 SEED_REPEATS = "seed-repeats"
 SEARCH_RANGE = "search-range"
+SEARCH_ADEQUACY = "search-adequacy"
 
 KIND_TITLES: dict[str, str] = {
     OVERVIEW: "Results so far",
@@ -35,6 +36,7 @@ KIND_TITLES: dict[str, str] = {
     SPARSE_VS_DENSE: "Sparse versus dense",
     SEED_REPEATS: "Seed repeats",
     SEARCH_RANGE: "Search ranges",
+    SEARCH_ADEQUACY: "Search adequacy",
 }
 """Heading of each known kind, in page order; other kinds follow, titled by their name."""
 
@@ -86,9 +88,10 @@ def _list(sizes: Sequence[int]) -> str:
     return "B = " + ", ".join(batch(b) for b in sizes)
 
 
-def _ci(ci: Sequence[float] | None, confidence: float, fmt=batch, suffix: str = "") -> str:
+def _ci(ci: Sequence[float] | None, confidence: float, fmt=batch, suffix: str = "",
+        note: str | None = None) -> str:
     if not ci:
-        return "no bootstrap interval"
+        return note or "no bootstrap interval"
     return f"{100 * confidence:.0f}% interval {fmt(ci[0])}–{fmt(ci[1])}{suffix}"
 
 
@@ -129,7 +132,8 @@ def critical_batch_finding(curve: Mapping[str, Any], options: Mapping[str, Any])
         )
     text = (
         f"{_at(s)}, adding workers stops paying off above B ≈ {batch(b)} "
-        f"({_ci(ci, options['confidence'])}): beyond it each doubling of the batch size saves "
+        f"({_ci(ci, options['confidence'], note=fit.get('interval_note'))}): beyond it each "
+        "doubling of the batch size saves "
         f"at most 25% of the steps, and no batch size trains in fewer than "
         f"S_min ≈ {fit['s_min']:.0f} steps."
     )
@@ -140,6 +144,11 @@ def critical_batch_finding(curve: Mapping[str, Any], options: Mapping[str, Any])
             f" The interval rests on {100 * frac:.0f}% of {fit['bootstrap_resamples']} "
             "resamples; the others had too few results to fit."
         )
+        level = WARNING
+    weak = curve.get("unconverged_batch_sizes") or []
+    if weak:
+        text += (f" It rests on studies whose search is not shown converged ({_list(weak)}; "
+                 "docs/analysis.md, search adequacy).")
         level = WARNING
     if b > sizes[-1] or b < sizes[0]:
         side = "largest" if b > sizes[-1] else "smallest"
@@ -220,9 +229,11 @@ def sparse_dense_finding(
             w, s, NOT_ENOUGH, values,
         )
     sizes = comparison["perfect_scaling_batch_sizes"]
+    step_ci = _ci(comparison["geomean_ratio_ci"], conf, times,
+                  note=comparison.get("geomean_ratio_interval_note"))
     text = (
         f"{_at(s)}, training needs {times(comparison['geomean_ratio'])} the dense network's "
-        f"steps ({_ci(comparison['geomean_ratio_ci'], conf, times)}; geometric mean over "
+        f"steps ({step_ci}; geometric mean over "
         f"{_range(sizes)}, where the dense network scales perfectly"
         + ("; the interval covers trials and seed repeats)" if comparison.get("ci_includes_seeds")
            else ")")
@@ -238,7 +249,7 @@ def sparse_dense_finding(
     else:
         text += (
             f" Its critical batch size is {times(ratio)} the dense one "
-            f"({_ci(ci, conf, times)})"
+            f"({_ci(ci, conf, times, note=comparison.get('b_crit_ratio_interval_note'))})"
         )
         if ci and ci[0] > 1:
             text += ": it keeps profiting from more workers up to larger batch sizes."
@@ -306,6 +317,33 @@ def _curves_without_trials(
     ]
 
 
+def adequacy_finding(curve: Mapping[str, Any], studies: Sequence[Mapping[str, Any]]
+                     ) -> Finding:
+    """Which studies of a curve are converged (docs/analysis.md, search adequacy)."""
+    w, s = curve["workload"], float(curve["sparsity"])
+    mine = [st for st in studies if st["workload"] == w and math.isclose(st["sparsity"], s)
+            and "converged" in st]
+    done = sorted(int(st["batch_size"]) for st in mine if st["converged"])
+    notes = {int(st["batch_size"]): (st.get("adequacy") or {}).get("reason", "")
+             for st in mine if not st["converged"]}
+    values = {"converged_batch_sizes": done, "unconverged": notes}
+    if not notes:
+        return Finding(SEARCH_ADEQUACY, f"{_at(s)}: every study's search is converged "
+                       f"({_list(done)}): in at least 3 of 4 random halves of a study's trials "
+                       "the best is within 5% of the study's best.", w, s, OK, values)
+    cannot = [b for b, why in notes.items() if why.startswith("cannot tell")]
+    text = (f"{_at(s)}: {len(notes)} of {len(mine)} studies are not shown converged "
+            f"({_list(sorted(notes))})")
+    if cannot:
+        text += (f"; at {_list(cannot)} stopped trials hide the values needed (the trials ran "
+                 "with too low a keep_complete)")
+    worse = sorted(set(notes) - set(cannot))
+    if worse:
+        text += (f"; at {_list(worse)} a random half of the search finds a best over 5% worse "
+                 "in more than 1 of 4 cases: more trials there could move the result")
+    return Finding(SEARCH_ADEQUACY, text + ".", w, s, WARNING, values)
+
+
 def measured_findings(
     summary: Mapping[str, Any], expected: Sequence[Mapping[str, Any]] | None = None
 ) -> list[Finding]:
@@ -315,6 +353,7 @@ def measured_findings(
     for curve in summary["curves"]:
         out.append(critical_batch_finding(curve, options))
         out.append(regimes_finding(curve))
+        out.append(adequacy_finding(curve, summary["studies"]))
     out.extend(_curves_without_trials(summary, expected or []))
     ratios = summary["sparse_vs_dense"]["ratios"]
     compared = set()

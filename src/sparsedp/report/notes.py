@@ -61,8 +61,8 @@ def stopping_note(engine_notes: Mapping[str, Any], trials: pd.DataFrame) -> str:
             return (
                 "The stored trials were run with different stopping settings: "
                 f"{', '.join(parts)}. {n_stopped} trials were stopped early (status "
-                "'stopped'); study results (best steps) are unaffected, but the bootstrap "
-                "counts stopped trials as without a result."
+                "'stopped'); study results (best steps) are unaffected, and the bootstrap "
+                "counts a stopped trial as a lower bound (docs/analysis.md, censored trials)."
             )
         flag = True if on else False if off else None
     else:
@@ -82,9 +82,11 @@ def stopping_note(engine_notes: Mapping[str, Any], trials: pd.DataFrame) -> str:
             "Stopping of hopeless trials was ON: a trial that could no longer beat its "
             "study's best was stopped early and is shown as 'stopped' (orange square) in the "
             f"search figures; whether it would have reached the goal is unknown. {n_stopped} "
-            "trials were stopped. Study results (best steps) are unaffected, but the bootstrap "
-            "counts stopped trials as without a result, so in resamples that miss a study's "
-            "best trial its steps can be overestimated: intervals may be wider or shifted up."
+            "trials were stopped. Study results (best steps) are unaffected. A stopped trial "
+            "is a lower bound, not a value: a bootstrap resample that misses a study's "
+            "completed trials has a censored best, which is counted with its range, and "
+            "where that happens in too many resamples there is no interval (too few "
+            "completed trials; keep_complete sets how many trials per study complete)."
         )
     if flag is False:
         return (

@@ -10,8 +10,10 @@ from typing import Any
 
 from sparsedp.plugins import PluginSet
 from sparsedp.pruning.prune import PruneSettings
+from sparsedp.search.refine import REFINE_BASE
 from sparsedp.search.space import Dimension
 from sparsedp.specs.engine import EngineOptions
+from sparsedp.specs.refine import RefineOptions
 from sparsedp.specs.study import StudySpec
 from sparsedp.specs.values import is_int, resolve_against
 from sparsedp.training.workloads import get_workload
@@ -57,6 +59,7 @@ class ExperimentSpec:
     study_defaults: StudyDefaults = field(default_factory=StudyDefaults)
     engine: EngineOptions = field(default_factory=EngineOptions)
     plugins: PluginSet = field(default_factory=PluginSet)
+    refine: RefineOptions | None = None  # a refinement stage after each study's search
 
     def __post_init__(self) -> None:
         path = Path(self.path)
@@ -75,6 +78,13 @@ class ExperimentSpec:
             raise ValueError(f"trials must be a whole number >= 1, got {self.trials!r}")
         if not is_int(self.workers) or self.workers < 1:
             raise ValueError(f"workers must be a whole number >= 1, got {self.workers!r}")
+        if self.trials >= REFINE_BASE:
+            raise ValueError(f"trials must be below {REFINE_BASE}, got {self.trials}")
+        if self.refine is not None and self.engine.stop_hopeless and \
+                self.refine.around > self.engine.keep_complete:
+            raise ValueError(f"[refine] around = {self.refine.around} needs [engine] "
+                             f"keep_complete >= {self.refine.around}: the trials it centres on "
+                             "must run to their result")
 
     def studies(self) -> list[StudySpec]:
         """Every study of the grid, ordered workloads × sparsities × batch sizes."""
@@ -133,6 +143,8 @@ class ExperimentSpec:
             "study_defaults": defaults,
             "engine": dataclasses.asdict(self.engine),
         }
+        if self.refine is not None:
+            out["refine"] = dataclasses.asdict(self.refine)
         p = self.plugins
         if p.modules or p.workloads or p.datasets:
             out["plugins"] = {

@@ -17,11 +17,13 @@ from sparsedp.data.splits import OFFICIAL_TRAIN_SIZES, train_split_size
 from sparsedp.plugins import PluginSet
 from sparsedp.pruning.prune import PruneSettings
 from sparsedp.pruning.registry import pruner_names
+from sparsedp.search.refine import DEFAULT_AROUND, DEFAULT_MARGIN, REFINE_BASE
 from sparsedp.search.sobol import SEQUENCES
 from sparsedp.search.space import DEFAULT_DIMENSIONS, INTEGER_MAPPINGS, SCALES, Dimension
 from sparsedp.specs.engine import BACKENDS, DEVICE_PATTERN, ORDERS, EngineOptions
 from sparsedp.specs.experiment import ExperimentSpec, StudyDefaults
 from sparsedp.specs.parts import PartsSections
+from sparsedp.specs.refine import RefineOptions
 from sparsedp.specs.toml_checks import ExperimentFileError, TomlChecker
 from sparsedp.specs.values import Problem, resolve_against, resolve_batch_sizes
 from sparsedp.training.precision import PRECISIONS
@@ -54,6 +56,7 @@ _TOP_KEYS = (
     "engine",
     "plugins",
     "datasets",
+    "refine",
 )
 _REQUIRED = {
     "name": 'name = "my-experiment"',
@@ -98,6 +101,9 @@ class ExperimentLoader(TomlChecker, PartsSections):
         batch_sizes = self.batch_sizes(doc["batch_sizes"], workloads)
 
         trials = self.integer(doc.get("trials", 100), ("trials",), 1)
+        if trials >= REFINE_BASE:
+            self.fail(("trials",), f"must be below {REFINE_BASE:,}, got {trials}",
+                      "use fewer trials per study")
         workers = self.integer(doc.get("workers", 1), ("workers",), 1)
         results = self.string(doc["results"], ("results",)) if "results" in doc else None
         data_dir = self.string(doc["data_dir"], ("data_dir",)) if "data_dir" in doc else None
@@ -107,6 +113,7 @@ class ExperimentLoader(TomlChecker, PartsSections):
 
         defaults = self.study_defaults(doc, workloads)
         engine = self.engine(doc.get("engine", {}))
+        refine = self.refine(doc["refine"], engine, trials) if "refine" in doc else None
         base = self.path.parent
         return ExperimentSpec(
             name=name,
@@ -121,6 +128,7 @@ class ExperimentLoader(TomlChecker, PartsSections):
             study_defaults=defaults,
             engine=engine,
             plugins=plugin_set,
+            refine=refine,
         )
 
     def sparsities(self, value: object) -> tuple[float, ...]:
@@ -283,6 +291,34 @@ class ExperimentLoader(TomlChecker, PartsSections):
                 )
             out[name] = Dimension(name, low, high, scale, integer)
         return out
+
+    def refine(self, value: object, engine: EngineOptions, trials: int) -> RefineOptions:
+        table = self.table(value, ("refine",))
+        self.keys(table, ("trials", "around", "margin"), ("refine",))
+        if "trials" not in table:
+            self.fail(("refine",), "missing required key trials",
+                      "add e.g. trials = 16 (more trials per study, around its best)")
+        count = self.integer(table["trials"], ("refine", "trials"), 1)
+        if count >= REFINE_BASE:
+            self.fail(("refine", "trials"), f"must be below {REFINE_BASE}, got {count}",
+                      "use fewer refine trials")
+        around = self.integer(table.get("around", DEFAULT_AROUND), ("refine", "around"), 1)
+        if around > trials:
+            self.fail(("refine", "around"), f"{around} is more than the {trials} trials of a "
+                      "study's search", f"use around <= {trials}")
+        if engine.stop_hopeless and around > engine.keep_complete:
+            self.fail(("refine", "around"),
+                      f"{around} needs keep_complete >= {around} in [engine] (the trials it "
+                      "centres on must run to their result)",
+                      f"set [engine] keep_complete = {around}, or around <= "
+                      f"{engine.keep_complete}")
+        margin = DEFAULT_MARGIN
+        if "margin" in table:
+            margin = self.number(table["margin"], ("refine", "margin"))
+            if not 0 <= margin <= 0.5:
+                self.fail(("refine", "margin"), f"{margin:g} is outside [0, 0.5]",
+                          "it widens the box by this share of each searched range, e.g. 0.1")
+        return RefineOptions(count, around, margin)
 
     def engine(self, value: object) -> EngineOptions:
         table = self.table(value, ("engine",))

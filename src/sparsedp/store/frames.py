@@ -82,6 +82,7 @@ def trials_frame(
             "keep_complete": engine.get("keep_complete",
                                         1 if engine.get("stop_hopeless") else None),
             "precision": spec.get("precision") or "fp32",
+            "stage": row.get("stage") or "search",  # rows stored before stages: the search
             "current": current,
         })
     records.sort(key=lambda r: not r["current"])  # stable: current studies first

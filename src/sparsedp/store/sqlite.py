@@ -69,6 +69,8 @@ CREATE TABLE IF NOT EXISTS trials (
     engine_json TEXT,
     provenance_json TEXT,
     finished REAL NOT NULL,
+    stage TEXT,
+    stage_json TEXT,
     PRIMARY KEY (study_key, trial_index)
 );
 CREATE TABLE IF NOT EXISTS repeats (
@@ -107,7 +109,7 @@ _TRIAL_FIELDS = (
     "status", "steps_to_result", "steps_taken", "final_val_error", "final_error_exact",
     "curve_json", "wall_time", "train_time", "eval_time", "prune_time", "samples_per_second",
     "eval_share", "eval_examples", "message", "attempts", "peak_rss_mb", "mask_json",
-    "engine_json", "provenance_json", "finished",
+    "engine_json", "provenance_json", "finished", "stage", "stage_json",
 )
 _REPEAT_FIELDS = (
     "study_key", "source_trial", "repeat_index", "seed", "data_seed", "lr", "momentum",
@@ -116,7 +118,7 @@ _REPEAT_FIELDS = (
     "engine_json", "provenance_json", "finished",
 )
 # Columns added after schema version 1 first shipped: added in place to older files.
-_ADDED_TRIAL_COLUMNS = {"peak_rss_mb": "REAL"}
+_ADDED_TRIAL_COLUMNS = {"peak_rss_mb": "REAL", "stage": "TEXT", "stage_json": "TEXT"}
 _ADDED_LINK_COLUMNS = {"current": "INTEGER NOT NULL DEFAULT 1"}
 
 TRIAL_COLUMNS = (
@@ -125,7 +127,7 @@ TRIAL_COLUMNS = (
     "end_lr_factor", "status", "steps_to_result", "steps_taken", "final_val_error",
     "final_error_exact", "goal_error", "max_steps", "eval_every", "wall_time",
     "samples_per_second", "eval_share", "eval_examples", "attempts", "peak_rss_mb", "message",
-    "curve", "stop_hopeless", "keep_complete", "precision", "current",
+    "curve", "stop_hopeless", "keep_complete", "precision", "stage", "current",
 )
 
 
@@ -227,7 +229,8 @@ class ResultStore:
                     json.dumps(trial.mask_report) if trial.mask_report is not None else None,
                     json.dumps(trial.engine) if trial.engine is not None else None,
                     json.dumps(trial.provenance) if trial.provenance is not None else None,
-                    time.time(),
+                    time.time(), trial.stage,
+                    json.dumps(trial.stage_info) if trial.stage_info is not None else None,
                 ),
             )
 
@@ -298,11 +301,16 @@ class ResultStore:
 
     def completed_steps(self, study_key: str) -> list[int]:
         """Steps-to-result of the study's complete trials, lowest first."""
+        return [steps for steps, _ in self.completed_trials(study_key)]
+
+    def completed_trials(self, study_key: str) -> list[tuple[int, int]]:
+        """(steps_to_result, trial_index) of the study's complete trials, best first."""
         rows = self._db.execute(
-            "SELECT steps_to_result FROM trials WHERE study_key = ? AND status = 'complete' "
-            "AND steps_to_result IS NOT NULL ORDER BY steps_to_result", (study_key,),
+            "SELECT steps_to_result, trial_index FROM trials WHERE study_key = ? AND "
+            "status = 'complete' AND steps_to_result IS NOT NULL "
+            "ORDER BY steps_to_result, trial_index", (study_key,),
         ).fetchall()
-        return [int(r[0]) for r in rows]
+        return [(int(r[0]), int(r[1])) for r in rows]
 
     def stopped_steps(self, study_key: str) -> dict[int, int]:
         """trial_index → steps trained of the study's ``stopped`` trials."""

@@ -1,0 +1,58 @@
+"""Search adequacy: the best of k of a study's trials, against k (docs/analysis.md).
+
+One panel per sparsity, one line per study (batch size as colour): the median best of k
+trials drawn at random from the study's N, divided by the study's best (the best of all N),
+with the 10–90% band shaded. A flat line near 1 well before k = N says the search found its
+best with room to spare; a line that only comes down at the last trials says more trials could
+move it. Where the median is only a lower bound (stopped trials hide the values it needs) the
+line is dotted and its markers hollow; medians without any value (no trial reached the goal
+in over half of the draws) are not drawn.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from matplotlib import colormaps
+from matplotlib.figure import Figure
+
+from sparsedp.analysis.adequacy import Adequacy
+from sparsedp.plots.scaling import new_figure, sparsity_label
+
+
+def plot_adequacy(adequacy: dict[tuple[str, float, int], Adequacy], workload: str) -> Figure:
+    """The figure of the module docstring for one workload's studies."""
+    mine = {key: a for key, a in adequacy.items() if key[0] == workload}
+    sparsities = sorted({key[1] for key in mine})
+    fig, axes = new_figure(1, max(1, len(sparsities)), panel_size=(4.2, 3.2))
+    sizes = sorted({key[2] for key in mine})
+    cmap = colormaps["viridis"]
+    colour = {b: cmap(i / max(1, len(sizes) - 1)) for i, b in enumerate(sizes)}
+    for ax, sparsity in zip(axes.flat, sparsities, strict=False):
+        for (_, s, b), found in sorted(mine.items()):
+            if s != sparsity or not found.k or not math.isfinite(found.best):
+                continue
+            k = np.asarray(found.k, dtype=float)
+            med = np.asarray(found.median, dtype=float) / found.best
+            low = np.asarray(found.low, dtype=float) / found.best
+            high = np.asarray(found.high, dtype=float) / found.best
+            exact = np.asarray(found.exact, dtype=bool)
+            shown = np.isfinite(med)
+            label = f"B={b}" + ("" if found.converged else " (not converged)")
+            ax.plot(k[shown & exact], med[shown & exact], "-o", ms=3, color=colour[b],
+                    label=label)
+            if (shown & ~exact).any():
+                ax.plot(k[shown & ~exact], med[shown & ~exact], ":o", ms=3, color=colour[b],
+                        markerfacecolor="none")
+            band = np.isfinite(low) & np.isfinite(high)
+            ax.fill_between(k[band], low[band], high[band], color=colour[b], alpha=0.12,
+                            linewidth=0)
+        ax.axhline(1.05, color="grey", linestyle="--", linewidth=0.8)
+        ax.set(xscale="log", yscale="log", xlabel="k trials (of the study's N)",
+               ylabel="best of k / best of N",
+               title=f"{workload} S={sparsity_label(sparsity)}")
+        ax.grid(alpha=0.3, which="both")
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=7, loc="upper right")
+    return fig
