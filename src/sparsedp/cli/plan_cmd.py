@@ -14,6 +14,7 @@ from sparsedp.api import Experiment
 from sparsedp.cli.common import CliError, add_plugin_option, load, positive_int, stderr_console
 from sparsedp.execution.backends.worker import WorkerContext
 from sparsedp.execution.preflight import PreflightError, check_device
+from sparsedp.execution.runner import pending_trials
 from sparsedp.execution.tasks import TrialTask
 from sparsedp.planning.estimate import (
     DAY,
@@ -29,6 +30,7 @@ from sparsedp.planning.estimate import (
     plan_study,
     snip_groups,
 )
+from sparsedp.search.refine import REFINE_BASE
 from sparsedp.specs import ExperimentSpec, StudySpec
 from sparsedp.store import ResultStore
 from sparsedp.training.workloads import get_workload
@@ -65,6 +67,7 @@ class _Stored:
         self.done: dict[str, set[int]] = {}
         self.best: dict[str, int | None] = {}
         self.completed: dict[str, list[int]] = {}  # complete steps-to-result, lowest first
+        self.pending: dict[str, int] = {}  # trials the runner would run: search and refine
         self.actual_s: dict[str, float] = {}
         self.examined = 0
         self.checks = 0
@@ -77,6 +80,12 @@ class _Stored:
                 found = store.best_steps(study.key)
                 self.best[study.key] = found[0] if found else None
                 self.completed[study.key] = store.completed_steps(study.key)
+                todo = pending_trials(spec, store, study)
+                refine = 0
+                if spec.refine is not None:
+                    refine = spec.refine.trials - sum(1 for i in self.done[study.key]
+                                                      if i >= REFINE_BASE)
+                self.pending[study.key] = len(todo) + refine
             for row in store.trial_rows(spec.name):
                 key = row["study_key"]
                 self.actual_s[key] = self.actual_s.get(key, 0.0) + float(row["wall_time"] or 0)
@@ -260,11 +269,12 @@ def build_plan(spec: ExperimentSpec, args: argparse.Namespace, console: Console)
 
     plans: list[StudyPlan] = []
     for study in studies:
-        done = set() if args.ignore_stored else stored.done.get(study.key, set())
-        pending = sum(1 for i in range(spec.trials) if i not in done)
+        refine = spec.refine.trials if spec.refine is not None else 0
+        total = spec.trials + refine
+        pending = total if args.ignore_stored else stored.pending.get(study.key, total)
         keep = spec.engine.keep_complete
         completed = [] if args.ignore_stored else stored.completed.get(study.key, [])
-        plans.append(plan_study(study, spec.trials, pending,
+        plans.append(plan_study(study, total, pending,
                                 speeds[(study.workload, study.batch_size)],
                                 estimates[study.key], stopping=spec.engine.stop_hopeless,
                                 check_fraction=fraction, keep_complete=keep,
