@@ -96,7 +96,7 @@ eval_batch_size = 1000
     capsys.readouterr()
     assert main(["status", str(path)]) == 0
     status_text = capsys.readouterr().out
-    assert status_text.count("mnist-simplecnn-sgd") == 6
+    assert sum(line.startswith("│ mnist-simplecnn-sgd") for line in status_text.splitlines()) == 6
     assert main(["export", str(path), "--format", "csv"]) == 0
     frame = pd.read_csv(tmp_path / "results" / "trials.csv")
     assert len(frame) == 12 and set(frame["batch_size"]) == {32, 64, 128}

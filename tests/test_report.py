@@ -122,10 +122,12 @@ def test_report_lists_every_study_and_embeds_all_figures(full_report):
                 assert f"{workload}|{sparsity}|{batch_size}" in html
     pngs = sorted(p.name for p in (out / "figures").glob("*.png"))
     svgs = sorted(p.name for p in (out / "figures").glob("*.svg"))
-    # Two workloads: scaling, search and metaparameter figures each, plus one comparison.
-    assert len(pngs) == 7 and len(svgs) == 7
-    assert html.count("<img ") == 7
-    assert html.count('src="data:image/png;base64,') == 7
+    # Two workloads: scaling, search, metaparameter and search-adequacy figures each, plus
+    # one comparison.
+    assert len(pngs) == 9 and len(svgs) == 9
+    assert sum(name.startswith("adequacy-") for name in pngs) == 2
+    assert html.count("<img ") == 9
+    assert html.count('src="data:image/png;base64,') == 9
     assert "<figcaption>" in html
     assert "Stopping of hopeless trials was ON" in html
     assert "abc123" in html and "testhost" in html
@@ -143,7 +145,7 @@ def test_summary_json_is_complete(full_report):
     assert summary["engine_notes"] == {"stop_hopeless_trials": True}
     assert len(summary["curves"]) == 4
     assert all(c["fit"]["b_crit"] is not None for c in summary["curves"])
-    assert len(summary["figures"]) == 14
+    assert len(summary["figures"]) == 18
 
 
 def test_report_with_partial_results(tmp_path):
@@ -174,7 +176,7 @@ def test_report_with_partial_results(tmp_path):
     assert sgd_sparse["batch_sizes"] == [64, 1024]
     assert sgd_sparse["missing_batch_sizes"] == [16]
     assert sgd_sparse["fit"]["b_crit"] is None
-    assert html.count("<img ") == 7
+    assert html.count("<img ") == 9
 
 
 def test_report_without_any_complete_trial(tmp_path):
