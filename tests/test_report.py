@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from html.parser import HTMLParser
 
 import numpy as np
 import pandas as pd
@@ -223,3 +224,104 @@ def test_hostile_names_are_escaped_and_lossy_label_is_prominent(tmp_path):
     title = re.search(r"<h1>(.*?)</h1>", html).group(1)
     assert "&lt;script&gt;" in title
     assert 'class="warning"' in html and "lossy JPEG copy" in html
+
+
+# Names an import makes user-controlled (folder names and study.json fields of another
+# tool's batch_science layout): each tries to open markup of its own, and "$…$" mathtext
+# that matplotlib cannot parse.
+HOSTILE = {
+    "workload": "w<script>alert(\"w\")</script>&'\"$_^$",
+    "dataset": "d<img src=x onerror=alert(1)>&amp;",
+    "model": "m\"><svg onload=alert(2)>$\\frac{$",
+    "optimizer": "o'</td><iframe src=javascript:alert(3)></iframe>",
+    "dataset_label": "L<b onmouseover=alert(4)>bold</b>",
+}
+# a second workload whose file-name-safe form was the first one's ("<" and ">" swapped)
+TWIN = HOSTILE["workload"].replace("<script>", ">script<")
+
+
+class _Elements(HTMLParser):
+    """Every element of a page with its attributes, and its text."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.elements: list[tuple[str, dict[str, str | None]]] = []
+        self.text: list[str] = []
+
+    def handle_starttag(self, tag, attrs):
+        self.elements.append((tag, dict(attrs)))
+
+    def handle_startendtag(self, tag, attrs):
+        self.elements.append((tag, dict(attrs)))
+
+    def handle_data(self, data):
+        self.text.append(data)
+
+
+def _hostile_trials() -> pd.DataFrame:
+    """Two workloads of one hostile data set and model (so the optimizer comparison names
+    them), with hostile workload and optimizer names."""
+    trials = make_trials(workloads=("toy-sgd", "toy-momentum"), n_trials=4)
+    for column in ("dataset", "model", "dataset_label"):
+        trials[column] = HOSTILE[column]
+    momentum = trials["workload"] == "toy-momentum"
+    trials.loc[momentum, "optimizer"] = HOSTILE["optimizer"]
+    trials["workload"] = np.where(momentum, HOSTILE["workload"], TWIN)
+    trials["study_key"] = (trials["workload"] + "|" + trials["sparsity"].astype(str) + "|"
+                           + trials["batch_size"].astype(str))
+    return trials
+
+
+@pytest.fixture(scope="module")
+def hostile_report(tmp_path_factory):
+    out = tmp_path_factory.mktemp("hostile")
+    path = write_report(_hostile_trials(), out, experiment_config={"name": "imported"},
+                        provenance=PROVENANCE, engine_notes={},
+                        analysis_options={"n_resamples": 5}, formats=("png",), dpi=40)
+    page = path.read_text(encoding="utf-8")
+    parser = _Elements()
+    parser.feed(page)
+    parser.close()
+    return out, page, parser
+
+
+def test_hostile_import_names_never_become_markup(hostile_report):
+    _, page, parser = hostile_report
+    tags = {tag for tag, _ in parser.elements}
+    for injected in ("script", "iframe", "svg", "b"):
+        assert injected not in tags, injected
+    handlers = [(tag, name) for tag, attrs in parser.elements for name in attrs
+                if name.startswith("on")]
+    assert handlers == []
+    # the only images are the embedded figures (none from the data set name's <img>)
+    images = [attrs for tag, attrs in parser.elements if tag == "img"]
+    assert len(images) >= 7
+    assert all((a.get("src") or "").startswith("data:image/png;base64,") for a in images)
+    assert "javascript:" not in " ".join(str(v) for _, a in parser.elements for v in a.values())
+    for raw in ("<script", "<iframe", "<svg", "<img src=x", "<b "):
+        assert raw not in page
+
+
+def test_hostile_import_names_are_shown_as_text(hostile_report):
+    _, page, parser = hostile_report
+    text = "".join(parser.text)
+    for name in (HOSTILE["workload"], TWIN, HOSTILE["model"], HOSTILE["dataset"],
+                 HOSTILE["dataset_label"]):
+        assert name in text, name  # shown literally, as text
+    assert f"Optimizers compared on {HOSTILE['model']} / {HOSTILE['dataset']}" in text
+    assert "&lt;script&gt;" in page and "&amp;amp;" in page  # "&amp;" shown as written
+    assert "&amp;#39;" not in page and "&amp;lt;" not in page  # escaped once, not twice
+
+
+def test_hostile_import_names_get_a_figure_file_each(hostile_report):
+    """Names whose file-name-safe forms were equal (and "$…$" that matplotlib cannot parse)
+    still give one figure file each: none overwrites another."""
+    out, page, _ = hostile_report
+    summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
+    files = sorted((out / "figures").glob("*.png"))
+    assert sorted(str(p.relative_to(out)) for p in files) == sorted(summary["figures"])
+    assert len(files) == page.count("<img ")
+    for kind in ("scaling", "search", "metaparameters"):
+        assert len([p for p in files if p.name.startswith(kind + "-")]) == 2, kind
+    assert len([p for p in files if p.name.startswith("optimizers-")]) == 1
+    assert {c["workload"] for c in summary["curves"]} == {HOSTILE["workload"], TWIN}

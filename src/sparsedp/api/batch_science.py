@@ -28,7 +28,7 @@ from sparsedp.store.batch_science import (
     export_batch_science,
     search_space_of,
 )
-from sparsedp.store.batch_science import import_batch_science as _import_layout
+from sparsedp.store.batch_science_import import read_layout, store_layout
 from sparsedp.store.check import StoreFileError, check_store
 
 __all__ = ["METRIC", "ImportResult", "import_batch_science", "report_results",
@@ -46,6 +46,7 @@ class ImportResult:
     name: str  # the experiment's name in the results database
     studies: int
     trials: int
+    skipped: tuple[str, ...] = ()  # entries of the source that are not part of the layout
 
     def describe(self) -> str:
         """One line, e.g. ``imported 40 trials of 4 studies into R as experiment bs``."""
@@ -79,17 +80,28 @@ def import_batch_science(
     metric: str = METRIC,
 ) -> ImportResult:
     """Read the layout under ``source`` (sparsedp's export, Shallue et al.'s released data,
-    another tool's) into the results directory ``out`` as experiment ``name`` (default: the
-    source folder's name). ``goal``: the target of ``metric`` (a ``measurements.csv``
-    column) for studies whose ``study.json`` names none (Shallue et al.'s name none).
-    Importing again replaces the trials. Raises :class:`SparsedpError` (exit code 2) for a
-    layout it cannot read, (5) while a run holds ``out``."""
+    another tool's) into the results directory ``out`` as the new experiment ``name``
+    (default: the source folder's name). ``goal``: the target of ``metric`` (a
+    ``measurements.csv`` column) for studies whose ``study.json`` names none (Shallue et
+    al.'s name none).
+
+    Every file is read and checked before anything is written; then one transaction stores
+    it all, so the import commits completely or leaves ``out`` as it was. An import never
+    replaces: an experiment name, study or trial ``out`` holds already is refused. Raises
+    :class:`SparsedpError` (exit code 2) for a layout it cannot use or such a clash, (5)
+    while a run holds ``out``. Entries of ``source`` that are not part of the layout are
+    skipped and listed in :attr:`ImportResult.skipped`."""
     name = name or re.sub(r"[^A-Za-z0-9._-]+", "-", Path(source).resolve().name)
     if not _NAME.fullmatch(name or ""):
         raise SparsedpError(f"name {name!r}: use letters, digits, '.', '_' and '-' only")
     if goal is not None and not 0 < goal < 1:
         raise SparsedpError(f"goal {goal:g}: expected an error rate in (0, 1)")
+    try:
+        layout = read_layout(source, goal=goal, metric=metric)
+    except BatchScienceError as exc:
+        raise SparsedpError(str(exc)) from None
     results = Path(out)
+    new = _new_paths(results)
     try:
         check_store(results)
         results.mkdir(parents=True, exist_ok=True)
@@ -102,12 +114,38 @@ def import_batch_science(
         raise SparsedpError(str(exc), EXIT_BUSY) from None
     try:
         with ResultStore(results) as store:
-            counts = _import_layout(source, store, name, goal=goal, metric=metric)
-    except BatchScienceError as exc:
-        raise SparsedpError(str(exc)) from None
+            store_layout(store, name, layout)
+    except BaseException as exc:
+        _remove_new(new)  # what this failed import created, while it still holds the lock
+        if isinstance(exc, BatchScienceError):
+            raise SparsedpError(str(exc)) from None
+        raise
     finally:
         lock.release()
-    return ImportResult(results, name, counts["studies"], counts["trials"])
+    return ImportResult(results, name, len(layout.studies), len(layout.records),
+                        layout.skipped)
+
+
+def _new_paths(results: Path) -> list[Path]:
+    """What an import into ``results`` may create that does not exist yet: the database (with
+    its WAL files) when it is new, the lock file, then the new folders, deepest first."""
+    names = [RunLock.FILENAME]
+    if not (results / ResultStore.FILENAME).exists():
+        names += [ResultStore.FILENAME + suffix for suffix in ("", "-wal", "-shm")]
+    files = [results / n for n in names if not (results / n).exists()]
+    return files + [p for p in (results, *results.parents) if not p.exists()]
+
+
+def _remove_new(paths: list[Path]) -> None:
+    """Remove what :func:`_new_paths` listed (a folder only while it is empty)."""
+    for path in paths:
+        try:
+            if path.is_dir():
+                path.rmdir()
+            else:
+                path.unlink(missing_ok=True)
+        except OSError:
+            pass  # a folder someone else wrote to meanwhile: keep it
 
 
 def report_results(

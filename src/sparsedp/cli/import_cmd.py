@@ -16,7 +16,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("source", help="folder holding <dataset>/<model>/<optimizer>/<batch_size>/"
                                   "study.json")
     p.add_argument("--out", required=True, help="results directory to write (sparsedp.sqlite)")
-    p.add_argument("--name", help="experiment name in the results (default: the folder's name)")
+    p.add_argument("--name", help="name of the new experiment in the results (default: the "
+                                  "folder's name); an existing one is never replaced")
     p.add_argument("--goal", type=finite_float,
                    help="target of --metric for studies whose study.json names none "
                         "(Shallue et al.'s files name none), e.g. 0.01")
@@ -25,8 +26,25 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=run)
 
 
+SHOWN = 10
+"""Skipped entries named one by one in the note; the rest are counted."""
+
+
+def skipped_note(skipped: tuple[str, ...]) -> str | None:
+    """``note: skipped N entries ...: a, b, …`` naming what the import left out, or None."""
+    if not skipped:
+        return None
+    names = ", ".join(skipped[:SHOWN])
+    more = f" and {len(skipped) - SHOWN} more" if len(skipped) > SHOWN else ""
+    return (f"note: skipped {len(skipped)} entries of the source that are not part of the "
+            f"layout (not study.json, a trial folder or its two files): {names}{more}")
+
+
 def run(args: argparse.Namespace) -> int:
     result = import_batch_science(args.source, args.out, name=args.name, goal=args.goal,
                                   metric=args.metric)
+    note = skipped_note(result.skipped)
+    if note:
+        print(note)
     print(f"{result.describe()}; `sparsedp report {result.results_dir}` analyses them")
     return 0

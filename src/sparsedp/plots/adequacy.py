@@ -18,7 +18,7 @@ from matplotlib import colormaps
 from matplotlib.figure import Figure
 
 from sparsedp.analysis.adequacy import Adequacy
-from sparsedp.plots.scaling import new_figure, sparsity_label
+from sparsedp.plots.scaling import literal, new_figure, sparsity_label
 
 
 def plot_adequacy(adequacy: dict[tuple[str, float, int], Adequacy], workload: str) -> Figure:
@@ -51,7 +51,7 @@ def plot_adequacy(adequacy: dict[tuple[str, float, int], Adequacy], workload: st
         ax.axhline(1.05, color="grey", linestyle="--", linewidth=0.8)
         ax.set(xscale="log", yscale="log", xlabel="k trials (of the study's N)",
                ylabel="best of k / best of N",
-               title=f"{workload} S={sparsity_label(sparsity)}")
+               title=f"{literal(workload)} S={sparsity_label(sparsity)}")
         ax.grid(alpha=0.3, which="both")
         if ax.get_legend_handles_labels()[0]:
             ax.legend(fontsize=7, loc="upper right")

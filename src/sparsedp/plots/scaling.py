@@ -70,6 +70,12 @@ def save_figure(
     return paths
 
 
+def literal(text: object) -> str:
+    """``text`` as matplotlib shows it verbatim: each ``$`` escaped, so a name (an imported
+    workload, data set or model) never opens mathtext, which could fail to parse."""
+    return str(text).replace("$", r"\$")
+
+
 def sparsity_label(sparsity: float) -> str:
     """``0.9 -> "90%"``."""
     return f"{round(float(sparsity) * 100, 6):g}%"
@@ -116,7 +122,7 @@ def _workload_title(best: pd.DataFrame, workload: str) -> str:
     label = None
     if "dataset_label" in rows and rows["dataset_label"].notna().any():
         label = str(rows["dataset_label"].dropna().iloc[0])
-    return f"{workload} ({label})" if label else workload
+    return literal(f"{workload} ({label})" if label else workload)
 
 
 def _draw_fit(ax: Axes, fit: ScalingFit, grid: np.ndarray, color: str = "tab:red") -> None:
@@ -295,7 +301,7 @@ def plot_optimizer_comparison(
     axes = axes[0]
     datasets = sorted(set(str(v) for v in rows.get("dataset_label", pd.Series()).dropna()))
     models = sorted(set(str(v) for v in rows.get("model", pd.Series()).dropna()))
-    fig.suptitle("Optimizers compared: " + ", ".join(models + datasets))
+    fig.suptitle(literal("Optimizers compared: " + ", ".join(models + datasets)))
     ylabel = "steps / steps at first batch size" if normalize else "steps to result"
     if not sparsities:
         _log2_axes(axes[0], ylabel=ylabel)
@@ -311,7 +317,7 @@ def plot_optimizer_comparison(
                 continue
             values = curve.steps / curve.steps[0] if normalize else curve.steps
             label = optimizer_of.get(workload, workload) if unique else workload
-            ax.plot(grid, _on_grid(curve, grid, values), "o-", ms=4, label=label)
+            ax.plot(grid, _on_grid(curve, grid, values), "o-", ms=4, label=literal(label))
             drawn = True
         if drawn:
             ax.legend(fontsize=7)

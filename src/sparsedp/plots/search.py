@@ -23,7 +23,7 @@ from sparsedp.analysis.curves import (
     result_steps,
     searched_metaparameters,
 )
-from sparsedp.plots.scaling import new_figure, sparsity_label
+from sparsedp.plots.scaling import literal, new_figure, sparsity_label
 
 STATUS_STYLE: dict[str, dict[str, object]] = {
     "complete": {"marker": "o", "color": "tab:blue"},
@@ -234,7 +234,7 @@ def plot_search_space(
     sizes = sorted(set(b for _, b in chosen)) or [0]
     has_momentum = "momentum" in searched_metaparameters(rows)
     fig, axes = new_figure(len(sparsities), len(sizes), panel_size=(2.9, 2.6), constrained=False)
-    fig.suptitle(f"All trials in metaparameter space: {workload}")
+    fig.suptitle(f"All trials in metaparameter space: {literal(workload)}")
     seen: set[str] = set()
     for i, sparsity in enumerate(sparsities):
         for j, batch_size in enumerate(sizes):
@@ -292,7 +292,7 @@ def plot_metaparameters(
     fig, axes = new_figure(
         max(len(chosen), 1), len(params), panel_size=(2.9, 2.4), constrained=False
     )
-    fig.suptitle(f"Metaparameters vs steps to result: {workload}")
+    fig.suptitle(f"Metaparameters vs steps to result: {literal(workload)}")
     seen: set[str] = set()
     if not chosen:
         axes[0, 0].text(

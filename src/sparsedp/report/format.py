@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import math
 import re
 from collections.abc import Mapping, Sequence
@@ -91,5 +92,8 @@ def flatten(mapping: Mapping[str, Any], prefix: str = "") -> list[tuple[str, str
 
 
 def safe_name(text: str) -> str:
-    """A file-name-safe version of ``text``."""
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("_") or "figure"
+    """A file-name-safe version of ``text``. A name that had to change ends in a short hash
+    of the original, so two names never share a file (``a<b`` and ``a>b``, or an imported
+    ``mnist/cnn/sgd`` and ``mnist_cnn_sgd``)."""
+    name = re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("_") or "figure"
+    return name if name == text else f"{name}-{hashlib.sha256(text.encode()).hexdigest()[:8]}"

@@ -11,6 +11,7 @@ version 1 are optional: a file without them reads as having none).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
 import time
@@ -279,8 +280,14 @@ class ResultStore:
         """Stored probe measurements (of ``study_keys``)."""
         return read_probe_rows(self._db, study_keys)
 
-    def _transaction(self):
+    def transaction(self) -> contextlib.AbstractContextManager[None]:
+        """One transaction around several writes (``with store.transaction(): ...``): all
+        of them commit at the end, or none of them does (an exception rolls back)."""
         return _Transaction(self._db)
+
+    def _transaction(self) -> contextlib.AbstractContextManager[None]:
+        """A write's own transaction, or none inside :meth:`transaction`'s."""
+        return contextlib.nullcontext() if self._db.in_transaction else _Transaction(self._db)
 
     # -- reading ---------------------------------------------------------------------------
     def finished_trials(self, study_key: str) -> dict[int, str]:
