@@ -1,4 +1,5 @@
-"""Plots: panel counts, gaps for missing studies, status markers, saving."""
+"""Plots: panel counts, gaps for missing studies, status markers, stopped trials as lower
+bounds, compact search figures for long grids, saving."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from sparsedp.plots import (
     sparsity_label,
     study_title,
 )
+from sparsedp.plots.metaparameters import batch_colours
 
 STATUS_CYCLE = ("complete", "incomplete", "complete", "infeasible", "stopped", "failed", "odd")
 
@@ -154,16 +156,98 @@ def test_search_space_selection_and_workload_without_momentum():
     fig = plot_search_space(trials, "toy-sgd", studies=[(0.0, 16), (0.9, 1024), (0.5, 16)])
     panels = axes_with_data(fig)
     assert sorted(ax.get_title() for ax in panels) == ["S=0% B=16", "S=90% B=1024"]
-    assert panels[0].get_ylabel() == "steps to result"
+    assert "no result" in [t.get_text() for t in panels[0].get_yticklabels()]
+    # Learning rate against steps: stopped trials at their stop step, as in Figure 5.
+    study = trials[(trials["sparsity"] == 0.0) & (trials["batch_size"] == 16)]
+    stopped = study[study["status"] == "stopped"]
+    assert len(stopped) > 0
+    points = {(round(x, 9), round(y, 6)) for x, y in data_offsets(panels[0])}
+    for lr, taken in zip(stopped["lr"], stopped["steps_taken"], strict=True):
+        assert (round(lr, 9), round(float(taken), 6)) in points
 
 
-def test_metaparameter_figure_rows_are_studies_columns_parameters():
+def data_offsets(ax) -> list[tuple[float, float]]:
+    """Marker positions drawn in data coordinates (not those in the no-result band)."""
+    return [tuple(p) for c in ax.collections if c.get_offset_transform() == ax.transData
+            for p in np.asarray(c.get_offsets())]
+
+
+def band_offsets(ax) -> list[tuple[float, float]]:
+    """Marker positions in the no-result band (x in data, y as a fraction of the axes)."""
+    return [tuple(p) for c in ax.collections if c.get_offset_transform() != ax.transData
+            for p in np.asarray(c.get_offsets())]
+
+
+def panels_of(fig) -> list:
+    """The figure's panels: no colour bar, no blank cell."""
+    return [ax for ax in fig.axes if ax.get_label() != "<colorbar>" and ax.axison]
+
+
+def test_search_space_panels_share_their_ranges_and_wrap_long_rows():
+    sizes = tuple(8 * 2**k for k in range(20))
+    trials = make_trials(workloads=("toy-momentum",), batch_sizes=sizes, n_trials=4)
+    fig = plot_search_space(trials, "toy-momentum")
+    panels = panels_of(fig)
+    assert len(panels) == 40  # every study, nothing else
+    assert {ax.get_xlim() for ax in panels} == {panels[0].get_xlim()}
+    assert {ax.get_ylim() for ax in panels} == {panels[0].get_ylim()}
+    # 20 batch sizes wrap into 3 rows of at most 7 per sparsity; each sparsity starts a row.
+    grid = {ax.get_title(): ax.get_subplotspec().get_geometry() for ax in panels}
+    assert grid["S=0% B=8"][:3] == (6, 7, 0)
+    assert grid["S=0% B=64"][2] == 3 and grid["S=0% B=1024"][2] == 7
+    assert grid["S=90% B=8"][2] == 3 * 7  # row 3, column 0
+    width, height = fig.get_size_inches()
+    assert width < 14 and height < 16
+
+
+def test_metaparameter_figure_one_panel_per_sparsity_and_parameter():
     trials = make_trials(
         workloads=("toy-momentum",), batch_sizes=(16, 128), no_result=[("toy-momentum", 0.9, 128)]
     )
     fig = plot_metaparameters(trials, "toy-momentum")
-    assert len(axes_with_data(fig)) == 4 * 2
-    assert {ax.get_xlabel() for ax in fig.axes} == {"learning rate", "1 − momentum"}
+    panels = panels_of(fig)
+    assert [ax.get_title() for ax in panels] == ["S=0%", "S=0%", "S=90%", "S=90%"]
+    assert [ax.get_xlabel() for ax in panels[2:]] == ["learning rate", "1 − momentum"]
+    bar = next(ax for ax in fig.axes if ax.get_label() == "<colorbar>")
+    assert bar.get_ylabel() == "batch size"
+    assert [t.get_text() for t in bar.get_yticklabels()] == ["16", "128"]
+    lr_panel = panels[0]
+    rows = trials[trials["sparsity"] == 0.0]
+    points = {(round(x, 9), round(y, 6)) for x, y in data_offsets(lr_panel)}
+    complete = rows[rows["status"] == "complete"]
+    stopped = rows[rows["status"] == "stopped"]
+    assert len(complete) > 0 and len(stopped) > 0
+    for lr, steps in zip(complete["lr"], complete["steps_to_result"], strict=True):
+        assert (round(lr, 9), round(steps, 6)) in points
+    for lr, taken in zip(stopped["lr"], stopped["steps_taken"], strict=True):
+        assert (round(lr, 9), round(float(taken), 6)) in points  # a lower bound at its stop
+    unreached = rows[~rows["status"].isin(["complete", "stopped"])]
+    band = band_offsets(lr_panel)
+    assert sorted(round(x, 9) for x, _ in band) == sorted(round(x, 9) for x in unreached["lr"])
+    assert all(0.84 < y <= 1.0 for _, y in band)
+    # Each study's best is a star at its steps, in its batch size's colour.
+    stars = [c for c in lr_panel.collections if c.get_zorder() == 6]
+    assert len(stars) == 1 and len(stars[0].get_offsets()) == 2
+    best = complete.sort_values("steps_to_result").groupby("batch_size").first()
+    assert sorted(round(y, 6) for _, y in stars[0].get_offsets()) == sorted(
+        round(v, 6) for v in best["steps_to_result"])
+    small = int(np.argmax(np.asarray(stars[0].get_offsets())[:, 1]))  # B=16 needs more steps
+    assert np.allclose(stars[0].get_facecolors()[small][:3], batch_colours([16, 128])[0][:3])
+
+
+@pytest.mark.parametrize("sparsities, labelled", [((0.0, 0.9), 20), ((0.9,), 10)])
+def test_metaparameter_figure_stays_compact_for_20_batch_sizes(sparsities, labelled):
+    sizes = tuple(8 * 2**k for k in range(20))
+    trials = make_trials(workloads=("toy-momentum",), sparsities=sparsities, batch_sizes=sizes,
+                         n_trials=4)
+    fig = plot_metaparameters(trials, "toy-momentum")
+    assert len(panels_of(fig)) == 2 * len(sparsities)
+    width, height = fig.get_size_inches()
+    assert width < 9 and height < 3.2 * len(sparsities) + 1.5
+    bar = next(ax for ax in fig.axes if ax.get_label() == "<colorbar>")
+    labels = [t.get_text() for t in bar.get_yticklabels()]
+    assert len(labels) == 20 and sum(1 for t in labels if t) == labelled  # thinned to fit
+    assert labels[0] == "8"
 
 
 def test_save_figure_writes_png_and_svg(tmp_path):

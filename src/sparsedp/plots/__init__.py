@@ -4,6 +4,7 @@ Every plotting function returns a :class:`matplotlib.figure.Figure`; write it wi
 :func:`save_figure`.
 """
 
+from sparsedp.plots.metaparameters import plot_metaparameters
 from sparsedp.plots.scaling import (
     axes_with_data,
     new_figure,
@@ -12,12 +13,8 @@ from sparsedp.plots.scaling import (
     save_figure,
     sparsity_label,
 )
-from sparsedp.plots.search import (
-    STATUS_STYLE,
-    plot_metaparameters,
-    plot_search_space,
-    study_title,
-)
+from sparsedp.plots.search import plot_search_space
+from sparsedp.plots.trial_marks import STATUS_STYLE, study_title
 
 __all__ = [
     "STATUS_STYLE",

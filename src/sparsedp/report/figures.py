@@ -12,8 +12,9 @@ from matplotlib.figure import Figure as MplFigure
 from sparsedp.analysis.curves import searched_metaparameters
 from sparsedp.analysis.summary import Analysis
 from sparsedp.plots.adequacy import plot_adequacy
+from sparsedp.plots.metaparameters import plot_metaparameters
 from sparsedp.plots.scaling import plot_optimizer_comparison, plot_scaling, save_figure
-from sparsedp.plots.search import plot_metaparameters, plot_search_space
+from sparsedp.plots.search import plot_search_space
 from sparsedp.report.format import safe_name
 
 
@@ -100,10 +101,13 @@ def make_figures(
         add(
             f"search-{safe_name(workload)}",
             f"Figure 4 style. Every trial of every study of {workload} in metaparameter "
-            "space (learning rate against 1 − momentum; against steps to result when the "
-            "workload has no momentum). Complete: blue circle, incomplete: grey triangle, "
-            "infeasible: red x, stopped: orange square, failed: black +, other statuses: "
-            "purple diamond; best trial: gold star.",
+            "space, one small panel per study on shared axes (each sparsity starts a row; more "
+            "than 8 batch sizes wrap): learning rate against 1 − momentum (against steps to "
+            "result when the workload has no momentum, with trials without a result in the "
+            "band at the top). Complete: blue circle; stopped: small orange caret (it could no "
+            "longer beat its study's best, so it needed more steps than that); incomplete: grey "
+            "hollow square; infeasible: red x; failed: black +; other statuses: purple "
+            "diamond; best trial: gold star.",
             plot_search_space(trials, workload, best=best),
         )
     for workload in workloads:
@@ -111,8 +115,13 @@ def make_figures(
         add(
             f"metaparameters-{safe_name(workload)}",
             f"Figure 5 style. Each searched metaparameter ({params}) of {workload} against "
-            "steps to result, one row per study; trials that did not reach the goal are "
-            "drawn in the band above the dotted line; best trial: gold star.",
+            "steps to result, one panel per sparsity and metaparameter, every batch size in "
+            "its colour (colour bar). Complete trials (circles) sit at their steps to result; "
+            "stopped trials (upward carets) at the step where they were stopped, a lower "
+            "bound: they could no longer beat their study's best; trials without a result "
+            "(incomplete: hollow square, infeasible: x, failed: +) in the band above the "
+            "dotted line, the smallest batch size lowest; each study's best trial: a star in "
+            "its batch size's colour.",
             plot_metaparameters(trials, workload, best=best),
         )
     for workload in workloads:
@@ -124,7 +133,8 @@ def make_figures(
             "median best of k of its trials drawn at random, over the best of all of them, "
             "with the 10–90% band; dotted with hollow markers where stopped trials make the "
             "median a lower bound. The dashed line is 5% above the best: a study is converged "
-            "when at least 3 of 4 random halves of its trials come within it.",
+            "when at least 3 of 4 random halves of its trials come within it; a * after a "
+            "batch size in the legend marks a study that is not.",
             plot_adequacy(analysis.adequacy, workload),
         )
     return figures

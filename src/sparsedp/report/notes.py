@@ -80,8 +80,9 @@ def stopping_note(engine_notes: Mapping[str, Any], trials: pd.DataFrame) -> str:
     if flag:
         return (
             "Stopping of hopeless trials was ON: a trial that could no longer beat its "
-            "study's best was stopped early and is shown as 'stopped' (orange square) in the "
-            f"search figures; whether it would have reached the goal is unknown. {n_stopped} "
+            "study's best was stopped early and is shown as 'stopped' (an upward caret, in "
+            "Figure 5 at the step where it stopped) in the search figures; whether it would "
+            f"have reached the goal is unknown. {n_stopped} "
             "trials were stopped. Study results (best steps) are unaffected. A stopped trial "
             "is a lower bound, not a value: a bootstrap resample that misses a study's "
             "completed trials has a censored best, which is counted with its range, and "

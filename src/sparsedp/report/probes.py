@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import matplotlib.pyplot as plt
+from matplotlib.ticker import MaxNLocator
 
 from sparsedp.report.findings import Finding, predicted_vs_measured
 from sparsedp.report.format import number
@@ -111,6 +112,7 @@ def probe_section(trials: Sequence[ProbedTrial]) -> Section:
             right.set(title="Lipschitz smoothness L along the steps", xlabel="training step",
                       ylabel="L", yscale="log")
             for axis in (left, right):
+                axis.xaxis.set_major_locator(MaxNLocator(nbins=5, integer=True))
                 axis.grid(alpha=0.3)
                 if axis.get_legend_handles_labels()[0]:
                     axis.legend(fontsize=8)
