@@ -581,3 +581,95 @@ def test_experiment_spec_direct_construction(tmp_path: Path) -> None:
     assert len(spec.studies()) == 1
     with pytest.raises(ValueError, match="trials"):
         dataclasses.replace(spec, trials=0)
+
+
+# -------------------------------------------- the search box gives trainable trials (issue 22)
+
+W3 = BASE.replace('momentum"]', 'momentum", "cifar10-resnet8-nesterov"]')
+UNTRAINABLE = [
+    # (id, text, key shown, line, the trainer's own words in the message)
+    ("lr-negative", BASE + "[search.lr]\nlow = -5\nscale = 'linear'\n", "search.lr.low", 6,
+     "low = -5 gives mnist-simplecnn-momentum trials it cannot train (learning rate must be a "
+     "positive number, got -5.0)"),
+    ("lr-zero", BASE + "[search.lr]\nlow = 0\nscale = 'linear'\n", "search.lr.low", 6,
+     "learning rate must be a positive number, got 0.0"),
+    ("momentum-negative", BASE + "[search.momentum]\nlow = -0.5\n", "search.momentum.low", 6,
+     "momentum must be in [0, 1)"),
+    ("momentum-one", BASE + "[search.momentum]\nlow = 0.5\nhigh = 1.0\nscale = 'linear'\n",
+     "search.momentum.high", 7, "high = 1 gives mnist-simplecnn-momentum trials it cannot "
+     "train (momentum must be in [0, 1), got 1.0)"),
+    ("decay-steps-zero", W3 + "[search.decay_steps]\nlow = 0\nhigh = 100\n",
+     "search.decay_steps.low", 6, "cifar10-resnet8-nesterov trials it cannot train "
+     "(linear-decay needs decay_steps >= 1)"),
+    ("decay-steps-truncated",
+     W3 + "[search]\ninteger_mapping = 'truncate'\n[search.decay_steps]\nlow = 0.6\n"
+     "high = 100\n", "search.decay_steps.low", 8, "low = 0.6 (0 as a whole number)"),
+    ("end-factor-above-one", W3 + "[search.end_lr_factor]\nhigh = 2\n",
+     "search.end_lr_factor.high", 6, "linear-decay needs end_lr_factor in [0, 1]"),
+]
+
+
+@pytest.mark.parametrize(("text", "key", "line", "fragment"),
+                         [case[1:] for case in UNTRAINABLE],
+                         ids=[case[0] for case in UNTRAINABLE])
+def test_search_box_that_gives_untrainable_trials_is_refused_at_load(
+        tmp_path: Path, text: str, key: str, line: int, fragment: str) -> None:
+    """Before issue 22 these loaded (and `plan` ran), then `run` ended with an internal
+    error at the first trial."""
+    error = load_error(tmp_path, text)
+    message = str(error)
+    assert "\n" not in message
+    assert message.startswith(f"{tmp_path / 'exp.toml'}:{line}: {key}: "), message
+    assert fragment in message, message
+    assert message.endswith("values the trainer accepts")  # and how to fix it
+    assert (error.key, error.line) == (key, line)
+
+
+@pytest.mark.parametrize("command", ["run", "plan"])
+def test_untrainable_search_box_stops_the_command_before_any_trial(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], command: str) -> None:
+    from sparsedp.cli.main import main
+
+    path = write(tmp_path, BASE + f'results = "{tmp_path / "results"}"\n'
+                 "[search.lr]\nlow = -5\nscale = \"linear\"\n")
+    assert main([command, str(path)]) == 2
+    out, err = capsys.readouterr()
+    lines = [line for line in (out + err).splitlines() if line.strip()]
+    assert lines == [f"sparsedp: error: {path}:7: search.lr.low: low = -5 gives "
+                     "mnist-simplecnn-momentum trials it cannot train (learning rate must be a "
+                     "positive number, got -5.0); narrow [search.lr] to values the trainer "
+                     "accepts"]
+    assert not (tmp_path / "results").exists()  # nothing started
+
+
+def test_untrainable_search_box_in_a_dict_is_refused(tmp_path: Path) -> None:
+    import sparsedp
+
+    doc = {"name": "t", "workloads": ["mnist-simplecnn-momentum"], "sparsities": [0.0],
+           "batch_sizes": [64], "search": {"momentum": {"low": -0.5}}}
+    with pytest.raises(sparsedp.SparsedpError,
+                       match=r"^experiment dict: search\.momentum\.low: low = -0\.5 gives "):
+        sparsedp.Experiment.from_dict(doc, base_dir=tmp_path)
+
+
+def test_search_box_at_the_trainers_limits_loads_and_every_trial_builds(tmp_path: Path) -> None:
+    """The limits are the trainer's own: momentum 0 and an end factor of 0 or 1 are
+    accepted (a learning rate decayed to zero trains, if slowly); every trial of the box
+    then builds, with its schedule."""
+    text = W3 + ("[search.momentum]\nlow = 0.0\nhigh = 0.99\nscale = 'linear'\n"
+                 "[search.end_lr_factor]\nlow = 0.0\nhigh = 1.0\nscale = 'linear'\n"
+                 "[search.lr]\nlow = 1e-6\nhigh = 10\nscale = 'linear'\n"
+                 "[search.decay_steps]\nlow = 1\nhigh = 3\n")
+    spec = load_experiment(write(tmp_path, text))
+    for study in spec.studies():
+        for config in study.trial_configs(64):
+            config.schedule()
+
+
+@pytest.mark.parametrize("name", ["quick", "paper-w1", "paper-w2", "paper-w2-momentum",
+                                  "paper-w3"])
+def test_every_trial_of_the_example_files_builds(name: str) -> None:
+    spec = load_experiment(EXAMPLES / f"{name}.toml")
+    for study in {s.workload: s for s in spec.studies()}.values():
+        for config in study.trial_configs(spec.trials):
+            config.schedule()

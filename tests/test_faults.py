@@ -24,6 +24,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from sparsedp.api import SparsedpError
 from sparsedp.cli import experiment_cmds
 from sparsedp.cli.main import main
 from sparsedp.execution import preflight
@@ -598,3 +599,221 @@ def test_internal_error_is_not_bad_input(reference, tmp_path, shared_data_dir, c
     monkeypatch.setenv("SPARSEDP_DEBUG", "1")
     with pytest.raises(type(error)):
         main(["status", str(path)])
+
+
+# ------------------------------------------------- damaged databases: every command (issue 22)
+
+
+def damage_page(database: Path, name: str, garbage: str) -> int:
+    """Overwrite the root page of table or index ``name`` with garbage (``random``: seeded
+    random bytes; ``text``: a repeated word); returns the page number."""
+    db = sqlite3.connect(f"file:{database}?mode=ro", uri=True)
+    page_size = db.execute("PRAGMA page_size").fetchone()[0]
+    page = db.execute("SELECT rootpage FROM sqlite_master WHERE name = ?", (name,)).fetchone()[0]
+    db.close()
+    wal = database.with_name(database.name + "-wal")
+    assert not wal.exists() or wal.stat().st_size == 0  # every page is in the file itself
+    blob = random.Random(22).randbytes(page_size) if garbage == "random" else \
+        b"garbage!" * (page_size // 8)
+    with open(database, "r+b") as fh:
+        fh.seek((page - 1) * page_size)
+        fh.write(blob)
+    return page
+
+
+READ_COMMANDS = {
+    "status": ["status", "{exp}"],
+    "export": ["export", "{exp}", "--format", "csv"],
+    "report": ["report", "{exp}", "--bootstrap", "5", "--formats", "png"],
+    "report-dir": ["report", "{results}", "--bootstrap", "5", "--formats", "png"],
+    "plan": ["plan", "{exp}", "--measure-steps", "1"],
+    "probe": ["probe", "{exp}", "--checkpoints", "1", "--lipschitz-points", "0"],
+    "probe-show": ["probe", "{exp}", "--show"],
+    "repeat": ["repeat", "{exp}", "--seeds", "1"],
+    "run": ["run", "{exp}"],
+}
+
+
+@pytest.mark.parametrize("garbage, name", [("random", "experiments"),
+                                           ("text", "sqlite_autoindex_experiment_studies_1")],
+                         ids=["random-bytes-in-a-table", "text-in-an-index"])
+def test_damaged_database_is_refused_by_every_command(reference, tmp_path, shared_data_dir,
+                                                      capsys, garbage, name):
+    """A page of the results database overwritten: every command that reads it (and `run`)
+    says so in one line naming the file, exits 2, and changes nothing; none shows the
+    experiment as empty (before issue 22, `status` showed the trials of a file whose
+    `experiments` table was garbage, and a damaged index gave an anonymous SQLite error)."""
+    path = copy_of_reference(reference, tmp_path, shared_data_dir / "mnist")
+    results = tmp_path / "results"
+    database = results / "sparsedp.sqlite"
+    page = damage_page(database, name, garbage)
+    before = snapshot(results)
+    for command, argv in READ_COMMANDS.items():
+        args = [a.format(exp=path, results=results) for a in argv]
+        code = main(args)
+        out, err = capsys.readouterr()
+        lines = [line for line in (out + err).splitlines() if line.strip()]
+        assert code == 2, (command, page, lines)
+        assert len(lines) == 1, (command, lines)  # not a table, not a traceback: one line
+        assert lines[0].startswith("sparsedp: error: results database"), (command, lines)
+        assert str(database) in lines[0] and "damaged" in lines[0], (command, lines)
+        assert snapshot(results) == before, command  # nothing written, nothing lost
+
+
+def test_quick_check_problems_become_one_line():
+    from sparsedp.store.check import quick_check_summary
+
+    assert quick_check_summary([("ok",)]) is None
+    rows = [("*** in database main ***\nPage 9: btreeInitPage() returns error code 11\n"
+             "Page 17 is never used",), ("Page 18 is never used",)]
+    assert quick_check_summary(rows) == ("Page 9: btreeInitPage() returns error code 11 "
+                                         "(and 2 more problems)")
+
+
+def test_intact_database_is_checked_once_per_state(reference, tmp_path, shared_data_dir,
+                                                   monkeypatch):
+    """A command that reads the database several times (report: trials, repeats, probes,
+    provenance) runs SQLite's quick_check once; a write to the file checks it again."""
+    from sparsedp.api import stored
+
+    copy_of_reference(reference, tmp_path, shared_data_dir / "mnist")
+    results = tmp_path / "results"
+    calls = []
+    real = stored.inspect_store
+    monkeypatch.setattr(stored, "inspect_store", lambda d: calls.append(d) or real(d))
+    for _ in range(3):
+        assert stored.results_state(results) == "intact"
+    assert len(calls) == 1
+    with ResultStore(results) as store:  # a writer: the file (or its log) changes
+        store.record_failure("k", 0, 1, "RuntimeError: x", "")
+    assert stored.results_state(results) == "intact"
+    assert len(calls) == 2
+    damage_page(results / "sparsedp.sqlite", "experiments", "random")
+    with pytest.raises(SparsedpError, match="damaged"):
+        stored.results_state(results)
+
+
+# --------------------------------------------- a database that takes no writes (issue 22)
+
+
+def _without_file_permission_override() -> None:
+    """In a child started as root: drop the capabilities that let root ignore file modes
+    (CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH, CAP_FOWNER) from the bounding set, so the child
+    runs as root but obeys a file's mode like any user."""
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    for capability in (1, 2, 3):
+        if libc.prctl(24, capability, 0, 0, 0) != 0:  # PR_CAPBSET_DROP
+            raise OSError(ctypes.get_errno(), "prctl(PR_CAPBSET_DROP) failed")
+
+
+def _run_child(path: Path, **popen) -> tuple[int, list[str]]:
+    env = {**os.environ}
+    env.pop("SPARSEDP_DEBUG", None)
+    done = subprocess.run([*RUN, str(path)], env=env, capture_output=True, text=True,
+                          timeout=300, **popen)
+    return done.returncode, [x for x in (done.stdout + done.stderr).splitlines() if x.strip()]
+
+
+@pytest.mark.parametrize("how", ["chmod", "chattr"])
+def test_database_that_takes_no_writes_is_refused_before_training(
+        reference, tmp_path, shared_data_dir, how):
+    """A read-only (chmod a-w) or immutable (chattr +i) results database: `run` proves with
+    a real write that the file takes one, and refuses in one line, exit 2, before training
+    (before issue 22 it trained nothing either, but ended "run stopped …" with exit 4).
+    Once writable again, the same check passes."""
+    path = copy_of_reference(reference, tmp_path, shared_data_dir / "mnist")
+    path.write_text(path.read_text().replace("trials = 2", "trials = 3"))  # work to do
+    database = tmp_path / "results" / "sparsedp.sqlite"
+    popen: dict = {}
+    if how == "chmod":
+        database.chmod(0o444)
+        if os.geteuid() == 0:  # root ignores file modes unless it gives that power up
+            probe = subprocess.run([sys.executable, "-c", "open(__import__('sys').argv[1], 'a')",
+                                    str(database)], capture_output=True,
+                                   preexec_fn=_without_file_permission_override)
+            if probe.returncode == 0 or b"PermissionError" not in probe.stderr:
+                pytest.skip("running as root and cannot drop CAP_DAC_OVERRIDE here, so a "
+                            "read-only file is writable to this process; the chattr case "
+                            f"covers it ({probe.stderr.decode().strip()[-200:]})")
+            popen["preexec_fn"] = _without_file_permission_override
+    else:
+        done = subprocess.run(["chattr", "+i", str(database)], capture_output=True, text=True)
+        if done.returncode != 0:
+            pytest.skip(f"chattr +i does not work here ({done.stderr.strip() or 'no chattr'}); "
+                        "the chmod case covers a database that takes no writes")
+    try:
+        before = table(tmp_path / "results")
+        code, lines = _run_child(path, **popen)
+        assert code == 2, lines
+        assert len(lines) == 1, lines
+        one_error_line(lines, f"results database {database} is not writable",
+                       "readonly database", "chattr -i")
+        assert table(tmp_path / "results") == before
+    finally:
+        if how == "chattr":
+            subprocess.run(["chattr", "-i", str(database)], capture_output=True)
+        database.chmod(0o644)
+    assert preflight.check_database_writable(database).endswith("takes writes")
+    assert table(tmp_path / "results") == before
+
+
+# ------------------------------------------------------- failures of a run (issue 22)
+
+
+def test_systematic_failure_stop_ignores_the_numbers_in_the_message():
+    watch = FailureWatch(streak=3)
+    for index, lr in enumerate((-4.53, -0.271, -1e-3)):
+        line = f"ValueError: learning rate must be a positive number, got {lr}"
+        if index < 2:
+            watch.failed("a", index, 1, line)
+            continue
+        with pytest.raises(RunStopped, match=r"3 trials in a row failed with the same error "
+                                             r"\(but for the numbers in it\): ValueError: "
+                                             r"learning rate .* got -4\.53$"):
+            watch.failed("a", index, 1, line)
+    other = FailureWatch(streak=3)  # the same numbers in different errors: no streak
+    other.failed("a", 0, 1, "ValueError: lr -1 is too small")
+    other.failed("a", 1, 1, "ValueError: lr -1 is too large")
+    other.failed("a", 2, 1, "KeyError: lr -1 is too large")
+
+
+def test_trials_failing_with_their_own_numbers_stop_the_run(reference, tmp_path,
+                                                            shared_data_dir, capsys,
+                                                            monkeypatch):
+    """Every trial raises with its own learning rate in the message: a systematic failure
+    (exit 4, nothing of the failing trials stored), not three `failed` rows (exit 3)."""
+    from sparsedp.execution.backends import worker
+
+    path = copy_of_reference(reference, tmp_path, shared_data_dir / "mnist")
+    kept = delete_trials(tmp_path / "results", keep=1)  # 3 trials to run
+
+    def broken(config, data, **kwargs):
+        raise ValueError(f"cannot train with learning rate {config.lr!r}")
+
+    monkeypatch.setattr(worker, "TrialRun", broken)
+    code, lines = cli(["run", str(path)], capsys)
+    assert code == 4, lines
+    one_error_line(lines, "run stopped", "3 trials in a row", "but for the numbers",
+                   "ValueError: cannot train with learning rate")
+    assert table(tmp_path / "results") == kept
+
+
+def test_failed_record_never_rebuilds_the_trial():
+    """A trial whose configuration cannot be built (it raised in the worker for that reason)
+    still gets its `failed` row: the seed is the study's, the point as it was."""
+    from sparsedp.execution.tasks import TaskFailure, TrialTask, failed_record
+    from sparsedp.specs import StudySpec
+
+    study = StudySpec("mnist-simplecnn-momentum", 0.0, 16, seed=3)
+    task = TrialTask(study, 5, {"lr": -5.0, "momentum": 0.9})
+    with pytest.raises(ValueError, match="learning rate"):
+        study.trial_config(task.index, task.point)
+    failure = TaskFailure(study.key, 5, 3, "ValueError: learning rate must be a positive "
+                          "number, got -5.0", "Traceback …")
+    record = failed_record(task, failure)
+    assert (record.status, record.trial_index, record.attempts) == ("failed", 5, 3)
+    assert record.seed == study.trial_seed(5) == 3 * 1_000_003 + 5
+    assert record.metaparameters == {"lr": -5.0, "momentum": 0.9}
+    assert record.message == failure.error

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sparsedp.api.errors import EXIT_BUSY, SparsedpError
+from sparsedp.api.stored import read_store
 from sparsedp.execution.provenance import provenance as current_provenance
 from sparsedp.execution.runlock import RunLock, RunLockBusy
 from sparsedp.report import FindingSource, Section, write_report
@@ -62,7 +63,8 @@ def write_batch_science(spec: ExperimentSpec, out: str | os.PathLike[str] | None
         raise SparsedpError(f"{path} exists and is not an empty folder; give a new output "
                             "folder")
     studies = spec.studies()
-    with ResultStore(spec.results_dir, read_only=True) as store:
+    with read_store(spec.results_dir, f"no results yet for {spec.name} in "
+                    f"{spec.results_dir}") as store:  # checked: api/stored.py
         try:
             export_batch_science(store, spec.name, path, study_keys={s.key for s in studies},
                                  spaces={s.key: s.space() for s in studies})
@@ -167,10 +169,9 @@ def report_results(
         raise SparsedpError(f"formats: unknown format(s) {', '.join(sorted(unknown))}; "
                             "use png, svg or pdf")
     directory = Path(results_dir)
-    if not (directory / ResultStore.FILENAME).exists():
-        raise SparsedpError(f"{directory} holds no {ResultStore.FILENAME}; give an experiment "
-                            "file or a results directory")
-    with ResultStore(directory, read_only=True) as store:
+    missing = (f"{directory} holds no {ResultStore.FILENAME} with results; give an experiment "
+               "file or a results directory")
+    with read_store(directory, missing) as store:  # checked: api/stored.py
         names = store.experiment_names()
         chosen = name or (names[0] if len(names) == 1 else None)
         if chosen not in names:

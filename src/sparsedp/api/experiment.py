@@ -10,6 +10,7 @@ import os
 import sqlite3
 import time
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
@@ -33,11 +34,13 @@ from sparsedp.api.events import ChecksPassed, RunEvent, typed_event
 from sparsedp.api.repeats import RepeatEvent, RepeatResult, repeat_experiment
 from sparsedp.api.reporting import report_context
 from sparsedp.api.status import METAPARAMETERS, STATUSES, ExperimentStatus, RunResult, StudyStatus
+from sparsedp.api.stored import has_stored_results, read_store
 from sparsedp.execution import runner
 from sparsedp.execution.backends.contract import WorkerDataError
 from sparsedp.execution.failures import RunStopped
 from sparsedp.execution.preflight import (
     PreflightError,
+    check_database_writable,
     preflight,
     prepare_results_dir,
     remove_created,
@@ -153,7 +156,8 @@ class Experiment:
             raise SparsedpError(str(exc), EXIT_BUSY) from None
         try:
             try:
-                checked = [*_checks(spec), check_store(spec.results_dir)]
+                checked = [*_checks(spec), check_store(spec.results_dir),
+                           check_database_writable(spec.results_dir / ResultStore.FILENAME)]
             except (PreflightError, StoreFileError) as exc:
                 lock.release()
                 if created:  # leave nothing behind that this start made
@@ -229,11 +233,20 @@ class Experiment:
         """Whether a results database exists (a run has started at least once)."""
         return (self.results_dir / ResultStore.FILENAME).exists()
 
+    def _no_results(self) -> str:
+        how = (f"run `sparsedp run {self.source}` first" if self.source
+               else "run it first (Experiment.run())")
+        return f"no results yet for {self.name} in {self.results_dir}: {how}"
+
     def _require_results(self) -> None:
-        if not self.has_results():
-            how = (f"run `sparsedp run {self.source}` first" if self.source
-                   else "run it first (Experiment.run())")
-            raise SparsedpError(f"no results yet for {self.name} in {self.results_dir}: {how}")
+        """Raise :class:`SparsedpError` unless an intact results database is stored (a
+        damaged or foreign one: one line naming the file; api/stored.py)."""
+        if not has_stored_results(self.results_dir):
+            raise SparsedpError(self._no_results())
+
+    def _read(self) -> AbstractContextManager[ResultStore]:
+        """The results database, checked (api/stored.py), opened read-only."""
+        return read_store(self.results_dir, self._no_results())
 
     def trials(self, *, all_studies: bool = False) -> pd.DataFrame:
         """Stored trials, one row per trial (columns: docs/python-api.md), in study order.
@@ -242,17 +255,15 @@ class Experiment:
         those of earlier configurations (column ``current`` tells them apart). Raises
         :class:`SparsedpError` when nothing has run yet.
         """
-        self._require_results()
         keys = {study.key for study in self.studies()}
-        with ResultStore(self.results_dir, read_only=True) as store:
+        with self._read() as store:
             return trials_frame(store, self.name, study_keys=keys, all_studies=all_studies)
 
     def repeats(self) -> pd.DataFrame:
         """Stored seed repeats of the current studies, one row each (columns:
         docs/python-api.md); empty before :meth:`repeat`."""
-        self._require_results()
         keys = {study.key for study in self.studies()}
-        with ResultStore(self.results_dir, read_only=True) as store:
+        with self._read() as store:
             return repeats_frame(store, self.name, study_keys=keys)
 
     def status(self, *, _best_of: Callable[[list[dict]], dict[str, dict]] | None = None
@@ -261,11 +272,10 @@ class Experiment:
 
         Raises :class:`SparsedpError` when nothing has run yet.
         """
-        self._require_results()
         best_of = _best_of or runner.best_per_study
         studies = self.studies()
         keys = {study.key for study in studies}
-        with ResultStore(self.results_dir, read_only=True) as store:
+        with self._read() as store:
             linked = store.trial_rows(self.name, all_studies=True)
         rows = [row for row in linked if row["study_key"] in keys]
         search = [row for row in rows if (row.get("stage") or "search") == "search"]
@@ -391,9 +401,9 @@ class Experiment:
         """Stored ``sparsedp probe`` measurements of this experiment's studies: one dict per
         (study, trial, kind, step) with ``value``, ``low``/``high`` and ``detail``
         (docs/probes.md); [] before any probe ran."""
-        if not (self.results_dir / ResultStore.FILENAME).exists():
+        if not has_stored_results(self.results_dir):  # a damaged file raises
             return []
-        with ResultStore(self.results_dir, read_only=True) as store:
+        with self._read() as store:
             return store.probe_rows({s.key for s in self.studies()})
 
 

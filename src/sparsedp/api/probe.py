@@ -11,8 +11,9 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from sparsedp.api.errors import SparsedpError
+from sparsedp.api.stored import read_store
 from sparsedp.data import SplitData, load_dataset, prepare_splits
-from sparsedp.execution.preflight import PreflightError, check_device
+from sparsedp.execution.preflight import PreflightError, check_database_writable, check_device
 from sparsedp.probing.run import (
     DEFAULT_CHECKPOINTS,
     DEFAULT_LIPSCHITZ_POINTS,
@@ -71,14 +72,15 @@ def probe_experiment(
     ``settings``: micro-batch, B_big, groups, bootstrap, L examples, seed.
     """
     emit = on_event or (lambda event: None)
-    experiment._require_results()
+    experiment._require_results()  # intact and sparsedp's (api/stored.py)
     device = device or experiment.spec.engine.device
+    spec = experiment.spec
     try:
         check_device(device, setting="device")
+        check_database_writable(spec.results_dir / ResultStore.FILENAME)  # it stores them
     except PreflightError as exc:
         raise SparsedpError(str(exc)) from None
-    spec = experiment.spec
-    with ResultStore(spec.results_dir, read_only=True) as store:
+    with read_store(spec.results_dir, f"no results yet for {spec.name}") as store:
         targets, notes = select_targets(spec, store.trial_rows(spec.name),
                                         batch_size=batch_size, sparsities=sparsities)
     for note in notes:

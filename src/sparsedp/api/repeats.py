@@ -24,9 +24,14 @@ from sparsedp.api.errors import (
     SparsedpError,
     Terminated,
 )
+from sparsedp.api.stored import has_stored_results
 from sparsedp.execution.backends.contract import WorkerDataError
 from sparsedp.execution.failures import RunStopped
-from sparsedp.execution.preflight import PreflightError, prepare_results_dir
+from sparsedp.execution.preflight import (
+    PreflightError,
+    check_database_writable,
+    prepare_results_dir,
+)
 from sparsedp.execution.runlock import RunLock, RunLockBusy
 from sparsedp.repeats.run import MAX_REPEATS, RepeatEvent, run_repeats
 from sparsedp.specs import ExperimentSpec
@@ -94,7 +99,7 @@ def repeat_experiment(
     every study whose search has finished. Errors as :meth:`~sparsedp.Experiment.run`'s."""
     if not 1 <= seeds <= MAX_REPEATS:
         raise SparsedpError(f"seeds {seeds}: use 1 to {MAX_REPEATS}", EXIT_BAD_INPUT)
-    if not (spec.results_dir / ResultStore.FILENAME).exists():
+    if not has_stored_results(spec.results_dir):  # a damaged file: one line (api/stored.py)
         how = f"run `sparsedp run {source}` first" if source else "run it first (Experiment.run())"
         raise SparsedpError(f"no results yet for {spec.name} in {spec.results_dir}: {how}")
     try:
@@ -110,6 +115,7 @@ def repeat_experiment(
         try:
             checks(spec)
             check_store(spec.results_dir)
+            check_database_writable(spec.results_dir / ResultStore.FILENAME)
         except (PreflightError, StoreFileError) as exc:
             raise SparsedpError(str(exc)) from None
         return _run(spec, seeds, workers, on_event)

@@ -6,9 +6,9 @@ import json
 from dataclasses import asdict
 from typing import Any
 
+from sparsedp.api.stored import read_store
 from sparsedp.execution.provenance import provenance as current_provenance
 from sparsedp.specs import ExperimentSpec, StudySpec
-from sparsedp.store import ResultStore
 
 
 def report_context(spec: ExperimentSpec, studies: list[StudySpec]
@@ -17,7 +17,8 @@ def report_context(spec: ExperimentSpec, studies: list[StudySpec]
     # The experiment as configured now: trials of studies an earlier configuration
     # linked (another goal, budget, pruning, seed) stay out of the provenance.
     keys = {study.key for study in studies}
-    with ResultStore(spec.results_dir, read_only=True) as store:
+    missing = f"no results yet for {spec.name} in {spec.results_dir}"
+    with read_store(spec.results_dir, missing) as store:  # checked: api/stored.py
         rows = [r for r in store.trial_rows(spec.name, all_studies=True)
                 if r["study_key"] in keys]
     stored = [json.loads(r["provenance_json"]) for r in rows if r["provenance_json"]]

@@ -11,6 +11,7 @@ import time
 from rich.console import Console
 
 from sparsedp.api import Experiment
+from sparsedp.api.stored import has_stored_results, read_store
 from sparsedp.cli.common import CliError, add_plugin_option, load, positive_int, stderr_console
 from sparsedp.execution.backends.worker import WorkerContext
 from sparsedp.execution.preflight import PreflightError, check_device
@@ -32,7 +33,6 @@ from sparsedp.planning.estimate import (
 )
 from sparsedp.search.refine import REFINE_BASE
 from sparsedp.specs import ExperimentSpec, StudySpec
-from sparsedp.store import ResultStore
 from sparsedp.training.workloads import get_workload
 
 
@@ -71,10 +71,9 @@ class _Stored:
         self.actual_s: dict[str, float] = {}
         self.examined = 0
         self.checks = 0
-        path = spec.results_dir / ResultStore.FILENAME
-        if not path.exists():
+        if not has_stored_results(spec.results_dir):  # a damaged file raises (api/stored.py)
             return
-        with ResultStore(spec.results_dir, read_only=True) as store:
+        with read_store(spec.results_dir, f"no results for {spec.name}") as store:
             for study in spec.studies():
                 self.done[study.key] = set(store.finished_trials(study.key))
                 found = store.best_steps(study.key)
@@ -144,7 +143,7 @@ def _like_bests(args: argparse.Namespace, sparsity: float) -> dict[int, tuple[in
     if other is None:
         return {}
     out: dict[int, tuple[int, str]] = {}
-    with ResultStore(other.results_dir, read_only=True) as store:
+    with read_store(other.results_dir, f"--like: no results for {other.name}") as store:
         for study in other.studies():
             found = store.best_steps(study.key)
             if found and math.isclose(study.sparsity, sparsity, abs_tol=1e-9):
@@ -300,7 +299,7 @@ def run(args: argparse.Namespace) -> int:
     args.like_spec = None
     if getattr(args, "like", None):
         other = Experiment.from_file(args.like, plugins=getattr(args, "plugin", ())).spec
-        if not (other.results_dir / ResultStore.FILENAME).exists():
+        if not has_stored_results(other.results_dir):
             raise CliError(f"--like {args.like}: no results stored for {other.name} in "
                            f"{other.results_dir}; run it first or drop --like")
         args.like_spec = other

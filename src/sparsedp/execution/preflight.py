@@ -4,7 +4,8 @@ Each check raises :class:`PreflightError` with one line: what is wrong, where, h
 :func:`prepare_results_dir` comes first (the run lock lives in the results directory);
 :func:`preflight` checks the rest: every data set the experiment needs, the parts plugins
 define (:mod:`.part_checks`), the device, and the backend. The results database itself is
-checked by :mod:`sparsedp.store.check`.
+checked by :mod:`sparsedp.store.check` (read-only), then :func:`check_database_writable`
+proves that it takes a write.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import sqlite3
 from pathlib import Path
 
 from sparsedp.data import DataError, load_dataset
@@ -55,6 +57,37 @@ def prepare_results_dir(path: Path) -> list[Path]:
             "a run needs; free some space or set `results` to a directory on another disk"
         )
     return created
+
+
+def check_database_writable(path: Path) -> str:
+    """Prove that an existing results database at ``path`` takes a write: one committed
+    transaction that rewrites the file's ``user_version`` with its own value (a real write
+    through SQLite, to the file or its write-ahead log; no table changes). A read-only or
+    immutable (``chattr +i``) file fails here, before any trial. Call it only after the
+    read-only check (:func:`sparsedp.store.check.check_store`): nothing is written to a
+    damaged file. A missing file is fine (the directory took a file in
+    :func:`prepare_results_dir`)."""
+    if not path.exists():
+        return f"results database {path}: new, its directory takes files"
+    fix = ("make it writable (`chmod u+w`; an immutable file: `chattr -i`), or set `results` "
+           "in the experiment file to another directory")
+    try:
+        db = sqlite3.connect(f"file:{path}?mode=rw", uri=True, timeout=30,
+                             isolation_level=None)
+    except sqlite3.Error as exc:
+        raise PreflightError(f"results database {path} cannot be opened for writing ({exc}); "
+                             f"{fix}") from exc
+    try:
+        db.execute("BEGIN IMMEDIATE")
+        version = int(db.execute("PRAGMA user_version").fetchone()[0])
+        db.execute(f"PRAGMA user_version = {version}")
+        db.execute("COMMIT")
+    except sqlite3.Error as exc:
+        raise PreflightError(f"results database {path} is not writable ({exc}); {fix}") \
+            from exc
+    finally:
+        db.close()
+    return f"results database {path}: takes writes"
 
 
 def _make_dirs(path: Path) -> list[Path]:

@@ -44,12 +44,13 @@ class TaskFailure:
 
 
 def failed_record(task: TrialTask, failure: TaskFailure) -> TrialRecord:
-    """The stored row of a trial that failed on every attempt."""
-    config = task.study.trial_config(task.index, task.point)
+    """The stored row of a trial that failed on every attempt. It never rebuilds the trial's
+    configuration (whatever made the trial fail may make that raise again): the seed is
+    :meth:`StudySpec.trial_seed`'s, the metaparameters are the task's point as it was."""
     return TrialRecord(
         study_key=task.study.key,
         trial_index=task.index,
-        seed=config.seed,
+        seed=task.study.trial_seed(task.index),
         metaparameters=dict(task.point),
         status=FAILED,
         steps_to_result=None,

@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 import re
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +26,9 @@ from sparsedp.specs.parts import PartsSections
 from sparsedp.specs.refine import RefineOptions
 from sparsedp.specs.toml_checks import ExperimentFileError, TomlChecker
 from sparsedp.specs.values import Problem, resolve_against, resolve_batch_sizes
+from sparsedp.training.optimizers import TFOptimizer
 from sparsedp.training.precision import PRECISIONS
+from sparsedp.training.trial_config import TrialConfig
 from sparsedp.training.workloads import METAPARAMETERS, get_workload
 
 if sys.version_info >= (3, 11):
@@ -290,7 +292,34 @@ class ExperimentLoader(TomlChecker, PartsSections):
                     "use a bound below 1, e.g. 0.9999",
                 )
             out[name] = Dimension(name, low, high, scale, integer)
+            self.search_box(out[name], entry, workloads,
+                            self.search_options(table).get("integer_mapping", "round"))
         return out
+
+    def search_box(self, dim: Dimension, entry: Mapping[str, Any], workloads: tuple[str, ...],
+                   integer_mapping: str) -> None:
+        """Every value of ``dim`` gives trials the trainer accepts. Each searched value lies
+        between the dimension's two ends (every scale is monotonic, refinement stays inside
+        the box), so both ends are tried, each with the default ranges' midpoints for the
+        other metaparameters, through the code that builds a trial (:func:`trial_problem`)
+        for every workload that searches it."""
+        base = {name: d.from_unit(0.5) for name, d in DEFAULT_DIMENSIONS.items()}
+        ends = sorted(dim.from_unit(u, integer_mapping) for u in (0.0, 1.0))
+        for bound, value, given in (("low", ends[0], dim.low), ("high", ends[1], dim.high)):
+            for workload in workloads:
+                searched = get_workload(workload).searched
+                if dim.name not in searched:
+                    continue
+                point = {m: base[m] for m in searched} | {dim.name: value}
+                problem = trial_problem(workload, point)
+                if problem is None:
+                    continue
+                shown = f"{bound} = {given:g}" + (f" ({value} as a whole number)"
+                                                  if dim.integer and value != given else "")
+                self.fail(("search", dim.name, bound) if bound in entry else
+                          ("search", dim.name),
+                          f"{shown} gives {workload} trials it cannot train ({problem})",
+                          f"narrow [search.{dim.name}] to values the trainer accepts")
 
     def refine(self, value: object, engine: EngineOptions, trials: int) -> RefineOptions:
         table = self.table(value, ("refine",))
@@ -356,6 +385,20 @@ class ExperimentLoader(TomlChecker, PartsSections):
                 table["max_retries"], ("engine", "max_retries"), 0
             )
         return EngineOptions(**options)
+
+
+def trial_problem(workload: str, point: Mapping[str, float | int]) -> str | None:
+    """Why a trial of ``workload`` at ``point`` (its searched metaparameters) would be
+    rejected, in the words of the code that rejects it (:class:`TrialConfig`, its learning
+    rate schedule, the optimizer), or None when it can be trained."""
+    try:
+        values: dict[str, Any] = dict(point)
+        config = TrialConfig(workload=workload, sparsity=0.0, batch_size=1, **values)
+        config.schedule()
+        TFOptimizer((), config.spec.optimizer, config.momentum or 0.0)
+    except ValueError as exc:
+        return str(exc)
+    return None
 
 
 _SYNTAX_POSITION = re.compile(r"at line (\d+), column (\d+)")
