@@ -1,12 +1,20 @@
 #!/usr/bin/env bash
-# Run (or resume) the CPU reproduction in the background-friendly way: lowest priority,
-# results written as each trial ends. The committed snapshot reproduction/w2-momentum-cpu.sqlite
-# seeds a fresh clone's results directory, so a new session continues where the last stopped.
+# Run (or resume) one CPU reproduction in the background-friendly way: lowest priority,
+# results written as each trial ends. The committed snapshot reproduction/NAME.sqlite seeds
+# a fresh clone's results directory, so a new session continues where the last stopped.
+#
+#   bash reproduction/run.sh [NAME] [sparsedp run options]   # NAME: w2-momentum-cpu (default),
+#                                                             # w2-nesterov-cpu, w1-sgd-cpu, …
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
-live="$here/results/w2-momentum-cpu/sparsedp.sqlite"
-if [ ! -f "$live" ] && [ -f "$here/w2-momentum-cpu.sqlite" ]; then
-    mkdir -p "$(dirname "$live")"
-    cp "$here/w2-momentum-cpu.sqlite" "$live"
+name="w2-momentum-cpu"
+if [ $# -gt 0 ] && [ -f "$here/$1.toml" ]; then
+    name="$1"
+    shift
 fi
-exec nice -n 19 sparsedp run "$here/w2-momentum-cpu.toml" "$@"
+live="$here/results/$name/sparsedp.sqlite"
+if [ ! -f "$live" ] && [ -f "$here/$name.sqlite" ]; then
+    mkdir -p "$(dirname "$live")"
+    cp "$here/$name.sqlite" "$live"
+fi
+exec nice -n 19 sparsedp run "$here/$name.toml" "$@"
