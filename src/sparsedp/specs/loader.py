@@ -369,7 +369,7 @@ def load_experiment(path: str | Path, *, plugins: Sequence[str] = ()) -> Experim
     given in ``plugins`` that fails raises :class:`~sparsedp.plugins.PluginError`.
     """
     shown = str(path)
-    resolved = Path(path).expanduser().resolve()
+    resolved = resolve_against(Path.cwd(), path)  # a symlink loop: read error below
     try:
         text = resolved.read_text(encoding="utf-8")
     except OSError as error:
