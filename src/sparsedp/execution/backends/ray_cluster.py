@@ -165,7 +165,8 @@ def connect(ray: Any) -> bool:
     try:
         if address is None:
             _single_machine()  # else Ray starts the node on the machine's address instead
-            ray.init(_node_ip_address="127.0.0.1", include_dashboard=False,
+            # "local": a new instance, never the cluster a `ray start` here left running
+            ray.init(address="local", _node_ip_address="127.0.0.1", include_dashboard=False,
                      log_to_driver=False, configure_logging=False)
         else:
             host, _, port = address.split("://")[-1].rpartition(":")
