@@ -297,7 +297,8 @@ class ResultStore:
 
     # -- reading ---------------------------------------------------------------------------
     def finished_trials(self, study_key: str) -> dict[int, str]:
-        """trial_index → status of every stored trial of a study."""
+        """trial_index → status of every stored trial of a study (of the registered
+        experiment's trials, :attr:`scope`, once there is one; so the reads below too)."""
         scoped, args = self._scoped()
         rows = self._db.execute(
             f"SELECT trial_index, status FROM trials WHERE study_key = ?{scoped}",
