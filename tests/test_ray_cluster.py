@@ -264,3 +264,37 @@ def test_node_without_the_data_stops_the_experiment_naming_node_and_path(
     assert "\n" not in message
     assert "Ray node 127.0.0.1" in message and str(missing) in message
     assert _table(path) == []
+
+
+_PRIVATE_RAY = """
+import sys
+from sparsedp.execution.backends.contract import WorkerDataError
+from sparsedp.execution.runner import run_experiment
+from sparsedp.specs import load_experiment
+from sparsedp.store import ResultStore
+
+spec = load_experiment(sys.argv[1])
+with ResultStore(spec.results_dir) as store:
+    try:
+        run_experiment(spec, store)
+    except WorkerDataError as exc:
+        print(exc)
+"""
+
+
+def test_private_ray_runs_on_loopback_and_failures_name_that_node(tmp_path):
+    # No RAY_ADDRESS: the backend starts a private Ray, which must stay on 127.0.0.1 (Ray
+    # moves a node to the machine's default-route address unless told otherwise), and a
+    # failure names the node by the address Ray registered. A fresh process, without the
+    # ray_cluster fixture's environment, as `sparsedp run` starts.
+    missing = tmp_path / "no-data-here"
+    path = _write(tmp_path, "private", missing)
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("RAY_ADDRESS", "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "SPARSEDP_DATA_DIR")}
+    done = subprocess.run([sys.executable, "-c", _PRIVATE_RAY, str(path)], env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    message = done.stdout.strip()
+    assert message and "\n" not in message, done.stdout
+    assert "Ray node 127.0.0.1 " in message and str(missing) in message
+    assert _table(path) == []

@@ -34,6 +34,7 @@ _API_NAMES = frozenset((
     "RunEvent",
     "RunFinished",
     "RunInterrupted",
+    "RunNote",
     "RunPlanned",
     "RepeatEvent",
     "RepeatResult",

@@ -95,6 +95,12 @@ def _first_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {first}" if first else type(exc).__name__
 
 
+def _exit_text(exc: SystemExit) -> str:
+    """``called sys.exit(7)`` (the code as Python shows it, shortened)."""
+    code = repr(exc.code) if exc.code is not None else ""
+    return f"called sys.exit({code[:60] + '…' if len(code) > 60 else code})"
+
+
 def import_plugin(module: str) -> None:
     """Import plugin ``module``; any failure becomes a one-line :class:`PluginError`."""
     if not isinstance(module, str) or not module.strip():
@@ -112,6 +118,10 @@ def import_plugin(module: str) -> None:
                 ) from None
             raise PluginError(f"plugin {module!r}: {_first_line(exc)}{_where(exc)}; install "
                               "what it imports") from None
+        except SystemExit as exc:  # sys.exit() in the plugin would end sparsedp silently
+            raise PluginError(f"plugin {module!r}: {_exit_text(exc)}{_where(exc)} while being "
+                              "imported; a plugin must not exit (raise an error instead)"
+                              ) from None
         except Exception as exc:  # whatever the plugin's code raised while importing
             raise PluginError(f"plugin {module!r}: {_first_line(exc)}{_where(exc)}") from None
 
@@ -136,8 +146,9 @@ def load_entry_points() -> list[str]:
                 loaded = ep.load()
                 if callable(loaded):
                     loaded()
-            except Exception as exc:
+            except (Exception, SystemExit) as exc:
                 _entry_points_loaded = False
-                raise PluginError(f"{label}: {_first_line(exc)}{_where(exc)}; fix or uninstall "
+                what = _exit_text(exc) if isinstance(exc, SystemExit) else _first_line(exc)
+                raise PluginError(f"{label}: {what}{_where(exc)}; fix or uninstall "
                                   "that package") from None
     return [ep.name for ep in found]

@@ -1,6 +1,7 @@
 """Progress events of :meth:`Experiment.run` and :func:`measure_trial`, and their text lines.
 
-A run reports, in this order: :class:`ChecksPassed` once, :class:`RunPlanned` once, then for
+A run reports, in this order: :class:`ChecksPassed` once, :class:`RunPlanned` once (then a
+:class:`RunNote` where it starts fewer workers than asked), then for
 each study with missing trials a :class:`StudyStarted` followed (with several workers,
 interleaved with other studies') by one :class:`TrialFinished` per stored trial and an
 :class:`AttemptFailed` per failed attempt, and :class:`RunFinished` last (not sent when the
@@ -36,6 +37,14 @@ class RunPlanned:
     """``total`` trials are missing and will run now (0: nothing to do)."""
 
     total: int
+
+
+@dataclass(frozen=True)
+class RunNote:
+    """One line about how the run proceeds, e.g. ``workers: 4 asked, 1 used (1 trial to
+    run)`` when it starts fewer workers than asked (docs/engine.md)."""
+
+    text: str
 
 
 @dataclass(frozen=True)
@@ -79,7 +88,7 @@ class RunFinished:
     total: int
 
 
-RunEvent = (ChecksPassed | RunPlanned | StudyStarted | TrialFinished | AttemptFailed
+RunEvent = (ChecksPassed | RunPlanned | RunNote | StudyStarted | TrialFinished | AttemptFailed
             | RunFinished)
 """Any event :meth:`Experiment.run` reports."""
 
@@ -125,6 +134,8 @@ def format_event(event: RunEvent | TrialEvent) -> str | None:
         return "\n".join(lines)
     if isinstance(event, RunPlanned):
         return f"{event.total} trials to run"
+    if isinstance(event, RunNote):
+        return event.text
     if isinstance(event, StudyStarted):
         hint = " (neighbour-first order)" if event.order_from else ""
         return f"study {event.study.label}{hint}"
@@ -159,6 +170,8 @@ def typed_event(event: runner.RunEvent) -> RunEvent | None:
     """The runner's event as one of the API's typed events."""
     if event.kind == "plan":
         return RunPlanned(event.total)
+    if event.kind == "note":
+        return RunNote(event.message)
     if event.kind == "study-start" and event.study is not None:
         return StudyStarted(event.study, event.done, event.total, event.order_from)
     if event.kind == "trial" and event.study is not None and event.record is not None:

@@ -132,6 +132,10 @@ def measure_trial_config(
     """:func:`measure_trial` for a ready :class:`~sparsedp.training.TrialConfig`, e.g. trial
     ``i`` of a study, ``study.trial_config(i, study.space().points(i + 1)[i])``."""
     emit = on_event or (lambda event: None)
+    for label, value in (("seed", config.seed), ("data_seed", config.data_seed)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise SparsedpError(f"{label} must be a whole number >= 0, got {value!r} "
+                                "(as in experiment files); use e.g. 0")
     _load_plugins(plugins)
     try:
         check_device(device, setting="--device")

@@ -32,8 +32,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--momentum", type=finite_float)
     p.add_argument("--decay-steps", type=positive_int)
     p.add_argument("--end-lr-factor", type=finite_float)
-    p.add_argument("--seed", type=int, default=0, help="model init / pruning seed")
-    p.add_argument("--data-seed", type=int, default=0, help="training batch order seed")
+    p.add_argument("--seed", type=non_negative_int, default=0,
+                   help="model init / pruning seed (>= 0, as in experiment files)")
+    p.add_argument("--data-seed", type=non_negative_int, default=0,
+                   help="training batch order seed (>= 0)")
     p.add_argument("--data-dir", help="directory holding the data set's files")
     p.add_argument("--goal-error", type=finite_float)
     p.add_argument("--max-steps", type=positive_int)
@@ -112,6 +114,17 @@ def run(args: argparse.Namespace) -> int:
     if m.message:
         print(m.message)
     return 0
+
+
+def non_negative_int(text: str) -> int:
+    """A seed: a whole number >= 0 (study specs reject negative seeds too)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {value}")
+    return value
 
 
 def _config(args: argparse.Namespace) -> TrialConfig:

@@ -8,6 +8,7 @@ then the data. Images are ``0x00000803`` (count, rows, cols), labels ``0x0000080
 from __future__ import annotations
 
 import gzip
+import math
 import zlib
 from pathlib import Path
 
@@ -88,18 +89,24 @@ def read_idx(path: str | Path, expected_magic: int | None = None) -> np.ndarray:
     if len(raw) < header_len:
         raise DataError(f"{path}: truncated IDX header ({len(raw)} bytes); {fix}")
     dims = tuple(int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
-    expected = int(np.prod(dims, dtype=np.int64))
+    expected = math.prod(dims)  # Python ints: a huge header cannot overflow
     actual = len(raw) - header_len
     if actual < expected:
         raise DataError(
-            f"{path}: truncated file: header {dims} needs {expected} data bytes, "
-            f"found {actual}; {fix}"
+            f"{path}: the header's sizes do not match the file's length (a truncated file or "
+            f"a corrupt header): {_shape(dims)} needs {expected:,} data bytes, found "
+            f"{actual:,}; {fix}"
         )
     if actual > expected:
         raise DataError(
             f"{path}: {actual - expected} unexpected trailing bytes after the {dims} data; {fix}"
         )
     return np.frombuffer(raw, dtype=np.uint8, offset=header_len).reshape(dims).copy()
+
+
+def _shape(dims: tuple[int, ...]) -> str:
+    """``60000×28×28`` (as the header gives it)."""
+    return "×".join(str(d) for d in dims)
 
 
 def read_idx_images(path: str | Path, image_shape: tuple[int, int] | None = (28, 28)) -> np.ndarray:

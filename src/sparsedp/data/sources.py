@@ -17,6 +17,7 @@ This module holds the search order and the decoding; the parts it uses are
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import shutil
@@ -83,6 +84,19 @@ def repo_data_dir() -> Path | None:
     if data.is_dir() and (root / "pyproject.toml").is_file():
         return data
     return None
+
+
+def _check_root(root: Path, what: str, fix: str) -> None:
+    """DataError unless ``root`` exists: a missing path, or a loop of symbolic links."""
+    try:
+        root.stat()
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise DataError(f"{what} is a loop of symbolic links ({exc.strerror}); {fix} "
+                            "(point it at a real folder)") from None
+        if exc.errno in (errno.ENOENT, errno.ENOTDIR):
+            raise DataError(f"{what} does not exist; {fix}") from None
+        raise DataError(f"{what} cannot be read ({exc.strerror}); {fix}") from None
 
 
 # ---------------------------------------------------------------------------- decoding
@@ -194,8 +208,7 @@ def load_dataset(
 
     if data_dir is not None:
         root = Path(data_dir).expanduser()
-        if not root.exists():
-            raise DataError(f"data directory {root} does not exist; check --data-dir")
+        _check_root(root, f"data directory {root}", "check --data-dir")
         found = search_root(root, name, looked)
         if found is None:
             raise DataError(
@@ -209,8 +222,7 @@ def load_dataset(
     roots: list[Path] = []
     if env:
         env_root = Path(env).expanduser()
-        if not env_root.exists():
-            raise DataError(f"SPARSEDP_DATA_DIR={env} does not exist; fix or unset the variable")
+        _check_root(env_root, f"SPARSEDP_DATA_DIR={env}", "fix or unset the variable")
         roots.append(env_root)
     repo = repo_data_dir()
     if repo is not None:

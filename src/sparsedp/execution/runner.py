@@ -22,6 +22,7 @@ from sparsedp.execution.provenance import provenance
 from sparsedp.execution.records import Ledger, TrialRecord
 from sparsedp.execution.refine_stage import is_refine, refine_work
 from sparsedp.execution.tasks import FAILED, TaskFailure, TrialGroup, TrialTask, failed_record
+from sparsedp.execution.worker_cap import cap_workers
 from sparsedp.specs import ExperimentSpec, StudySpec
 from sparsedp.training import STOPPED, get_workload
 from sparsedp.training.stopping import CompletedSteps
@@ -31,13 +32,14 @@ from sparsedp.training.stopping import CompletedSteps
 class RunEvent:
     """Something the runner reports while it works (for progress displays)."""
 
-    kind: str  # "plan" | "study-start" | "trial" | "failure" | "done"
+    kind: str  # "plan" | "note" | "study-start" | "trial" | "failure" | "done"
     study: StudySpec | None = None
     record: TrialRecord | None = None
     failure: TaskFailure | None = None
     total: int = 0
     done: int = 0
     order_from: str | None = None
+    message: str = ""  # "note": one line for the user (e.g. fewer workers than asked)
 
 
 @dataclass
@@ -123,6 +125,11 @@ def run_experiment(
     if total == 0:
         emit(RunEvent("done", total=0))
         return summary
+    cap = cap_workers(workers, total, threads=spec.engine.threads,
+                      local=spec.engine.backend != "ray")
+    if cap.reason:  # no more workers than trials, CPUs and memory allow
+        emit(RunEvent("note", message=cap.message))
+    workers = cap.used
 
     points = {s.key: dict(enumerate(s.space().points(spec.trials))) for s in studies}
     best: dict[str, int] = {}

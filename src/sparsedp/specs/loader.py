@@ -24,7 +24,7 @@ from sparsedp.specs.engine import BACKENDS, DEVICE_PATTERN, ORDERS, EngineOption
 from sparsedp.specs.experiment import ExperimentSpec, StudyDefaults
 from sparsedp.specs.parts import PartsSections
 from sparsedp.specs.refine import RefineOptions
-from sparsedp.specs.toml_checks import ExperimentFileError, TomlChecker
+from sparsedp.specs.toml_checks import ExperimentFileError, TomlChecker, shorten
 from sparsedp.specs.values import Problem, resolve_against, resolve_batch_sizes
 from sparsedp.training.optimizers import TFOptimizer
 from sparsedp.training.precision import PRECISIONS
@@ -37,6 +37,9 @@ else:  # pragma: no cover - exercised on Python 3.10 only
     import tomli as tomllib
 
 NAME_PATTERN = re.compile(r"[A-Za-z0-9._-]+")
+NAME_LIMIT = 100
+"""Longest experiment name: it names the results directory (a file name: at most 255 bytes)
+and heads every report, table and progress line."""
 
 _TOP_KEYS = (
     "name",
@@ -88,10 +91,14 @@ class ExperimentLoader(TomlChecker, PartsSections):
                 self.fail((name,), "missing required key", f"add e.g. {example}")
 
         name = self.string(doc["name"], ("name",))
+        if len(name) > NAME_LIMIT:
+            self.fail(("name",), f"{len(name):,} characters long, more than {NAME_LIMIT} "
+                      f"({shorten(name, 40)})",
+                      'it names the results directory; use a short name, e.g. "quick-mnist"')
         if not NAME_PATTERN.fullmatch(name):
             self.fail(
                 ("name",),
-                f"{name!r} has characters other than letters, digits, '.', '_', '-'",
+                f"{shorten(repr(name))} has characters other than letters, digits, '.', '_', '-'",
                 'it names the results directory; e.g. name = "quick-mnist"',
             )
 
@@ -412,7 +419,7 @@ def load_experiment(path: str | Path, *, plugins: Sequence[str] = ()) -> Experim
     given in ``plugins`` that fails raises :class:`~sparsedp.plugins.PluginError`.
     """
     shown = str(path)
-    resolved = Path(path).expanduser().resolve()
+    resolved = resolve_against(Path.cwd(), path)  # a symlink loop: read error below
     try:
         text = resolved.read_text(encoding="utf-8")
     except OSError as error:

@@ -36,10 +36,22 @@ class ExperimentFileError(ValueError):
         self.fix = fix
         self.line = line
         where = self.file if line is None else f"{self.file}:{line}"
-        text = f"{where}: {key}: {problem}" if key else f"{where}: {problem}"
-        if fix:
-            text += f"; {fix}"
+        said = _LONG_WORD.sub(lambda m: shorten(m[0]), f"{problem}; {fix}" if fix else problem)
+        text = f"{where}: {key}: {said}" if key else f"{where}: {said}"
         super().__init__(" ".join(text.split()))
+
+
+ECHO_LIMIT = 60
+"""At most this many characters of a bad value (or key) are echoed in an error message."""
+_LONG_WORD = re.compile(r"[^\s;,]{257,}")  # a safety net for values echoed whole by other rules
+
+
+def shorten(text: str, limit: int = ECHO_LIMIT) -> str:
+    """``text``, or its first ``limit`` characters, an ellipsis and its length when longer
+    (an error message stays one readable line whatever the file holds)."""
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}… ({len(text):,} characters)"
 
 
 _KEY_PART = re.compile(r"""[A-Za-z0-9_-]+|"[^"]*"|'[^']*'""")
@@ -81,11 +93,14 @@ def locate(lines: Sequence[str], path: tuple[str, ...]) -> int | None:
 
 
 def describe(value: object) -> str:
+    """``'abc' (a string)``: the value as written (shortened) and its type."""
     shown = str(value).lower() if isinstance(value, bool) else repr(value)
-    return f"{shown} ({_TYPE_NAMES.get(type(value), type(value).__name__)})"
+    return f"{shorten(shown)} ({_TYPE_NAMES.get(type(value), type(value).__name__)})"
 
 
 def suggest(word: str, valid: Sequence[str], what: str = "valid keys") -> str:
+    if len(word) > 4 * ECHO_LIMIT:  # nothing valid is that long (and difflib is quadratic)
+        return f"{what}: {', '.join(valid)}"
     close = difflib.get_close_matches(word, list(valid), n=1, cutoff=0.6)
     if close:
         return f"did you mean {close[0]!r}?"
@@ -104,6 +119,8 @@ class TomlChecker:
         names = tuple(k for k in key if isinstance(k, str))
         label = ""
         for part in key:
+            if isinstance(part, str):
+                part = shorten(part)  # an unknown key can be as long as the file
             label += f"[{part}]" if isinstance(part, int) else (f".{part}" if label else part)
         raise ExperimentFileError(self.shown, label, problem, fix, locate(self.lines, names))
 
@@ -158,7 +175,8 @@ class TomlChecker:
     def choice(self, value: object, key: tuple[str | int, ...], options: Sequence[str]) -> str:
         text = self.string(value, key)
         if text not in options:
-            self.fail(key, f"unknown value {text!r}", suggest(text, options, "use one of"))
+            self.fail(key, f"unknown value {shorten(repr(text))}",
+                      suggest(text, options, "use one of"))
         return text
 
     def nonempty_list(self, value: object, key: tuple[str, ...], example: str) -> list[Any]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Sequence
 from pathlib import Path
@@ -21,9 +22,11 @@ def is_number(value: object) -> bool:
 
 
 def resolve_against(base: Path, value: str | Path) -> Path:
-    """``value`` as an absolute path, relative ones taken from ``base``."""
+    """``value`` as an absolute path, relative ones taken from ``base``; symbolic links are
+    resolved as far as they go (a loop is left as it is, for the reader to report: unlike
+    ``Path.resolve``, ``os.path.realpath`` does not raise on one before Python 3.13)."""
     path = Path(value).expanduser()
-    return (path if path.is_absolute() else base / path).resolve()
+    return Path(os.path.realpath(path if path.is_absolute() else base / path))
 
 
 class Problem(ValueError):

@@ -7,6 +7,13 @@ refused unless the caller asks to replace it (used only to upgrade a ``stopped``
 stopping is switched off). Seed repeats of a study's best trial (``sparsedp repeat``) live
 in their own table, ``repeats``, added in place to older files (tables added after schema
 version 1 are optional: a file without them reads as having none).
+
+Trials belong to studies, and experiments sharing a results directory share the trials of
+identical studies (same key). An experiment's own trials are those its configuration asks
+for: search trials ``0 … trials-1`` and refine trials ``REFINE_BASE + 0 … + refine.trials-1``
+(:class:`TrialScope`); an experiment's reads (:meth:`ResultStore.trial_rows`, and the run's
+ledger reads once :meth:`ResultStore.register_experiment` named it) leave out the others, e.g.
+trials 8–31 of a study another experiment searched with 32 trials (docs/decisions.md).
 """
 
 from __future__ import annotations
@@ -21,6 +28,7 @@ from typing import Any
 
 from sparsedp.execution.records import TrialRecord
 from sparsedp.store.probes import PROBE_SCHEMA, read_probe_rows, replace_probe_rows
+from sparsedp.store.scope import TrialScope
 
 SCHEMA_VERSION = 1
 
@@ -140,6 +148,7 @@ class ResultStore:
     def __init__(self, directory: str | Path, *, read_only: bool = False) -> None:
         self.directory = Path(directory)
         self.path = self.directory / self.FILENAME
+        self.scope: TrialScope | None = None  # set by register_experiment: whose trials count
         if read_only:
             if not self.path.exists():
                 raise FileNotFoundError(
@@ -184,8 +193,12 @@ class ResultStore:
         ``studies`` become the experiment's *current* studies; studies it linked before
         (an earlier configuration: another goal, budget, pruning or seed) stay in the file
         with their trials but are no longer current, so reports and exports leave them out
-        unless asked (:meth:`trial_rows` with ``all_studies``).
+        unless asked (:meth:`trial_rows` with ``all_studies``). From here on this store's
+        ledger reads (:meth:`finished_trials`, :meth:`best_steps`, …) see only the trials
+        the configuration asks for (:class:`TrialScope`), not those another experiment
+        sharing the directory stored beyond them.
         """
+        self.scope = TrialScope.of(config)
         now = time.time()
         with self._transaction():
             self._db.execute(
@@ -291,18 +304,22 @@ class ResultStore:
 
     # -- reading ---------------------------------------------------------------------------
     def finished_trials(self, study_key: str) -> dict[int, str]:
-        """trial_index → status of every stored trial of a study."""
+        """trial_index → status of every stored trial of a study (of the registered
+        experiment's trials, :attr:`scope`, once there is one; so the reads below too)."""
+        scoped, args = self._scoped()
         rows = self._db.execute(
-            "SELECT trial_index, status FROM trials WHERE study_key = ?", (study_key,)
+            f"SELECT trial_index, status FROM trials WHERE study_key = ?{scoped}",
+            (study_key, *args),
         ).fetchall()
         return {int(r["trial_index"]): r["status"] for r in rows}
 
     def best_steps(self, study_key: str) -> tuple[int, int] | None:
         """(steps_to_result, trial_index) of the study's best complete trial, if any."""
+        scoped, args = self._scoped()
         row = self._db.execute(
             "SELECT steps_to_result, trial_index FROM trials WHERE study_key = ? AND "
-            "status = 'complete' ORDER BY steps_to_result, trial_index LIMIT 1",
-            (study_key,),
+            f"status = 'complete'{scoped} ORDER BY steps_to_result, trial_index LIMIT 1",
+            (study_key, *args),
         ).fetchone()
         return (int(row[0]), int(row[1])) if row else None
 
@@ -312,18 +329,20 @@ class ResultStore:
 
     def completed_trials(self, study_key: str) -> list[tuple[int, int]]:
         """(steps_to_result, trial_index) of the study's complete trials, best first."""
+        scoped, args = self._scoped()
         rows = self._db.execute(
             "SELECT steps_to_result, trial_index FROM trials WHERE study_key = ? AND "
-            "status = 'complete' AND steps_to_result IS NOT NULL "
-            "ORDER BY steps_to_result, trial_index", (study_key,),
+            f"status = 'complete' AND steps_to_result IS NOT NULL{scoped} "
+            "ORDER BY steps_to_result, trial_index", (study_key, *args),
         ).fetchall()
         return [(int(r[0]), int(r[1])) for r in rows]
 
     def stopped_steps(self, study_key: str) -> dict[int, int]:
         """trial_index → steps trained of the study's ``stopped`` trials."""
+        scoped, args = self._scoped()
         rows = self._db.execute(
             "SELECT trial_index, steps_taken FROM trials WHERE study_key = ? AND "
-            "status = 'stopped'", (study_key,),
+            f"status = 'stopped'{scoped}", (study_key, *args),
         ).fetchall()
         return {int(r[0]): int(r[1]) for r in rows}
 
@@ -348,7 +367,11 @@ class ResultStore:
     def trial_rows(self, experiment: str, *, all_studies: bool = False) -> list[dict[str, Any]]:
         """Stored trials of ``experiment``'s current studies joined with their study, in
         study order; with ``all_studies`` also those of studies an earlier configuration
-        linked (current ones first). Each row's ``current`` is 1 or 0."""
+        linked (current ones first). Each row's ``current`` is 1 or 0. Of the current
+        studies, only the trials ``experiment``'s stored configuration asks for
+        (:class:`TrialScope`): a study shared with another experiment that ran more trials
+        shows this experiment's trials, not the other's."""
+        scope = TrialScope.of(self.experiment_config(experiment))
         rows = self._db.execute(
             f"SELECT es.position, {self._current_column()} AS current, s.workload, s.dataset, "
             "s.model, s.optimizer, s.sparsity, s.batch_size, s.spec_json, t.* "
@@ -358,7 +381,8 @@ class ResultStore:
             "WHERE es.experiment = ? ORDER BY current DESC, es.position, t.trial_index",
             (experiment,),
         ).fetchall()
-        return [dict(r) for r in rows if all_studies or r["current"]]
+        return [dict(r) for r in rows if (all_studies or r["current"])
+                and (scope is None or not r["current"] or r["trial_index"] in scope)]
 
     def study_rows(self, experiment: str, *, all_studies: bool = False) -> list[dict[str, Any]]:
         """The experiment's current studies in order, with their specs (``all_studies``:
@@ -394,7 +418,16 @@ class ResultStore:
             "WHERE es.experiment = ? ORDER BY es.position, r.source_trial, r.repeat_index",
             (experiment,),
         ).fetchall()
-        return [dict(r) for r in rows]
+        scope = TrialScope.of(self.experiment_config(experiment))  # repeats of its own trials
+        return [dict(r) for r in rows
+                if scope is None or not r["current"] or r["source_trial"] in scope]
+
+    def _scoped(self) -> tuple[str, tuple[int, ...]]:
+        """`` AND <the scope's condition>`` and its parameters (nothing before a scope)."""
+        if self.scope is None:
+            return "", ()
+        condition, args = self.scope.sql()
+        return f" AND {condition}", args
 
     def _current_column(self) -> str:
         """``es.current``, or 1 in a file opened read-only before that column existed."""

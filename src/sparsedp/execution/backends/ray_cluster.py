@@ -79,7 +79,7 @@ class RayTrialWorker:
         self._ray, self.board = ray, board
         self.known: dict[str, int] = {}
         node_id = ray.get_runtime_context().get_node_id()
-        self.identity = (ray.util.get_node_ip_address(), node_id, os.getpid())
+        self.identity = (node_address(ray, node_id), node_id, os.getpid())
         where = f"Ray node {self.identity[0]} (node id {node_id[:12]}, worker pid {os.getpid()})"
         engine, data_dir, cache_dir, origin, *rest = context_args
         plugins = rest[0] if rest else None  # the experiment's PluginSet
@@ -131,6 +131,18 @@ class _Slot:
         return f"Ray worker pid {pid} on node {address} ({node_id[:12]})"
 
 
+def node_address(ray: Any, node_id: str) -> str:
+    """The address Ray registered for node ``node_id`` (what ``ray start
+    --node-ip-address`` gave it, e.g. 127.0.0.1): the cluster's own record, where
+    ``ray.util.get_node_ip_address()`` answers from the worker process's view (in Ray
+    versions whose workers do not know their node, the machine's default-route address)."""
+    with contextlib.suppress(Exception):  # the registry unreachable: fall back to the guess
+        for node in ray.nodes():
+            if node.get("NodeID") == node_id and node.get("NodeManagerAddress"):
+                return str(node["NodeManagerAddress"])
+    return str(ray.util.get_node_ip_address())
+
+
 def _import_ray() -> Any:
     try:
         import ray
@@ -152,18 +164,16 @@ def connect(ray: Any) -> bool:
     address = os.environ.get("RAY_ADDRESS") or None
     try:
         if address is None:
-            ray.init(_node_ip_address="127.0.0.1", include_dashboard=False,
+            _single_machine()  # else Ray starts the node on the machine's address instead
+            # "local": a new instance, never the cluster a `ray start` here left running
+            ray.init(address="local", _node_ip_address="127.0.0.1", include_dashboard=False,
                      log_to_driver=False, configure_logging=False)
         else:
             host, _, port = address.split("://")[-1].rpartition(":")
             if host and port.isdigit():  # ("auto" finds a cluster started on this machine)
                 _reachable(host, port, address)  # Ray itself would retry for ever
             if host in ("127.0.0.1", "localhost"):
-                # Ray rewrites a loopback address to the machine's address unless told
-                # that this is a single-machine cluster; keep it on loopback.
-                import ray._private.ray_constants as constants
-
-                constants.ENABLE_RAY_CLUSTER = False
+                _single_machine()
             ray.init(address=address, log_to_driver=False, configure_logging=False)
     except (ConnectionError, RuntimeError, ValueError) as exc:
         where = f"RAY_ADDRESS={address}" if address else "a local Ray instance"
@@ -351,6 +361,14 @@ class RayBackend:
         self._queue.clear()
         if self._owns_ray:
             ray.shutdown()
+
+
+def _single_machine() -> None:
+    """Keep Ray on loopback: it rewrites 127.0.0.1 to the machine's default-route address
+    unless told that this is a single-machine cluster."""
+    import ray._private.ray_constants as constants
+
+    constants.ENABLE_RAY_CLUSTER = False
 
 
 def _reachable(host: str, port: str, address: str) -> None:
