@@ -26,7 +26,7 @@ def status_rows(text: str) -> dict[tuple[float, int], dict[str, str]]:
 
 def plan_rows(text: str) -> dict[str, dict[str, str]]:
     """`sparsedp plan`'s table: study label (or ``SNIP saliencies``, ``total``) → {column:
-    cell}. The columns are fixed-width, each right-aligned under its header but the first."""
+    cell}. The label is left-aligned, every other column right-aligned under its header."""
     lines = text.splitlines()
     header = next(line for line in lines if line.startswith("study "))
     names = re.findall(r"est\. steps|step ms|check s|\S+", header)
@@ -38,10 +38,12 @@ def plan_rows(text: str) -> dict[str, dict[str, str]]:
     for line in lines[lines.index(header) + 1:]:
         if not line.strip():
             break
-        label = line[:ends[0]].strip()
-        cells = {name: line[(ends[i - 1] + 1 if i else 0):end].strip()
-                 for i, (name, end) in enumerate(zip(names, ends, strict=True))}
-        rows[label] = cells
+        head = re.fullmatch(r"(.*?)\s+(\d+(?:\+\d+)?)?\s*", line[:ends[1]])
+        assert head is not None, line
+        cells = {"study": head[1], "trials": head[2] or ""}
+        for i in range(2, len(names)):
+            cells[names[i]] = line[ends[i - 1] + 1:ends[i]].strip()
+        rows[head[1]] = cells
     return rows
 
 
