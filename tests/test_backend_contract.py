@@ -8,6 +8,7 @@ worker when the data cannot be read, and leave no worker running after ``shutdow
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import psutil
@@ -155,17 +156,38 @@ def test_unreadable_data_stops_with_one_line_naming_the_worker(kind, tmp_path, r
     assert where in message
 
 
+# How long a worker may outlive ``shutdown()``: local processes are killed and reaped before
+# it returns; Ray kills actors asynchronously (the raylet ends and reaps the process).
+SHUTDOWN_GRACE_S = {"processes": 0.0, "ray": 10.0}
+
+
+def _running(processes: list[psutil.Process]) -> list[psutil.Process]:
+    """Those still running or left as zombies (psutil counts a zombie as running; a pid
+    reused by a new process is not the same ``Process`` and counts as ended)."""
+    return [p for p in processes if p.is_running()]
+
+
 @pytest.mark.parametrize("kind", ["processes", "ray"])
 def test_shutdown_leaves_no_worker_running(kind, shared_data_dir, tmp_path, request):
     spec = _spec(tmp_path, max_steps=160, stop=False)
     backend = _backend(kind, spec, str(shared_data_dir / "mnist"), request)
-    backend.submit(TrialTask(spec.studies()[0], 1, SLOW))
-    if kind == "processes":
-        pids = backend.worker_pids()
-    else:
-        pids = [pid for _, _, pid in backend.workers()]
-    assert len(pids) == 2
-    backend.shutdown()
-    processes = [psutil.Process(pid) for pid in pids if psutil.pid_exists(pid)]
-    _, alive = psutil.wait_procs(processes, timeout=60)
-    assert not [p for p in alive if p.status() != psutil.STATUS_ZOMBIE]
+    try:
+        backend.submit(TrialTask(spec.studies()[0], 1, SLOW))
+        if kind == "processes":
+            pids = backend.worker_pids()
+        else:
+            pids = [pid for _, _, pid in backend.workers()]
+        assert len(pids) == 2
+        # taken while the workers surely run (psutil.NoSuchProcess otherwise), so the
+        # checks below follow these processes and not whatever later reuses their pids
+        processes = [psutil.Process(pid) for pid in pids]
+        assert all(p.status() != psutil.STATUS_ZOMBIE for p in processes)
+    finally:
+        backend.shutdown()
+    deadline = time.monotonic() + SHUTDOWN_GRACE_S[kind]
+    while _running(processes) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    left = [(p.pid, p.status()) for p in _running(processes)]
+    for process in _running(processes):  # do not leave them behind if the test fails
+        process.kill()
+    assert not left, f"alive after shutdown (+{SHUTDOWN_GRACE_S[kind]} s): {left}"

@@ -243,12 +243,16 @@ def test_toml_syntax_error_has_line_and_column(tmp_path: Path) -> None:
     message = str(error)
     assert "\n" not in message
     assert message.startswith(f"{tmp_path / 'exp.toml'}:5: TOML syntax: ")
-    assert "line 5" in message and "column" in message
+    assert "(at line 5, column 10);" in message  # the second '=' of "trials = = 4"
+    assert (error.line, error.key) == (5, "TOML syntax")
 
 
 def test_missing_file_is_an_experiment_file_error(tmp_path: Path) -> None:
-    with pytest.raises(ExperimentFileError, match="cannot read"):
+    with pytest.raises(ExperimentFileError) as info:
         load_experiment(tmp_path / "absent.toml")
+    assert str(info.value) == (f"{tmp_path / 'absent.toml'}: cannot read the experiment file "
+                               "(No such file or directory); check the path")
+    assert info.value.line is None
 
 
 # --------------------------------------------------------------------------- batch sizes
@@ -309,7 +313,16 @@ def test_full_file_loads(tmp_path: Path) -> None:
         backend="ray",
         max_retries=0,
     )
-    json.dumps(spec.to_dict())  # JSON-ready
+    as_dict = spec.to_dict()
+    assert json.loads(json.dumps(as_dict)) == as_dict  # JSON-ready, nothing lost
+    assert (as_dict["trials"], as_dict["workers"], as_dict["results_dir"]) == (
+        7, 3, str((tmp_path / "out" / "here").resolve()))
+    assert as_dict["engine"] == dataclasses.asdict(spec.engine)
+    assert as_dict["study_defaults"]["pruning"] == dataclasses.asdict(d.pruning)
+    assert as_dict["study_defaults"]["search"] == {
+        "lr": {"name": "lr", "low": 1e-3, "high": 1.0, "scale": "log", "integer": False}}
+    assert {k: as_dict["study_defaults"][k] for k in ("goal_error", "max_steps", "seed")} == {
+        "goal_error": 0.03, "max_steps": 3000, "seed": 2}
     study = spec.studies()[0]
     assert study.search == (Dimension("lr", 1e-3, 1.0, "log"),)
     assert study.space().points(1)[0]["lr"] == pytest.approx(10**-1.5)
@@ -526,11 +539,17 @@ def test_study_label_and_to_dict() -> None:
     study = StudySpec("mnist-simplecnn-momentum", 0.9, 128)
     assert study.label == "mnist-simplecnn-momentum s=0.9 B=128"
     assert StudySpec("mnist-simplecnn-sgd", 0, 16).label == "mnist-simplecnn-sgd s=0 B=16"
-    json.dumps(
-        StudySpec(
-            "mnist-simplecnn-momentum", 0.9, 128, search=(Dimension("lr", 1e-3, 1.0, "log"),)
-        ).to_dict()
-    )
+    searched = StudySpec(
+        "mnist-simplecnn-momentum", 0.9, 128, search=(Dimension("lr", 1e-3, 1.0, "log"),)
+    ).to_dict()
+    as_json = json.loads(json.dumps(searched))
+    assert {k: as_json[k] for k in ("workload", "sparsity", "batch_size", "search")} == {
+        "workload": "mnist-simplecnn-momentum",
+        "sparsity": 0.9,
+        "batch_size": 128,
+        "search": [{"name": "lr", "low": 1e-3, "high": 1.0, "scale": "log", "integer": False}],
+    }
+    assert as_json["pruning"] == dataclasses.asdict(PruneSettings())
 
 
 @pytest.mark.parametrize(
@@ -553,20 +572,21 @@ def test_study_spec_validation(kwargs: dict, fragment: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "kwargs",
+    ("kwargs", "message"),
     [
-        {"order": "random"},
-        {"backend": "dask"},
-        {"device": "gpu"},
-        {"micro_batch": 0},
-        {"threads": 0},
-        {"max_retries": -1},
-        {"early_exit": 1},
+        ({"order": "random"}, "unknown order 'random'; use one of neighbour, index"),
+        ({"backend": "dask"}, "unknown backend 'dask'; use one of local, ray"),
+        ({"device": "gpu"}, "device must be cpu, cuda or cuda:N, got 'gpu'"),
+        ({"micro_batch": 0}, "micro_batch must be a whole number >= 1, got 0"),
+        ({"threads": 0}, "threads must be a whole number >= 1, got 0"),
+        ({"max_retries": -1}, "max_retries must be a whole number >= 0, got -1"),
+        ({"early_exit": 1}, "early_exit must be true or false, got 1"),
     ],
 )
-def test_engine_options_validation(kwargs: dict) -> None:
-    with pytest.raises(ValueError):
+def test_engine_options_validation(kwargs: dict, message: str) -> None:
+    with pytest.raises(ValueError) as info:
         EngineOptions(**kwargs)
+    assert str(info.value) == message  # the option that is wrong, its value, what it takes
 
 
 def test_experiment_spec_direct_construction(tmp_path: Path) -> None:

@@ -498,26 +498,56 @@ def test_disk_full_while_trials_are_written(reference, tmp_path, shared_data_dir
 
 def test_two_runs_at_once_and_reads_while_a_run_writes(reference, tmp_path, shared_data_dir,
                                                        capsys):
+    import json
+
+    import pandas as pd
+
+    from cli_output import status_rows
+
     path = write_experiment(tmp_path / "exp.toml", tmp_path / "results",
                             shared_data_dir / "mnist")
+    results = tmp_path / "results"
     first = Run(path)
-    assert first.wait_for(lambda: stored_rows(tmp_path / "results") >= 1), first.lines
+    assert first.wait_for(lambda: stored_rows(results) >= 1), first.lines
     first.pause()  # mid-run, lock held: everything below overlaps it
     try:
+        rows = table(results)  # what the paused run has stored: what the reads must show
+        assert len(rows) >= 1 and set(rows) <= set(reference[1])
         second = Run(path)
         assert second.finish() == 5
         assert len(second.lines) == 1
         one_error_line(second.lines, "another `sparsedp run` is using", "pid")
         assert main(["status", str(path)]) == 0
-        assert "faults" in capsys.readouterr().out
+        shown = status_rows(capsys.readouterr().out)
+        studies = {s.key: s for s in load_experiment(path).studies()}
+        assert set(shown) == {(s.sparsity, s.batch_size) for s in studies.values()}
+        for key, study in studies.items():
+            mine = [r for r in rows if r[0] == key]
+            done = [r[3] for r in mine if r[2] == "complete"]
+            row = shown[(study.sparsity, study.batch_size)]
+            assert row["done"] == f"{len(mine)}/2"
+            assert int(row["complete"]) == len(done)
+            assert row["best steps"] == (str(min(done)) if done else "-")
         assert main(["export", str(path), "--format", "csv"]) == 0
+        exported = pd.read_csv(results / "trials.csv")
+        assert sorted(zip(exported["study_key"], exported["trial_index"], exported["status"],
+                          strict=True)) == [r[:3] for r in rows]
         assert main(["report", str(path), "--bootstrap", "5", "--formats", "png"]) == 0
         capsys.readouterr()
+        summary = json.loads((results / "report" / "summary.json").read_text())
+        assert summary["counts"]["n_trials"] == len(rows)
+        reported = {(s["sparsity"], s["batch_size"]): s["steps"] for s in summary["studies"]
+                    if s["steps"] is not None}
+        assert reported == {(study.sparsity, study.batch_size): min(done)
+                            for key, study in studies.items()
+                            if (done := [r[3] for r in rows if r[0] == key
+                                         and r[2] == "complete"])}
         assert first.process.poll() is None
+        assert table(results) == rows  # the paused run stored nothing meanwhile
     finally:
         first.resume()
     assert first.finish() == 0, first.lines
-    assert table(tmp_path / "results") == reference[1]
+    assert table(results) == reference[1]
 
 
 def test_lock_of_a_killed_run_is_free():
@@ -538,35 +568,58 @@ def test_lock_of_a_killed_run_is_free():
             pass
 
 
-def test_signals_at_random_moments_then_resume(reference, tmp_path, shared_data_dir, capsys):
-    """SIGTERM, SIGKILL and SIGINT (Ctrl-C) at seeded random moments of a run; every stored
-    trial survives, none is duplicated, and the rerun ends with the undisturbed table."""
-    path = write_experiment(tmp_path / "exp.toml", tmp_path / "results",
-                            shared_data_dir / "mnist")
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGKILL, signal.SIGINT],
+                         ids=["SIGTERM", "SIGKILL", "SIGINT"])
+def test_signal_at_a_random_moment_then_resume(reference, tmp_path, shared_data_dir,
+                                               signum):
+    """SIGTERM, SIGKILL or SIGINT (Ctrl-C) at a random moment of a run that has stored at
+    least one trial of its own and still has trials to run: the exact exit code and line,
+    every trial stored before the signal survives, none is duplicated or wrong, and the
+    rerun ends with the undisturbed table.
+
+    The run starts with 0, 1 or 2 of the 4 trials stored and runs them one at a time
+    (stopping off, so no interleaving); once it has stored one, after a further random
+    delay of up to half a second (cut short when the next trial is stored), it is frozen
+    with SIGSTOP, so it is surely alive with work left when the signal is sent, and then
+    continued. The seed changes from run to run; SPARSEDP_TEST_SEED repeats one.
+    """
+    seed = int(os.environ.get("SPARSEDP_TEST_SEED", random.randrange(2**32)))
+    rng = random.Random(seed * 3 + signum)
+    where = f"SPARSEDP_TEST_SEED={seed}"
+    path = copy_of_reference(reference, tmp_path, shared_data_dir / "mnist",
+                             "stop_hopeless = false")
     results = tmp_path / "results"
-    rng = random.Random(20)
-    expected = {signal.SIGTERM: (143, -signal.SIGTERM), signal.SIGINT: (130,),
-                signal.SIGKILL: (-signal.SIGKILL,)}
-    before: list[tuple] = []
-    for signum in (signal.SIGTERM, signal.SIGKILL, signal.SIGINT):
-        run = Run(path)
-        # the moment: a random delay once the run has started (checks passed)
-        assert run.wait_for(lambda r=run: any("experiment faults" in x for x in r.lines)), \
-            run.lines
-        time.sleep(rng.uniform(0.0, 3.0))
-        if run.process.poll() is None:
-            target = -run.process.pid if signum == signal.SIGKILL else run.process.pid
-            os.kill(target, signum)  # SIGKILL hits the whole group, like a crash
-        code = run.finish()
-        if code != 0:
-            assert code in expected[signum], (signum, code, run.lines)
-        if code in (130, 143):
-            one_error_line(run.lines, "interrupted by")
-        after = table(results) if (results / "sparsedp.sqlite").exists() else []
-        assert set(before) <= set(after) <= set(reference[1])  # nothing lost, nothing wrong
-        before = after
-    code, lines = cli(["run", str(path)], capsys)
-    assert code == 0, lines
+    kept = delete_trials(results, keep=rng.choice((0, 1, 2)))
+    run = Run(path)
+    assert run.wait_for(lambda: stored_rows(results) > len(kept)), (where, run.lines)
+    target, stored = time.monotonic() + rng.uniform(0.0, 0.5), stored_rows(results)
+    while time.monotonic() < target and stored_rows(results) == stored:
+        time.sleep(0.01)
+    run.pause()
+    at_signal = table(results)  # stored before the signal: must all survive
+    assert run.process.poll() is None, (where, "the run ended before the signal")
+    assert len(kept) < len(at_signal) < N_TRIALS, (where, len(kept), len(at_signal))
+    if signum == signal.SIGTERM:
+        os.kill(run.process.pid, signum)
+    else:  # SIGKILL to the whole group, like a crash; SIGINT as a terminal's Ctrl-C sends it
+        os.killpg(run.process.pid, signum)
+    run.resume()
+    code = run.finish()
+    after = table(results)
+    assert len(set(after)) == len(after), where  # nothing duplicated
+    assert set(at_signal) <= set(after) <= set(reference[1]), where  # nothing lost or wrong
+    assert len(after) <= len(at_signal) + 1, where  # at most a write under way finished
+    if signum == signal.SIGKILL:
+        assert code == -signal.SIGKILL, (where, code, run.lines)
+    else:
+        assert code == {signal.SIGTERM: 143, signal.SIGINT: 130}[signum], \
+            (where, code, run.lines)
+        name = "SIGTERM" if signum == signal.SIGTERM else "Ctrl-C"
+        new = len(after) - len(kept)
+        one_error_line(run.lines, f"sparsedp: interrupted by {name} after storing {new} "
+                                  f"trial{'' if new == 1 else 's'};")
+    rerun = Run(path)  # a process, like the reference, on torch's default threads
+    assert rerun.finish() == 0, rerun.lines
     assert table(results) == reference[1]
 
 

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import json
+import math
+import re
 from pathlib import Path
 
 import pytest
 
+from cli_output import plan_rows, seconds
 from sparsedp.cli.main import main
+from sparsedp.data import load_dataset, prepare_splits
 from sparsedp.planning.estimate import (
     DAY,
     ExperimentPlan,
@@ -17,7 +22,8 @@ from sparsedp.planning.estimate import (
     plan_study,
     trial_seconds,
 )
-from sparsedp.specs import StudySpec
+from sparsedp.specs import StudySpec, load_experiment
+from sparsedp.store import ResultStore
 
 SPEED = Speed(step_seconds=0.01, check_seconds=2.0, setup_seconds=0.5, memory_mb=100.0)
 STUDY = StudySpec("mnist-simplecnn-momentum", 0.9, 64, max_steps=1000, eval_every=16)
@@ -84,7 +90,7 @@ sparsities = [0.0, 0.5]
 batch_sizes = [16, 32]
 trials = 1
 data_dir = "{data}"
-goal_error = 0.9
+goal_error = 0.5
 max_steps = 32
 eval_every = 16
 
@@ -93,21 +99,90 @@ snip_batches = 1
 """
 
 
-def test_plan_command_end_to_end(shared_data_dir: Path, tmp_path: Path, capsys) -> None:
+RESOLUTION_S = {"s": 0.5, "min": 3.0, "h": 180.0, "d": 4320.0}  # half a printed unit
+
+
+def _studies(rows: dict[str, dict[str, str]]) -> dict[str, dict[str, str]]:
+    return {label: row for label, row in rows.items() if " B=" in label}
+
+
+def _check_total(rows: dict[str, dict[str, str]], n_trials: int) -> None:
+    """The total row: the trials and the sum of every row's expected seconds."""
+    total = rows["total"]
+    assert int(total["trials"]) == n_trials
+    parts = [row["expected"] for label, row in rows.items() if label != "total"]
+    slack = sum(RESOLUTION_S[cell.split()[1]] for cell in [*parts, total["expected"]])
+    assert abs(seconds(total["expected"]) - sum(map(seconds, parts))) <= slack
+
+
+def test_plan_command_end_to_end_guess_pilot_stored(shared_data_dir: Path, tmp_path: Path,
+                                                    capsys) -> None:
     path = tmp_path / "tiny.toml"
     path.write_text(TINY.format(data=shared_data_dir / "mnist"))
-    assert main(["plan", str(path), "--measure-steps", "1", "--steps", "20"]) == 0
-    out = capsys.readouterr().out
-    assert "mnist-simplecnn-momentum s=0.5 B=32" in out
-    assert "20 guess" in out and "SNIP saliencies" in out
-    assert out.count("\n") >= 8 and "total" in out
+    spec = load_experiment(path)
+    labels = {s.label for s in spec.studies()}
 
+    # nothing stored: every study's estimate is the guess
+    assert main(["plan", str(path), "--measure-steps", "1", "--steps", "20"]) == 0
+    rows = plan_rows(capsys.readouterr().out)
+    assert set(_studies(rows)) == labels
+    for row in _studies(rows).values():
+        assert (row["trials"], row["est. steps"]) == ("0+1", "20 guess")
+        assert seconds(row["remaining"]) == seconds(row["expected"])  # all still to run
+    snip = rows["SNIP saliencies"]  # sparsity 0.5 is SNIP-pruned: its saliencies cost
+    assert snip["trials"] == "" and snip["expected"] == snip["upper"] == snip["remaining"]
+    _check_total(rows, 4)
+
+    # --pilot: trial 0 of the smallest batch size of each row, run to its end and stored
+    # nowhere; the rest of the row extrapolated from it, S0 · (B0/B)^0.5
+    assert main(["plan", str(path), "--measure-steps", "1", "--pilot"]) == 0
+    captured = capsys.readouterr()
+    rows = plan_rows(captured.out)
+    assert not (spec.results_dir / ResultStore.FILENAME).exists()
+    pilots = {}
+    for sparsity in spec.sparsities:
+        first = next(s for s in spec.studies() if (s.sparsity, s.batch_size) == (sparsity, 16))
+        second = next(s for s in spec.studies() if (s.sparsity, s.batch_size) == (sparsity, 32))
+        assert f"pilot: trial 0 of {first.label}" in captured.err
+        cell = rows[first.label]["est. steps"]
+        if cell == "pilot missed the goal":
+            pilots[first.key] = None
+            assert rows[second.label]["est. steps"] == "none"
+        else:
+            steps, source = cell.split(" ", 1)
+            assert source == "pilot"
+            pilots[first.key] = int(steps)
+            assert rows[second.label]["est. steps"] == \
+                f"{max(1, round(int(steps) * math.sqrt(16 / 32)))} from B=16"
+
+    # after a run: the stored bests, actual times and the measured check fraction
     assert main(["run", str(path)]) == 0
     capsys.readouterr()
     assert main(["plan", str(path), "--measure-steps", "1"]) == 0
     out = capsys.readouterr().out
-    assert " stored" in out  # estimates and actual times from the results database
-    assert "measured on the" in out  # check fraction from the stored checks
+    rows = plan_rows(out)
+    with ResultStore(spec.results_dir, read_only=True) as store:
+        stored = store.trial_rows(spec.name)
+        for study in spec.studies():
+            row = rows[study.label]
+            assert (row["trials"], seconds(row["remaining"])) == ("1+0", 0.0)
+            best = store.best_steps(study.key)
+            assert row["est. steps"] == (f"{best[0]} stored" if best else
+                                         "no trial reached the goal")
+            wall = sum(r["wall_time"] for r in stored if r["study_key"] == study.key)
+            assert abs(seconds(row["stored"]) - wall) <= RESOLUTION_S[row["stored"].split()[1]]
+            if study.key in pilots:  # the pilot was trial 0, as the run's trial 0
+                (trial,) = [r for r in stored if r["study_key"] == study.key]
+                assert pilots[study.key] == trial["steps_to_result"]
+    _check_total(rows, 4)
+    checks = sum(len(json.loads(r["curve_json"])) for r in stored)
+    examined = sum(r["eval_examples"] for r in stored)
+    val = prepare_splits(load_dataset("mnist", shared_data_dir / "mnist")).num_val
+    share = re.search(r"examine (\d+)% of the validation split on average \(measured on the "
+                      r"(\d+) stored checks\)", out)
+    assert share is not None, out
+    assert int(share[2]) == checks
+    assert int(share[1]) == round(100 * min(1.0, examined / (checks * val)))
 
 
 def test_plan_command_bad_file_is_one_line(tmp_path: Path, capsys) -> None:

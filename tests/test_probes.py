@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import copy
 import math
 
 import numpy as np
 import pytest
 import torch
+from torch.nn import functional as F
 
 from sparsedp.pruning.prune import PruneSettings
 from sparsedp.training import EngineSettings, TrialConfig, TrialRun
@@ -22,17 +24,46 @@ def _groups(gradients: np.ndarray, groups: int, b: int):
     return acc.summary()
 
 
-def test_grouped_estimator_is_mcCandlish_two_batch_estimator() -> None:
-    rng = np.random.default_rng(0)
-    k, b = 12, 8
+def _by_hand(g: np.ndarray, b: int) -> tuple[float, float]:
+    """(|G|², tr Σ) of K micro-batch gradients (rows of ``g``, each a mean over ``b``
+    examples) from their definitions, written out independently of the module: |G|² is the
+    mean of g_i·g_j over the K(K−1) ordered pairs i ≠ j (unbiased, as E[g_i·g_j] = |G|²);
+    tr Σ is ``b`` times the unbiased sample variance of the g_i, Σ|g_i − ḡ|² / (K − 1),
+    because a micro-batch mean of ``b`` examples has covariance Σ/b."""
+    k = len(g)
+    pairs = [float(g[i] @ g[j]) for i in range(k) for j in range(k) if i != j]
+    mean = g.mean(axis=0)
+    spread = sum(float((row - mean) @ (row - mean)) for row in g)
+    return sum(pairs) / len(pairs), b * spread / (k - 1)
+
+
+@pytest.mark.parametrize("k", [2, 3, 12])
+def test_grouped_estimator_equals_the_estimates_written_out_by_hand(k: int) -> None:
+    rng = np.random.default_rng(k)
+    b = 8
     g = rng.normal(0.3, 1.0, size=(k, 50))
+    g2, trace = _by_hand(g, b)
+    # McCandlish's two-batch formulas (module function) agree with the definitions
     small = float(np.mean(np.sum(g * g, axis=1)))
     big = float(np.sum(g.mean(axis=0) ** 2))
-    expected = two_batch_estimates(small, big, b, k * b)
-    pairs = g @ g.T
-    assert expected[0] == pytest.approx((pairs.sum() - np.trace(pairs)) / (k * (k - 1)))
-    for m in (1, 4, 5, k):  # groups of one micro-batch each up to one group of all
-        assert _groups(g, m, b).estimate() == pytest.approx(expected, rel=1e-10)
+    assert two_batch_estimates(small, big, b, k * b) == pytest.approx((g2, trace), rel=1e-10)
+    # and so does the grouped accumulator, however the K gradients are grouped
+    for m in sorted({1, 2, k // 2 or 1, k}):  # one group of all up to one group each
+        assert _groups(g, m, b).estimate() == pytest.approx((g2, trace), rel=1e-10)
+
+
+def test_trace_estimate_is_unbiased_with_two_micro_batches() -> None:
+    """With K = 2 the unbiased variance divides by K − 1 = 1: a trace missing the K/(K−1)
+    factor would be half the true one."""
+    d, sigma, b, draws = 10, 0.7, 4, 3000
+    rng = np.random.default_rng(5)
+    delta = rng.normal(size=d) * 0.5
+    true_trace = (d + 1) * float(delta @ delta) + d * sigma**2  # see the closed form below
+    traces = np.array([
+        _groups(_linear_regression_gradients(rng, delta, sigma, 2, b), 2, b).estimate()[1]
+        for _ in range(draws)])
+    assert abs(traces.mean() - true_trace) < 3 * traces.std(ddof=1) / math.sqrt(draws)
+    assert traces.mean() == pytest.approx(true_trace, rel=0.15)
 
 
 def _linear_regression_gradients(rng, delta, sigma, k, b):
@@ -97,7 +128,36 @@ def test_lipschitz_on_a_quadratic_is_the_curvature_along_the_step() -> None:
     assert math.isnan(lipschitz_along_step(lambda w: a @ w, before, before)[0])
 
 
-def test_probes_leave_the_trial_unchanged(mnist) -> None:
+class _Recorded(ProbedTrialRun):
+    """Keeps the weights after every step (``weights[s]``: after step s; 0: initialisation)."""
+
+    def _train_step(self, step: int) -> float:
+        self.weights = getattr(self, "weights", {})
+        self.weights[step - 1] = flat_parameters(self.model)
+        loss = super()._train_step(step)
+        self.weights[step] = flat_parameters(self.model)
+        return loss
+
+
+def _gradient_by_hand(run: TrialRun, weights: torch.Tensor, rows: np.ndarray) -> torch.Tensor:
+    """The mean cross-entropy's gradient over training examples ``rows`` at ``weights``, in
+    training mode, pruned entries zeroed: on a copy of the model, in one forward pass."""
+    model = copy.deepcopy(run.model).train()
+    offset = 0
+    with torch.no_grad():
+        for p in model.parameters():
+            p.copy_(weights[offset:offset + p.numel()].view_as(p))
+            offset += p.numel()
+    x, y = run.data.train_batch(rows)
+    F.cross_entropy(model(x), y).backward()
+    parameters = dict(model.named_parameters())
+    for name, mask in run.mask.items():
+        parameters[name].grad.mul_(mask)
+    return torch.cat([p.grad.reshape(-1) for p in model.parameters()]).double()
+
+
+def test_probes_leave_the_trial_unchanged_and_measure_what_a_hand_computation_gives(
+        mnist) -> None:
     config = TrialConfig("mnist-simplecnn-momentum", 0.5, 16, 0.05, momentum=0.9, seed=3,
                          goal_error=0.3, max_steps=24, eval_every=8,
                          pruning=PruneSettings(snip_batches=1))
@@ -105,7 +165,7 @@ def test_probes_leave_the_trial_unchanged(mnist) -> None:
     plain.advance()
     probes = ProbeSettings(noise_steps=(0, 8, 24), examples=96, groups=4, resamples=50,
                            lipschitz_every=8, lipschitz_examples=300, chunk=128)
-    probed = ProbedTrialRun(config, mnist, probes, engine=EngineSettings())
+    probed = _Recorded(config, mnist, probes, engine=EngineSettings())
     probed.advance()
     outcome = probed.finish()
     a, b = plain.result(), probed.result()
@@ -115,8 +175,34 @@ def test_probes_leave_the_trial_unchanged(mnist) -> None:
     measured = [p.step for p in outcome.noise]
     assert measured == [s for s in (0, 8, 24) if s <= b.steps_taken]
     assert [p.step for p in outcome.lipschitz] == list(range(8, b.steps_taken + 1, 8))
+    assert len(outcome.lipschitz) >= 1
+
+    # The noise scale from 6 micro-batches of 16 examples (96 // 16), drawn without
+    # replacement with the documented seed, each gradient and both estimates by hand.
     for point in outcome.noise:
         assert point.micro_batch == 16 and point.big_batch == 96 and point.groups == 4
-        assert math.isfinite(point.trace) and point.trace > 0
+        draw = np.random.default_rng([probes.seed, 2, point.step])
+        positions = draw.permutation(mnist.num_train)[:96].reshape(6, 16)
+        grads = np.stack([_gradient_by_hand(probed, probed.weights[point.step], rows).numpy()
+                          for rows in positions])
+        g2, trace = _by_hand(grads, 16)
+        assert (point.g2, point.trace) == pytest.approx((g2, trace), rel=1e-4)
+        assert point.b_simple == pytest.approx(trace / g2, rel=1e-4)
+        assert point.trace > 0 and point.interval is not None
+        assert point.interval[0] <= point.b_simple <= point.interval[1]
+
+    # L along each measured step: the documented ratio at every γ, from full gradients on
+    # the 300 examples of the documented subset.
+    rows = np.sort(np.random.default_rng([probes.seed, 1]).choice(
+        mnist.num_train, size=300, replace=False))
     for point in outcome.lipschitz:
-        assert point.lipschitz > 0 and point.examples == 300
+        before, after = probed.weights[point.step - 1], probed.weights[point.step]
+        step = (after - before).double()
+        norm = float(torch.linalg.vector_norm(step))
+        base = _gradient_by_hand(probed, before, rows)
+        ratios = [float(torch.linalg.vector_norm(
+            _gradient_by_hand(probed, before + (gamma * step).float(), rows) - base))
+            / (gamma * norm) for gamma in GAMMAS]
+        assert point.examples == 300 and point.step_norm == pytest.approx(norm, rel=1e-9)
+        assert point.ratios == pytest.approx(ratios, rel=1e-3)
+        assert point.lipschitz == pytest.approx(max(ratios), rel=1e-3)

@@ -57,13 +57,18 @@ def test_python_api_doc_runs_on_real_mnist(tmp_path, monkeypatch, real_data, cap
     assert len(trials) == 6 and set(trials["sparsity"]) == {0.0, 0.5}
     assert (tmp_path / "notebook-demo-report" / "report.html").is_file()
     assert namespace["imported"].trials == 6  # the batch-science layout, exported and back
-    assert namespace["m"].status in ("complete", "incomplete", "infeasible")
-    assert "experiment dict: engine.device" in out
+    m = namespace["m"]
+    assert m.status in ("complete", "incomplete", "infeasible")
+    assert m.measured_sparsity == pytest.approx(0.9, abs=1e-4)
+    assert (m.steps_to_result is not None) == (m.status == "complete")
+    lines = out.splitlines()
+    # the dict error example: its one line, then its exit code
+    at = next(i for i, line in enumerate(lines) if line.startswith("experiment dict:"))
+    assert lines[at].startswith("experiment dict: engine.device: unknown device 'gpu'; use")
+    assert lines[at + 1] == "2"
     # the doc's print_progress callback printed one line per trial, each naming its study
-    trial_lines = [line for line in out.splitlines() if re.match(r"\[\d/6\] ", line)]
-    assert len(trial_lines) == 6
-    labels = {study.label for study in namespace["exp"].studies()}
-    assert all(any(f"] {label} trial" in line for label in labels) for line in trial_lines)
+    # and showing the stored trial's status and steps
+    assert _trial_lines(out, namespace["exp"]) == _stored(namespace["exp"])
     # analysis reached the fit table
     table = sparsedp.critical_batch_sizes(namespace["analysis"])
     assert list(table["sparsity"]) == sorted(set(trials["sparsity"]))
@@ -92,12 +97,38 @@ snip_batches = 1
 eval_batch_size = 1000
 """)
     assert main(["run", str(path)]) == 0
-    err = capsys.readouterr().err.splitlines()
-    lines = [line for line in err if re.search(r"\[\d+/\d+\]", line)]
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if re.search(r"\[\d+/\d+\]", line)]
     assert len(lines) == 2
     for line, label in zip(lines, (f"{W} s=0 B=16", f"{W} s=0.5 B=16"), strict=True):
         assert re.fullmatch(rf"\[\d/2\] {re.escape(label)} trial +0 +\w+ +steps +\S+ +"
                             r"\(\d+\.\d s\)", line), line
+    exp = sparsedp.Experiment.from_file(path)
+    assert _trial_lines(err, exp) == _stored(exp)  # each line shows its stored trial
+
+
+TRIAL_LINE = re.compile(r"\[(\d+)/(\d+)\] (.+?) trial +(\d+) +(\w+) +steps +(\S+) +"
+                        r"\((\d+\.\d) s\)")
+
+
+def _trial_lines(text: str, exp: sparsedp.Experiment) -> dict[tuple[str, int], tuple]:
+    """The printed trial lines: (study label, trial) → (status, steps, wall time); the
+    counters run 1, 2, … up to the total."""
+    found = [TRIAL_LINE.fullmatch(line) for line in text.splitlines()]
+    found = [m for m in found if m is not None]
+    assert [int(m[1]) for m in found] == list(range(1, len(found) + 1))
+    assert {int(m[2]) for m in found} == {len(found)}
+    return {(m[3], int(m[4])): (m[5], None if m[6] == "-" else int(m[6]), float(m[7]))
+            for m in found}
+
+
+def _stored(exp: sparsedp.Experiment) -> dict[tuple[str, int], tuple]:
+    """The same from the stored trials (wall time rounded as printed)."""
+    labels = {s.key: s.label for s in exp.studies()}
+    return {(labels[r.study_key], int(r.trial_index)):
+            (r.status, None if r.steps_to_result != r.steps_to_result
+             else int(r.steps_to_result), float(f"{r.wall_time:.1f}"))
+            for r in exp.trials().itertuples()}
 
 
 def test_format_event_names_the_study_of_every_trial_and_failure():

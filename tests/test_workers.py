@@ -29,7 +29,7 @@ trials = 4
 workers = {workers}
 results = "{results}"
 data_dir = "{data}"
-goal_error = 0.6
+goal_error = {goal}
 max_steps = {max_steps}
 eval_every = 8
 [engine]
@@ -37,15 +37,16 @@ eval_batch_size = 1000
 stop_hopeless = {stop}
 keep_complete = 1  # stopping at the best: what these tests follow
 batched_trials = {batched}
-"""
+{search}"""
 
 
 def _write(directory: Path, name: str, data: Path, *, workers: int = 2, batched: int = 1,
-           stop: bool = False, max_steps: int = 24) -> Path:
+           stop: bool = False, max_steps: int = 24, goal: float = 0.6, search: str = "") -> Path:
     path = directory / f"{name}.toml"
     path.write_text(EXPERIMENT.format(results=directory / name, data=data / "mnist",
                                       workers=workers, batched=batched,
-                                      stop=str(stop).lower(), max_steps=max_steps))
+                                      stop=str(stop).lower(), max_steps=max_steps, goal=goal,
+                                      search=search))
     return path
 
 
@@ -119,21 +120,42 @@ def _two_workers_of(main: subprocess.Popen) -> list[psutil.Process]:
     return workers
 
 
+def _has_started_a_trial(worker: psutil.Process, cache: Path) -> bool:
+    """A worker loads its data set when it starts its first trial: the cached arrays, which
+    it memory-maps, then show among its mappings."""
+    try:
+        return any(m.path.startswith(str(cache)) for m in worker.memory_maps())
+    except psutil.Error:
+        return False
+
+
 def test_orphaned_workers_exit(tmp_path, shared_data_dir):
-    """kill -9 of the main process: its worker processes notice and exit."""
-    path = _write(tmp_path, "orphans", shared_data_dir, max_steps=4000, stop=False)
-    env = {**os.environ, "SPARSEDP_CACHE_DIR": str(tmp_path / "cache")}
+    """kill -9 of the main process while both workers are inside a trial: they notice the
+    parent is gone (at the trial's next check) and exit.
+
+    The trials cannot end on their own while the test watches (an unreachable goal, a
+    budget of a million steps, learning rates too small to diverge), and a busy worker
+    neither reads nor writes its pipes, so a closed pipe cannot be what ends them: only the
+    parent-death check can."""
+    path = _write(tmp_path, "orphans", shared_data_dir, max_steps=1_000_000, stop=False,
+                  goal=0.001, search="[search.lr]\nlow = 1e-4\nhigh = 1e-3\n")
+    cache = tmp_path / "cache"
+    env = {**os.environ, "SPARSEDP_CACHE_DIR": str(cache)}
     main = subprocess.Popen([sys.executable, "-m", "sparsedp.cli.main", "run", str(path)],
                             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             start_new_session=True)
     workers: list[psutil.Process] = []
     try:
         workers = _two_workers_of(main)
-        time.sleep(2.0)  # let them take their trials
+        deadline = time.monotonic() + 240
+        while not all(_has_started_a_trial(w, cache) for w in workers):
+            assert main.poll() is None and time.monotonic() < deadline, "no trials started"
+            time.sleep(0.2)
+        assert all(w.is_running() and w.status() != psutil.STATUS_ZOMBIE for w in workers)
     finally:
         main.send_signal(signal.SIGKILL)  # the main process only, not its group
         main.wait()
-    _, alive = psutil.wait_procs(workers, timeout=120)
+    _, alive = psutil.wait_procs(workers, timeout=120)  # 26 s seen at load 9 on 2 cores
     for process in alive:  # do not leave them behind if the test fails
         process.kill()
     assert not alive
