@@ -303,6 +303,29 @@ def kill_ray_worker(cluster, rng: random.Random) -> int | None:
     return victim.pid
 
 
+def kill_busy_ray_worker(cluster, rng: random.Random, run: Run,
+                         timeout: float = 300.0) -> int | None:
+    """SIGKILL a worker actor of ``run`` once one computes a trial; its pid, or None if
+    ``run`` ended (or ``timeout`` passed) before any worker was seen computing."""
+    deadline = time.monotonic() + timeout
+    while run.running() and time.monotonic() < deadline:
+        busy = [p for p in ray_worker_processes(cluster) if ".round" in title(p)]
+        if busy:
+            time.sleep(rng.uniform(0.0, 0.3))  # a random moment within the trial
+            victim = rng.choice(busy)
+            victim.send_signal(signal.SIGKILL)
+            return victim.pid
+        time.sleep(0.05)
+    return None
+
+
+def title(process: psutil.Process) -> str:
+    try:
+        return " ".join(process.cmdline())
+    except psutil.Error:
+        return ""
+
+
 @pytest.mark.slow
 def test_ray_workers_and_driver_killed_then_rerun_on_the_running_cluster(
         ray_cluster, tmp_path, mnist_6k):
@@ -337,11 +360,10 @@ def test_ray_workers_and_driver_killed_then_rerun_on_the_running_cluster(
     assert 0 < len(before) < RAY_TRIALS
 
     run = Run(path, env)  # the cluster is still up: the new driver joins it
-    run.wait_until_stored(len(before) + 1)
-    time.sleep(rng.uniform(0.0, 1.0))
-    if run.running():
-        pid = kill_ray_worker(ray_cluster, rng)
-        kills.extend([f"worker {pid}"] if pid else [])
+    # at least one trial is left, so the new driver's workers compute: kill the first one
+    # seen computing (waiting for a stored trial first could find the run already done)
+    pid = kill_busy_ray_worker(ray_cluster, rng, run)
+    kills.extend([f"worker {pid}"] if pid else [])
     assert run.finish() == 0, run.lines
     assert [k.split()[0] for k in kills] == ["worker", "worker", "driver", "worker"], kills
     assert table(results) == reference

@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 from sparsedp.analysis import analyze
+from sparsedp.analysis.regimes import regimes
 from sparsedp.analysis.summary import analysis_to_dict
 from sparsedp.report import (
     PREDICTED_VS_MEASURED,
@@ -76,6 +77,29 @@ def test_regimes_sentence_names_all_three_regimes():
     assert "measured B = 16–1,024" in r.text
     still = regimes_finding(curve([16, 64, 256], end=256))
     assert "larger batch sizes may still pay off" in still.text
+
+
+def test_a_curve_that_falls_again_after_the_onset_says_so():
+    """The GPU run's dense curve: 192 → 176 at 128 → 256 saves 8% (the onset by the 10%
+    rule), but 160 → 128 from 512 to 1,024 saves 20%: the finding says the curve falls
+    again instead of calling the workers beyond 128 wasted."""
+    sizes = [16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192]
+    steps = [1136, 608, 320, 192, 176, 160, 128, 112, 112, 112]
+    reg = regimes(sizes, steps)
+    assert reg.max_parallelism_onset == 128 and reg.later_saving_between == (512, 1024)
+    assert reg.later_saving == pytest.approx(1 - 128 / 160)
+    row = curve(sizes, steps=steps, end=reg.perfect_scaling_end, onset=128)
+    row["regimes"].update(later_saving=reg.later_saving,
+                          later_saving_between=list(reg.later_saving_between))
+    text = regimes_finding(row).text
+    assert "the first doubling, from 128, that saves less than 10%" in text
+    assert "falls again: 20% per doubling from 512 to 1,024" in text
+    assert "wasted" not in text and "pay off little and unevenly" in text
+    flat = regimes([16, 32, 64, 128], [400, 200, 190, 185])  # 5%, 3%: a clean plateau
+    assert flat.max_parallelism_onset == 32 and flat.later_saving < 0.1
+    row = curve([16, 32, 64, 128], end=32, onset=32)
+    row["regimes"].update(later_saving=flat.later_saving, later_saving_between=[64, 128])
+    assert "extra workers are wasted" in regimes_finding(row).text
 
 
 def test_a_sparsity_without_any_trial_is_named():

@@ -6,7 +6,10 @@
 * **Maximal data parallelism** starts at the smallest measured ``B_i`` whose step to the
   next measured batch size, normalised per doubling, removes less than a fraction ``f`` of
   the steps: ``1 − (S(B_{i+1})/S(B_i))^(1/log2(B_{i+1}/B_i)) < f`` (default ``f = 0.1``).
-  None if that never happens on the measured range.
+  None if that never happens on the measured range. It is the *first* such doubling: later
+  doublings may save more again (a noisy or still-falling curve), so ``later_saving`` records
+  the largest per-doubling saving measured beyond the onset, and the report says when it
+  reaches ``f``.
 * **Diminishing returns** lie between the two.
 """
 
@@ -30,6 +33,10 @@ class Regimes:
     max_parallelism_onset: int | None
     tol: float
     fraction: float
+    # the largest per-doubling saving between measured points beyond the onset, and the pair
+    # (B_i, B_i+1) it was measured between; None without an onset or a later pair
+    later_saving: float | None = None
+    later_saving_between: tuple[int, int] | None = None
 
 
 def _sorted_points(
@@ -85,6 +92,27 @@ def max_parallelism_onset(
     return None
 
 
+def largest_saving_after(
+    batch_sizes: Sequence[float] | np.ndarray,
+    steps: Sequence[float] | np.ndarray,
+    start: float,
+) -> tuple[float, tuple[int, int]] | None:
+    """The largest per-doubling saving between consecutive measured points from the one
+    after ``start`` on, and its pair of batch sizes; None if fewer than two such points."""
+    b, s = _sorted_points(batch_sizes, steps)
+    best: tuple[float, tuple[int, int]] | None = None
+    for i in range(len(b) - 1):
+        if b[i] <= start:
+            continue
+        doublings = math.log2(b[i + 1] / b[i])
+        if doublings <= 0:
+            continue
+        saving = 1.0 - (s[i + 1] / s[i]) ** (1.0 / doublings)
+        if best is None or saving > best[0]:
+            best = (float(saving), (int(b[i]), int(b[i + 1])))
+    return best
+
+
 def regimes(
     batch_sizes: Sequence[float] | np.ndarray,
     steps: Sequence[float] | np.ndarray,
@@ -92,10 +120,14 @@ def regimes(
     tol: float = PERFECT_SCALING_TOL,
     fraction: float = MAX_PARALLELISM_FRACTION,
 ) -> Regimes:
-    """Both regime boundaries of a measured curve."""
+    """Both regime boundaries of a measured curve, and what beyond the onset saves."""
+    onset = max_parallelism_onset(batch_sizes, steps, fraction)
+    later = None if onset is None else largest_saving_after(batch_sizes, steps, onset)
     return Regimes(
         perfect_scaling_end=perfect_scaling_end(batch_sizes, steps, tol),
-        max_parallelism_onset=max_parallelism_onset(batch_sizes, steps, fraction),
+        max_parallelism_onset=onset,
         tol=tol,
         fraction=fraction,
+        later_saving=None if later is None else later[0],
+        later_saving_between=None if later is None else later[1],
     )

@@ -267,6 +267,9 @@ def analysis_to_dict(analysis: Analysis) -> dict[str, Any]:
                     "max_parallelism_onset": reg.max_parallelism_onset,
                     "tol": reg.tol,
                     "fraction": reg.fraction,
+                    "later_saving": reg.later_saving,
+                    "later_saving_between": (list(reg.later_saving_between)
+                                             if reg.later_saving_between else None),
                 },
             }
         )

@@ -183,10 +183,7 @@ def regimes_finding(curve: Mapping[str, Any]) -> Finding:
     if onset is not None:
         if onset > end:
             parts.append(f"diminishing returns from {batch(end)} to {batch(onset)}")
-        parts.append(
-            f"maximal data parallelism from B = {batch(onset)} on (a doubling beyond it saves "
-            f"less than {fraction:g}% of the steps)"
-        )
+        parts.append(_plateau(onset, reg, fraction))
     elif sizes[-1] > end:
         parts.append(f"diminishing returns above it, with no plateau up to B = {batch(sizes[-1])}")
     text = f"{_at(s)} (measured {_range(sizes)}): " + ", ".join(parts) + "."
@@ -197,10 +194,34 @@ def regimes_finding(curve: Mapping[str, Any]) -> Finding:
         )
     elif end > sizes[0]:
         text += f" Up to B = {batch(end)} each added worker pays off fully"
-        text += f"; above B = {batch(onset)} extra workers are wasted." if onset else "."
+        text += f"; above B = {batch(onset)} {_beyond(reg)}." if onset else "."
     elif onset is not None:
-        text += f" Above B = {batch(onset)} extra workers are wasted."
+        text += f" Above B = {batch(onset)} {_beyond(reg)}."
     return Finding(REGIMES, text, w, s, OK, values)
+
+
+def _falls_again(reg: Mapping[str, Any]) -> bool:
+    later = reg.get("later_saving")
+    return later is not None and later >= reg["fraction"]
+
+
+def _plateau(onset: int, reg: Mapping[str, Any], fraction: float) -> str:
+    """The onset as the rule defines it: the first doubling that saves less than the
+    fraction; and, when a later doubling saves more again, by how much."""
+    text = (f"maximal data parallelism from B = {batch(onset)} on by the {fraction:g}% rule "
+            f"(the first doubling, from {batch(onset)}, that saves less than {fraction:g}% "
+            "of the steps)")
+    if _falls_again(reg):
+        lo, hi = reg["later_saving_between"]
+        text += (f", but the curve falls again: {100 * reg['later_saving']:.0f}% per doubling "
+                 f"from {batch(lo)} to {batch(hi)}, so no clean plateau")
+    return text
+
+
+def _beyond(reg: Mapping[str, Any]) -> str:
+    if _falls_again(reg):
+        return "extra workers pay off little and unevenly"
+    return "extra workers are wasted"
 
 
 def sparse_dense_finding(
