@@ -216,3 +216,16 @@ def test_estimates_stored_neighbour_guess_and_none(tmp_path: Path) -> None:
     ignored = _estimates(spec, stored, argparse.Namespace(ignore_stored=True, pilot=False,
                                                           steps=None), None, None)
     assert all(e == StepsEstimate(None, "none") for e in ignored.values())
+
+
+def test_kth_best_factor_interpolates_the_measured_factors():
+    """The plan's K-th best / best factor: the measured values at K = 1, 3, 5 (dense slice:
+    272, 352, 752 steps), linear between them and beyond the last."""
+    from sparsedp.planning.estimate import kth_best_factor
+
+    assert kth_best_factor(1) == 1.0
+    assert kth_best_factor(3) == pytest.approx(352 / 272, abs=0.005)
+    assert kth_best_factor(5) == pytest.approx(752 / 272, abs=0.005)
+    assert kth_best_factor(2) == pytest.approx((1.0 + 1.29) / 2)
+    assert kth_best_factor(4) == pytest.approx((1.29 + 2.76) / 2)
+    assert kth_best_factor(7) == pytest.approx(2.76 + 2 * (2.76 - 1.29) / 2)
