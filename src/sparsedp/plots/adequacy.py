@@ -6,7 +6,8 @@ with the 10–90% band shaded. A flat line near 1 well before k = N says the sea
 best with room to spare; a line that only comes down at the last trials says more trials could
 move it. Where the median is only a lower bound (stopped trials hide the values it needs) the
 line is dotted and its markers hollow; medians without any value (no trial reached the goal
-in over half of the draws) are not drawn. Panels wrap at two per row; each has its legend on
+in over half of the draws) are not drawn; a legend entry explains the dotted line, and a panel
+with nothing but lower bounds says so. Panels wrap at two per row; each has its legend on
 its right, one entry per batch size ("*": the study is not converged), in as many columns as
 keep it within the panel's height, so 20 batch sizes fit.
 """
@@ -48,6 +49,7 @@ def plot_adequacy(adequacy: dict[tuple[str, float, int], Adequacy], workload: st
     cmap = colormaps["viridis"]
     colour = {b: cmap(i / max(1, len(sizes) - 1)) for i, b in enumerate(sizes)}
     for ax, sparsity in zip(axes.flat, sparsities, strict=False):
+        exact_points = bound_points = 0
         for (_, s, b), found in sorted(mine.items()):
             if s != sparsity or not found.k or not math.isfinite(found.best):
                 continue
@@ -57,6 +59,8 @@ def plot_adequacy(adequacy: dict[tuple[str, float, int], Adequacy], workload: st
             high = np.asarray(found.high, dtype=float) / found.best
             exact = np.asarray(found.exact, dtype=bool)
             shown = np.isfinite(med)
+            exact_points += int((shown & exact).sum())
+            bound_points += int((shown & ~exact).sum())
             label = f"{b}" + ("" if found.converged else " *")
             ax.plot(k[shown & exact], med[shown & exact], "-o", ms=3, color=colour[b],
                     label=label)
@@ -74,6 +78,13 @@ def plot_adequacy(adequacy: dict[tuple[str, float, int], Adequacy], workload: st
         ax.yaxis.set_minor_formatter(_PlainLogFormatter(labelOnlyBase=False,
                                                         minor_thresholds=(1, 0.4)))
         ax.grid(alpha=0.3, which="both")
+        if bound_points:
+            ax.plot([], [], ":o", ms=3, color="grey", markerfacecolor="none",
+                    label="lower bound")
+        if bound_points and not exact_points:
+            ax.text(0.5, 0.9, "lower bounds only: stopped trials hide the values\n"
+                    "(raise keep_complete and rerun)", transform=ax.transAxes,
+                    ha="center", va="top", fontsize=7, color="dimgrey")
         if ax.get_legend_handles_labels()[0]:
             ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0),
                       ncols=n_legend_cols, title="B (* not\nconverged)", title_fontsize=7,

@@ -12,91 +12,34 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from sparsedp.analysis.summary import Analysis
+from sparsedp.report.finding import (  # noqa: F401  (the report's names, kept here)
+    CRITICAL_BATCH,
+    KIND_TITLES,
+    LEVELS,
+    NOT_ENOUGH,
+    OK,
+    OVERVIEW,
+    PENDING,
+    PREDICTED_VS_MEASURED,
+    REGIMES,
+    SEARCH_ADEQUACY,
+    SEARCH_RANGE,
+    SEED_REPEATS,
+    SPARSE_VS_DENSE,
+    WARNING,
+    Finding,
+    _at,
+    _ci,
+    _list,
+    _range,
+)
 from sparsedp.report.format import batch, times
 from sparsedp.report.format import sparsity as sparsity_text
-
-OVERVIEW = "overview"
-CRITICAL_BATCH = "critical-batch-size"
-PREDICTED_VS_MEASURED = "predicted-vs-measured"
-REGIMES = "regimes"
-SPARSE_VS_DENSE = "sparse-vs-dense"
-SEED_REPEATS = "seed-repeats"
-SEARCH_RANGE = "search-range"
-SEARCH_ADEQUACY = "search-adequacy"
-
-KIND_TITLES: dict[str, str] = {
-    OVERVIEW: "Results so far",
-    CRITICAL_BATCH: "Critical batch size (fit)",
-    PREDICTED_VS_MEASURED: "Predicted versus measured critical batch size",
-    REGIMES: "Regimes (measured curve)",
-    SPARSE_VS_DENSE: "Sparse versus dense",
-    SEED_REPEATS: "Seed repeats",
-    SEARCH_RANGE: "Search ranges",
-    SEARCH_ADEQUACY: "Search adequacy",
-}
-"""Heading of each known kind, in page order; other kinds follow, titled by their name."""
-
-OK, WARNING, NOT_ENOUGH, PENDING = "ok", "warning", "not-enough-results", "pending"
-LEVELS = (OK, WARNING, NOT_ENOUGH, PENDING)
-"""``ok``: a number to act on; ``warning``: a number with a caveat that matters;
-``not-enough-results``: no number, and why; ``pending``: a slot nothing has filled yet."""
-
-
-@dataclass(frozen=True)
-class Finding:
-    """One finding of the report.
-
-    ``kind`` groups findings under a heading (:data:`KIND_TITLES`; a new kind gets its own
-    heading after the known ones); ``workload`` is None for the whole experiment;
-    ``sparsity`` orders findings within a kind. ``text`` is plain text (escaped on the page).
-    """
-
-    kind: str
-    text: str
-    workload: str | None = None
-    sparsity: float | None = None
-    level: str = OK
-    values: Mapping[str, Any] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        if self.level not in LEVELS:
-            raise ValueError(f"Finding.level {self.level!r}: use one of {', '.join(LEVELS)}")
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready form (``summary.json``'s ``findings``)."""
-        return {
-            "kind": self.kind,
-            "workload": self.workload,
-            "sparsity": self.sparsity,
-            "level": self.level,
-            "text": self.text,
-            "values": dict(self.values),
-        }
-
-
-def _range(sizes: Sequence[int]) -> str:
-    if len(sizes) == 1:
-        return f"B = {batch(sizes[0])}"
-    return f"B = {batch(sizes[0])}–{batch(sizes[-1])}"
-
-
-def _list(sizes: Sequence[int]) -> str:
-    return "B = " + ", ".join(batch(b) for b in sizes)
-
-
-def _ci(ci: Sequence[float] | None, confidence: float, fmt=batch, suffix: str = "",
-        note: str | None = None) -> str:
-    if not ci:
-        return note or "no bootstrap interval"
-    return f"{100 * confidence:.0f}% interval {fmt(ci[0])}–{fmt(ci[1])}{suffix}"
-
-
-def _at(sparsity: float) -> str:
-    return "For the dense network" if sparsity == 0 else f"At {sparsity_text(sparsity)} sparsity"
+from sparsedp.report.regimes_finding import regimes_finding
 
 
 def critical_batch_finding(curve: Mapping[str, Any], options: Mapping[str, Any]) -> Finding:
@@ -158,70 +101,6 @@ def critical_batch_finding(curve: Mapping[str, Any], options: Mapping[str, Any])
         )
         level = WARNING
     return Finding(CRITICAL_BATCH, text, w, s, level, values)
-
-
-def regimes_finding(curve: Mapping[str, Any]) -> Finding:
-    """Perfect scaling, diminishing returns and maximal data parallelism of one curve."""
-    w, s, reg = curve["workload"], float(curve["sparsity"]), curve["regimes"]
-    sizes = [int(b) for b in curve["batch_sizes"]]
-    end, onset = reg["perfect_scaling_end"], reg["max_parallelism_onset"]
-    values = {"perfect_scaling_end": end, "max_parallelism_onset": onset, "batch_sizes": sizes}
-    if len(sizes) < 2:
-        have = f"only B = {sizes[0]} has a result" if sizes else "no batch size has a result"
-        return Finding(
-            REGIMES, f"{_at(s)}: not enough results for regimes ({have}; they need two).",
-            w, s, NOT_ENOUGH, values,
-        )
-    tol, fraction = 100 * reg["tol"], 100 * reg["fraction"]
-    if end == sizes[0]:
-        parts = [
-            f"no perfect scaling beyond B = {batch(end)} (the first doubling measured already "
-            f"falls more than {tol:g}% short of halving the steps)"
-        ]
-    else:
-        parts = [f"perfect scaling up to B = {batch(end)}"]
-    if onset is not None:
-        if onset > end:
-            parts.append(f"diminishing returns from {batch(end)} to {batch(onset)}")
-        parts.append(_plateau(onset, reg, fraction))
-    elif sizes[-1] > end:
-        parts.append(f"diminishing returns above it, with no plateau up to B = {batch(sizes[-1])}")
-    text = f"{_at(s)} (measured {_range(sizes)}): " + ", ".join(parts) + "."
-    if end == sizes[-1]:
-        text += (
-            f" Every doubling measured halved the steps (within {tol:g}%): "
-            "larger batch sizes may still pay off."
-        )
-    elif end > sizes[0]:
-        text += f" Up to B = {batch(end)} each added worker pays off fully"
-        text += f"; above B = {batch(onset)} {_beyond(reg)}." if onset else "."
-    elif onset is not None:
-        text += f" Above B = {batch(onset)} {_beyond(reg)}."
-    return Finding(REGIMES, text, w, s, OK, values)
-
-
-def _falls_again(reg: Mapping[str, Any]) -> bool:
-    later = reg.get("later_saving")
-    return later is not None and later >= reg["fraction"]
-
-
-def _plateau(onset: int, reg: Mapping[str, Any], fraction: float) -> str:
-    """The onset as the rule defines it: the first doubling that saves less than the
-    fraction; and, when a later doubling saves more again, by how much."""
-    text = (f"maximal data parallelism from B = {batch(onset)} on by the {fraction:g}% rule "
-            f"(the first doubling, from {batch(onset)}, that saves less than {fraction:g}% "
-            "of the steps)")
-    if _falls_again(reg):
-        lo, hi = reg["later_saving_between"]
-        text += (f", but the curve falls again: {100 * reg['later_saving']:.0f}% per doubling "
-                 f"from {batch(lo)} to {batch(hi)}, so no clean plateau")
-    return text
-
-
-def _beyond(reg: Mapping[str, Any]) -> str:
-    if _falls_again(reg):
-        return "extra workers pay off little and unevenly"
-    return "extra workers are wasted"
 
 
 def sparse_dense_finding(
