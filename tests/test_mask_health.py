@@ -3,7 +3,9 @@ a direct computation on real MNIST, the unhealthy rule, and its storage with eve
 
 from __future__ import annotations
 
+import json
 import math
+import sqlite3
 
 import numpy as np
 import pytest
@@ -11,9 +13,11 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from sparsedp.cli.main import main
 from sparsedp.data.splits import SplitData
 from sparsedp.pruning import Mask, PruneSettings
 from sparsedp.pruning.health import initial_outputs, layer_health, mask_health, unhealthy_reasons
+from sparsedp.report.mask_findings import MASK_HEALTH, mask_health_findings, mask_health_source
 from sparsedp.training.batched import run_trials_batched
 from sparsedp.training.trainer import EngineSettings, TrialRun, run_trial
 from sparsedp.training.trial_config import TrialConfig
@@ -153,3 +157,72 @@ def test_grasp_on_simple_cnn_at_90_percent_starts_unhealthy_and_random_does_not(
     assert grasp["initial_loss"] > 2 * math.log(10) and grasp["unhealthy"]
     assert grasp["logit_std"] > 10 * random["logit_std"]
     assert abs(random["initial_loss"] - math.log(10)) < 0.1 and random["unhealthy"] == []
+
+
+# --------------------------------------------------------------------------- the report
+
+
+def _row(batch_size: int, sparsity: float, loss: float | None, cut: int = 0,
+         workload: str = "w") -> dict:
+    health = {"num_classes": 10, "initial_loss": loss, "classes_cut_off": cut,
+              "layers": [{"name": "fc.weight", "units": 10, "cut_off": cut}]}
+    return {"workload": workload, "sparsity": sparsity, "batch_size": batch_size,
+            "study_key": f"{sparsity}-{batch_size}",
+            "mask_json": json.dumps({"kept": 1, "health": health})}
+
+
+def test_the_finding_names_the_unhealthy_studies_of_a_curve():
+    rows = [_row(64, 0.9, 20.4), _row(64, 0.9, 2.3), _row(128, 0.9, 3.1, cut=2),
+            _row(256, 0.9, 2.4), _row(64, 0.5, 2.3), _row(128, 0.5, 4.0),
+            {**_row(64, 0.8, 2.3), "mask_json": json.dumps({"kept": 1})},  # stored before
+            {**_row(64, 0.8, 2.3), "mask_json": None}]
+    findings = mask_health_findings(rows)
+    assert [(f.workload, f.sparsity, f.level) for f in findings] == [("w", 0.9, "warning")]
+    finding = findings[0]
+    assert finding.kind == MASK_HEALTH
+    assert finding.values["trials"] == 4 and finding.values["unhealthy_trials"] == 2
+    assert finding.values["batch_sizes"] == [64, 128]
+    assert finding.values["max_initial_loss"] == 20.4
+    assert finding.values["max_classes_cut_off"] == 2
+    assert finding.text == (
+        "At 90% sparsity: 2 of 4 trials started from an unhealthy mask (studies B = 64, 128): "
+        "initial loss up to 20.4 (healthy: at most 2·ln 10 = 4.61); up to 2 output classes "
+        "cut off. Their steps to result measure a network that starts broken.")
+    only = mask_health_source(rows, {"0.9-128"})(None)  # type: ignore[arg-type]
+    assert [f.values["batch_sizes"] for f in only] == [[128]]
+
+
+@pytest.mark.slow
+def test_the_report_flags_grasps_unhealthy_masks(tmp_path, shared_data_dir, monkeypatch):
+    """A real run and report: GraSP at 90% on Simple-CNN (unhealthy, docs/pruners.md) is
+    flagged; the dense curve (nothing pruned) is not."""
+    monkeypatch.setenv("SPARSEDP_DATA_DIR", str(shared_data_dir))
+    monkeypatch.setenv("SPARSEDP_CACHE_DIR", str(tmp_path / "cache"))
+    path = tmp_path / "exp.toml"
+    path.write_text("""
+name = "health"
+workloads = ["mnist-simplecnn-momentum"]
+sparsities = [0.0, 0.9]
+batch_sizes = [128]
+trials = 2
+results = "results"
+goal_error = 0.6
+max_steps = 16
+eval_every = 16
+[pruning]
+method = "grasp"
+[engine]
+eval_batch_size = 1000
+""")
+    assert main(["run", str(path)]) == 0
+    assert main(["report", str(path), "--out", str(tmp_path / "report")]) == 0
+    summary = json.loads((tmp_path / "report" / "summary.json").read_text())
+    flagged = [f for f in summary["findings"] if f["kind"] == MASK_HEALTH]
+    assert [(f["sparsity"], f["level"]) for f in flagged] == [(0.9, "warning")]
+    assert flagged[0]["values"]["unhealthy_trials"] == 2
+    assert flagged[0]["values"]["max_initial_loss"] > 2 * math.log(10)
+    page = (tmp_path / "report" / "report.html").read_text()
+    assert "Mask health" in page and "started from an unhealthy mask" in page
+    store = sqlite3.connect(tmp_path / "results" / "sparsedp.sqlite")
+    stored = [json.loads(r[0]) for r in store.execute("SELECT mask_json FROM trials")]
+    assert len(stored) == 4 and all(r["health"]["examples"] == 500 for r in stored)
