@@ -12,7 +12,7 @@ from sparsedp.data.splits import SplitData
 from sparsedp.models import build_model
 from sparsedp.pruning.mask import Mask
 from sparsedp.pruning.prune import PruneSettings
-from sparsedp.training import trainer
+from sparsedp.training import pruned
 from sparsedp.training.batched import (
     StackedModel,
     StackedTFOptimizer,
@@ -33,7 +33,7 @@ def sequential(
     """run_trial for each config, keeping hold of the model it trains and its mask."""
     models: list[nn.Module] = []
     masks: list[Mask] = []
-    real_prune = trainer.prune
+    real_prune = pruned.prune
 
     def capturing_prune(model: nn.Module, *args, **options) -> Mask:
         mask = real_prune(model, *args, **options)
@@ -42,7 +42,7 @@ def sequential(
         return mask
 
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(trainer, "prune", capturing_prune)
+        patch.setattr(pruned, "prune", capturing_prune)  # where trials prune
         results = [run_trial(config, data, **kwargs) for config in configs]
     return results, models, masks
 

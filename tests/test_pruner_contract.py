@@ -6,6 +6,8 @@ and 256 real MNIST training examples, so the whole suite takes a few seconds.
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -135,6 +137,37 @@ def test_pruners_that_use_the_sparsity_require_it(name, small):
         return
     with pytest.raises(ValueError, match="needs the target sparsity"):
         compute_saliency(tiny_model(), settings_for(name), small, 3)
+
+
+@pytest.mark.parametrize("ablation", ["shuffle", "invert"])
+@pytest.mark.parametrize("name", pruner_names())
+def test_ablations_compose_with_every_pruner(name, ablation, small):
+    """Every pruner under the mask ablations (``reinit`` acts where the trial's model is
+    built: tests/test_ablations.py) keeps exactly the count, zeroes exactly, and keeps
+    what the ablation promises."""
+    settings = dataclasses.replace(settings_for(name), ablation=ablation)
+    model = tiny_model()
+    before = {k: v.detach().clone() for k, v in model.named_parameters()}
+    mask = prune(model, SPARSITY, settings, small, seed=3)
+    assert mask.kept == keep_count(mask.total, SPARSITY)
+    params = dict(model.named_parameters())
+    for key, m in mask.items():
+        assert torch.count_nonzero(params[key][m == 0]) == 0, key
+        assert torch.equal(params[key][m == 1], before[key][m == 1]), key
+    plain = prune(tiny_model(), SPARSITY, settings_for(name), small, seed=3)
+    if ablation == "shuffle":
+        again = prune(tiny_model(), SPARSITY, settings, small, seed=3)
+        assert [r.kept for r in mask.report()] == [r.kept for r in plain.report()]
+        assert all(torch.equal(mask[k], again[k]) for k in mask.names)  # deterministic
+        # moved; random-snip-layers is already SNIP's mask shuffled by the same generator,
+        # and the same permutations of the same counts give the same mask again
+        moved = any(not torch.equal(mask[k], plain[k]) for k in mask.names)
+        assert moved == (name != "random-snip-layers")
+    else:  # every kept score is at most every pruned one
+        scores = compute_saliency(tiny_model(), settings, small, 3, sparsity=SPARSITY)
+        flat = torch.cat([scores[k].double().flatten() for k in mask.names])
+        kept = torch.cat([mask[k].flatten() for k in mask.names]).bool()
+        assert flat[kept].max() <= flat[~kept].min()
 
 
 def test_built_in_controls_keep_their_masks():

@@ -48,6 +48,7 @@ from sparsedp.execution.preflight import (
 from sparsedp.execution.runlock import RunLock, RunLockBusy
 from sparsedp.plugins import PluginError
 from sparsedp.report import FindingSource, Section, write_report
+from sparsedp.report.mask_findings import mask_health_source
 from sparsedp.report.probes import probe_findings, probe_section, probed_trials
 from sparsedp.report.refinement import refine_findings, refine_section
 from sparsedp.specs import ExperimentFileError, ExperimentSpec, StudySpec, load_experiment
@@ -378,6 +379,9 @@ class Experiment:
         if frame.empty:
             raise SparsedpError(f"{self.name} has no finished trials yet in {self.results_dir}")
         config, provenance, notes = report_context(self.spec, self.studies())
+        with self._read() as store:  # a warning per curve whose trials' masks are unhealthy
+            finding_sources = [*finding_sources, mask_health_source(
+                store.trial_rows(self.name), {s.key for s in self.studies()})]
         where = Path(out) if out else self.results_dir / "report"
         probed = probed_trials(self.probe_results(), {s.key: s for s in self.studies()})
         if probed:  # `sparsedp probe` results: predictions next to the fits, and figures

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import warnings
 
 import torch
@@ -19,6 +20,7 @@ from sparsedp.cli.common import (
     stderr_console,
 )
 from sparsedp.pruning import PruneSettings, pruner_names
+from sparsedp.pruning.ablation import ABLATIONS
 from sparsedp.training import TrialConfig
 
 
@@ -57,6 +59,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                    help="grasp: training examples per class in its sample (default 25)")
     p.add_argument("--synflow-iterations", type=positive_int,
                    help="synflow: pruning rounds of the exponential schedule (default 100)")
+    p.add_argument("--ablation", choices=ABLATIONS, default="none",
+                   help="with any pruner: shuffle (each layer's kept count at random "
+                        "positions), reinit (same mask, fresh weights from seed + 2^31), "
+                        "invert (keep the lowest scores); see docs/pruners.md")
     p.add_argument("--full-eval", action="store_true",
                    help="evaluate the whole validation split at every check (default: exact "
                         "early exit, which gives the same outcome sooner)")
@@ -94,6 +100,8 @@ def run(args: argparse.Namespace) -> int:
         console.print(f"[yellow]warning:[/] {warning.message}")
     console.print("sparsity report (prunable parameters):")
     console.print(_format_report(m.mask_report), markup=False)
+    if "health" in m.mask_report:
+        console.print(format_health(m.mask_report["health"]), markup=False)
     if args.save_mask_report:
         with open(args.save_mask_report, "w") as f:
             json.dump(m.mask_report, f, indent=2)
@@ -139,7 +147,7 @@ def _config(args: argparse.Namespace) -> TrialConfig:
                                  f"add --pruner {method}")
             options[key] = getattr(args, key)
     pruning = PruneSettings(args.pruner, args.prune_biases, snip_batches=args.snip_batches,
-                            **options)
+                            ablation=args.ablation, **options)
     return TrialConfig(
         workload=args.workload,
         sparsity=args.sparsity,
@@ -166,3 +174,27 @@ def _format_report(report: dict) -> str:
     lines.append(f"  {'all':<16} {report['kept']:>8} {report['total']:>8} "
                  f"{report['sparsity']:>8.2%}")
     return "\n".join(lines)
+
+
+def format_health(health: dict) -> str:
+    """The mask health (docs/pruners.md) in three lines."""
+    classes = health.get("num_classes")
+    cut = (f"units cut off: {health['classes_cut_off']} output classes, "
+           f"{health['filters_cut_off']} conv filters, "
+           f"{health['hidden_units_cut_off']} hidden units")
+    lines = [f"mask health ({health['sample']}):"]
+    if "initial_loss" in health:
+        loss = health["initial_loss"]
+        loss_text = "not finite" if loss is None else f"{loss:.4g}"
+        bound = f" (ln {classes} = {math.log(classes):.4g})" if classes else ""
+        lines.append(f"  initial loss {loss_text}{bound}, logit std {_num(health['logit_std'])}, "
+                     f"max |logit| {_num(health['logit_max_abs'])}, classes predicted "
+                     f"{health['classes_predicted']} of {classes}")
+    lines.append(f"  {cut}")
+    lines.append("  unhealthy: " + "; ".join(health["unhealthy"]) if health["unhealthy"]
+                 else "  healthy")
+    return "\n".join(lines)
+
+
+def _num(value: float | None) -> str:
+    return "not finite" if value is None else f"{value:.4g}"

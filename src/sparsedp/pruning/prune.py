@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from sparsedp.data.splits import SplitData
+from sparsedp.pruning.ablation import inverted, shuffled
 from sparsedp.pruning.mask import Mask
 from sparsedp.pruning.registry import PruneData, check_scores, get_pruner
 from sparsedp.pruning.saliency import prunable_parameters
@@ -78,7 +79,10 @@ def prune(
     ``saliency`` may be passed when already computed (SNIP's does not depend on the sparsity
     or the batch size, so one computation serves a whole column of studies). ``parameters``
     (default: :func:`prunable_parameters`) and ``input_shape`` (default: the data's) are
-    passed on to :func:`compute_saliency`.
+    passed on to :func:`compute_saliency`. ``settings.ablation`` "invert" keeps the lowest
+    scores, "shuffle" moves each tensor's kept entries to random positions (generator from
+    ``seed``); "reinit" is applied by the caller that builds the model
+    (:mod:`sparsedp.training.pruned`).
     """
     check_sparsity(sparsity)
     settings = settings or PruneSettings()
@@ -90,7 +94,12 @@ def prune(
         model, settings, data, seed, sparsity=sparsity, parameters=parameters,
         input_shape=input_shape,
     )
-    mask = Mask(global_topk_mask(scores, sparsity), model)
+    if settings.ablation == "invert":
+        scores = inverted(scores)
+    masks = global_topk_mask(scores, sparsity)
+    if settings.ablation == "shuffle":
+        masks = shuffled(masks, seed)
+    mask = Mask(masks, model)
     mask.apply_(model)
     mask.warn_if_layers_empty()
     return mask

@@ -11,6 +11,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from sparsedp.pruning.ablation import check_ablation
 from sparsedp.pruning.registry import get_pruner
 
 __all__ = ["PruneSettings"]
@@ -21,7 +22,8 @@ class PruneSettings:
     """How to prune: the method (a registered pruner), which parameters, and the methods'
     options. The method is checked against the registry when the settings are made, so a
     plugin's pruner must be registered first. A GraSP or SynFlow option set away from its
-    default with another method is an error (it would change the study key for nothing)."""
+    default with another method is an error (it would change the study key for nothing).
+    ``ablation`` (:data:`~sparsedp.pruning.ablation.ABLATIONS`) composes with any method."""
 
     method: str = "snip"
     prune_biases: bool = False
@@ -30,9 +32,11 @@ class PruneSettings:
     grasp_temperature: float = 200.0
     grasp_examples_per_class: int = 25
     synflow_iterations: int = 100
+    ablation: str = "none"  # "shuffle", "reinit" or "invert": see sparsedp.pruning.ablation
 
     def __post_init__(self) -> None:
         get_pruner(self.method)
+        check_ablation(self.ablation)
         if self.snip_batch_size < 1:
             raise ValueError(f"snip_batch_size must be >= 1, got {self.snip_batch_size}")
         if self.snip_batches is not None and self.snip_batches < 1:
@@ -55,9 +59,11 @@ class PruneSettings:
     def cache_identity(self) -> dict[str, Any]:
         """The settings as a dict for cache keys: the four original fields always, options
         added later only when they differ from their defaults, so saliency caches written
-        before those options existed stay valid."""
+        before those options existed stay valid. ``ablation`` is left out: it acts on the
+        scores after they are computed, so every ablation shares the method's saliency."""
         out = dataclasses.asdict(self)
-        return {k: v for k, v in out.items() if k in _ORIGINAL_FIELDS or v != _DEFAULTS[k]}
+        return {k: v for k, v in out.items() if k != "ablation"
+                and (k in _ORIGINAL_FIELDS or v != _DEFAULTS[k])}
 
 
 _METHOD_OPTIONS = {

@@ -15,6 +15,7 @@ from typing import Any
 
 from sparsedp.data.splits import OFFICIAL_TRAIN_SIZES, train_split_size
 from sparsedp.plugins import PluginSet
+from sparsedp.pruning.ablation import ABLATIONS
 from sparsedp.pruning.prune import PruneSettings
 from sparsedp.pruning.registry import pruner_names
 from sparsedp.search.refine import DEFAULT_AROUND, DEFAULT_MARGIN, REFINE_BASE
@@ -220,6 +221,8 @@ class ExperimentLoader(TomlChecker, PartsSections):
         if "method" in table:
             options["method"] = self.choice(table["method"], (*where, "method"),
                                             pruner_names())
+        if "ablation" in table:
+            options["ablation"] = self.choice(table["ablation"], (*where, "ablation"), ABLATIONS)
         if "prune_biases" in table:
             options["prune_biases"] = self.boolean(
                 table["prune_biases"], (*where, "prune_biases")

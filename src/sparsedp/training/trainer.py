@@ -8,16 +8,15 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
 import torch
-from torch import nn
 from torch.nn import functional as F
 
 from sparsedp.data.batches import BatchStream
 from sparsedp.data.splits import SplitData
-from sparsedp.models import build_model
-from sparsedp.pruning.prune import prune
 from sparsedp.training.evaluation import EvalResult, Evaluator
 from sparsedp.training.optimizers import TFOptimizer
 from sparsedp.training.precision import check_precision, numerics
+from sparsedp.training.pruned import build_trial_model as build_trial_model  # its old home
+from sparsedp.training.pruned import pruned_trial_model
 from sparsedp.training.stopping import stop_message
 from sparsedp.training.trial_config import TrialConfig
 
@@ -77,17 +76,6 @@ class TrialResult:
 ProgressFn = Callable[[int, EvalResult], None]
 
 
-def build_trial_model(config: TrialConfig, data: SplitData, seed: int | None = None) -> nn.Module:
-    """The trial's model for ``data``, initialised from ``seed`` (default: the trial's)."""
-    options = dict(config.spec.model_options)
-    if config.hidden_units:
-        options["hidden_units"] = config.hidden_units
-    channels, size, _ = data.image_shape
-    return build_model(config.spec.model, channels=channels, image_size=size,
-                       num_classes=data.num_classes,
-                       seed=config.seed if seed is None else seed, **options)
-
-
 def _params_finite(model: torch.nn.Module) -> bool:
     return all(bool(torch.isfinite(p).all()) for p in model.parameters())
 
@@ -129,9 +117,8 @@ class TrialRun:
         check_precision(engine.precision, engine.device)
         self.precision = engine.precision
         self.keep_complete = engine.keep_complete
-        self.model = build_trial_model(config, data).to(self.device)
-        self.mask = prune(self.model, config.sparsity, config.pruning, data, seed=config.seed,
-                          saliency=saliency)
+        self.model, self.mask, mask_report = pruned_trial_model(config, data, self.device,
+                                                                saliency)
         self.optimizer = TFOptimizer(self.model.parameters(), config.spec.optimizer,
                                      config.momentum or 0.0)
         self.schedule = config.schedule()
@@ -149,7 +136,7 @@ class TrialRun:
         self.done = False
         setup_time = time.perf_counter() - started
         self._result = TrialResult(INCOMPLETE, None, 0, None, True,
-                                   mask_report=self.mask.report_dict(),
+                                   mask_report=mask_report,
                                    empty_layers=self.mask.empty_layers(), prune_time=setup_time)
         self._active_time = setup_time
         self._eval_time = 0.0

@@ -21,13 +21,13 @@ from torch.nn import functional as F
 from sparsedp.data.device import DeviceBatchOrder
 from sparsedp.data.splits import SplitData
 from sparsedp.pruning.mask import Mask
-from sparsedp.pruning.prune import prune
 from sparsedp.training.batched.stacked_evaluator import _StackedEvaluator
 from sparsedp.training.batched.stacked_model import Params, StackedModel
 from sparsedp.training.batched.stacked_optimizer import StackedTFOptimizer
 from sparsedp.training.batched.study import check_same_study
 from sparsedp.training.evaluation import EvalResult
 from sparsedp.training.precision import check_precision, numerics
+from sparsedp.training.pruned import pruned_trial_model
 from sparsedp.training.schedules import Schedule
 from sparsedp.training.stopping import CompletedSteps, combined_limit, stop_message
 from sparsedp.training.trainer import (
@@ -37,7 +37,6 @@ from sparsedp.training.trainer import (
     STOPPED,
     EngineSettings,
     TrialResult,
-    build_trial_model,
 )
 from sparsedp.training.trial_config import TrialConfig
 
@@ -165,11 +164,10 @@ class BatchedTrials:
         for index in joining:
             started = time.perf_counter()
             config = self.configs[index]
-            model = build_trial_model(config, self.data).to(self.device)
-            mask = prune(model, config.sparsity, config.pruning, self.data, seed=config.seed,
-                         saliency=self._saliency(index))
+            model, mask, report = pruned_trial_model(config, self.data, self.device,
+                                                     self._saliency(index))
             result = TrialResult(INCOMPLETE, None, 0, None, True,
-                                 mask_report=mask.report_dict(), empty_layers=mask.empty_layers(),
+                                 mask_report=report, empty_layers=mask.empty_layers(),
                                  prune_time=time.perf_counter() - started)
             members.append(_Member(index, config.schedule(), mask, result))
             models.append(model)
