@@ -35,6 +35,7 @@ from sparsedp.analysis.fit import (
     bootstrap_scaling,
     fit_scaling,
 )
+from sparsedp.analysis.overhead import OverheadCrit, overhead_crit
 from sparsedp.analysis.regimes import (
     MAX_PARALLELISM_FRACTION,
     PERFECT_SCALING_TOL,
@@ -61,6 +62,7 @@ class Analysis:
     repeats: pd.DataFrame | None = None  # stored seed repeats, when given to analyze()
     adequacy: dict[tuple[str, float, int], Adequacy] = field(default_factory=dict)
     seed_spread: pd.DataFrame | None = None  # repeat_spread of the best trials and repeats
+    overheads: dict[tuple[str, float], OverheadCrit] = field(default_factory=dict)
 
 
 def curve_name(key: tuple[str, float]) -> str:
@@ -106,6 +108,7 @@ def analyze(
     fits: dict[tuple[str, float], ScalingFit | None] = {}
     boots: dict[tuple[str, float], BootstrapFit | None] = {}
     regs: dict[tuple[str, float], Regimes] = {}
+    overheads: dict[tuple[str, float], OverheadCrit] = {}
     for key, curve in curves.items():
         fits[key] = fit_scaling(curve.batch_sizes, curve.steps, min_points=min_points)
         boots[key] = (
@@ -121,6 +124,9 @@ def analyze(
             else None
         )
         regs[key] = regimes(curve.batch_sizes, curve.steps, tol=tol, fraction=fraction)
+        overheads[key] = overhead_crit(curve.batch_sizes, curve.steps, outcomes.get(key, {}),
+                                       n_resamples=n_resamples, seed=seed,
+                                       confidence=confidence, key=curve_name(key))
     ratios = sparse_dense_ratios(best, dense_sparsity)
     ps_ratios: list[PerfectScalingRatio] = []
     crit: dict[tuple[str, float], CriticalBatchRatio] = {}
@@ -171,6 +177,7 @@ def analyze(
         repeats=repeats if with_repeats else None,
         seed_spread=repeat_spread(best, repeats) if with_repeats else None,
         adequacy=adequacy,
+        overheads=overheads,
     )
 
 
@@ -259,6 +266,8 @@ def analysis_to_dict(analysis: Analysis) -> dict[str, Any]:
                 "normalized_steps": normalized_steps(curve),
                 "missing_batch_sizes": curve.missing,
                 "fit": _fit_dict(analysis.fits[key], analysis.bootstraps[key]),
+                "b_crit_overhead": (analysis.overheads[key].to_dict()
+                                    if key in analysis.overheads else None),
                 "unconverged_batch_sizes": sorted(
                     b for (w, s, b), a in analysis.adequacy.items()
                     if (w, s) == key and b in curve.batch_sizes and not a.converged),

@@ -72,7 +72,9 @@ def make_figures(
             f"{style} style. Steps to result against batch size for {workload} ({label}). "
             "One panel per sparsity: measured best steps (studies without a result are gaps), "
             "dashed perfect-scaling line through the first measured point, fitted "
-            "S_min(1 + B_crit/B) in red with B_crit as a dotted vertical line. Then all "
+            "S_min(1 + B_crit/B) in red with B_crit as a dotted vertical line; dash-dotted "
+            "orange: 20% above perfect scaling, with an orange diamond where the curve crosses "
+            "it (the 20%-overhead critical batch size, docs/analysis.md). Then all "
             "sparsities together, then each normalised by its steps at its smallest batch "
             "size with a result."
             + (

@@ -21,6 +21,7 @@ from sparsedp.report.figures import make_figures
 from sparsedp.report.findings import FindingGroup, arrange_findings, measured_findings
 from sparsedp.report.format import flatten, sparsity
 from sparsedp.report.notes import experiment_name, is_lossy, precision_note, stopping_note
+from sparsedp.report.overhead_findings import overhead_findings
 from sparsedp.report.robustness import robustness_parts, robustness_summary
 from sparsedp.report.sections import PLACES, FindingSource, ReportInputs, Section
 from sparsedp.report.tables import (
@@ -143,6 +144,7 @@ def write_report(
     expected = experiment_config.get("expected_studies")
     expected_status = expected_study_status(best, expected) if isinstance(expected, list) else None
     findings = measured_findings(summary, expected_status)
+    findings.extend(overhead_findings(summary))  # each beside its curve's fitted B_crit
     own_sources, own_sections = robustness_parts(search_spaces)
     finding_sources = [*own_sources, *finding_sources]
     sections = [*own_sections, *sections]
