@@ -28,6 +28,7 @@ from sparsedp.analysis.curves import (
     normalized_steps,
     steps_curves,
 )
+from sparsedp.analysis.data_size import curve_sizes, with_curve_labels
 from sparsedp.analysis.fit import (
     MIN_POINTS,
     BootstrapFit,
@@ -98,6 +99,8 @@ def analyze(
         "dense_sparsity": float(dense_sparsity),
         "min_points": int(min_points),
     }
+    trials = with_curve_labels(trials)  # a training-set size is part of a curve's identity
+    repeats = with_curve_labels(repeats, trials)
     best = best_trials(trials)
     curves = steps_curves(best)
     outcomes = study_trial_outcomes(trials)
@@ -254,11 +257,16 @@ def analysis_to_dict(analysis: Analysis) -> dict[str, Any]:
             study["adequacy"] = to_jsonable(found.to_dict())
         studies.append(study)
     curves = []
+    sizes = curve_sizes(analysis.trials)
     for key, curve in analysis.curves.items():
         reg = analysis.regimes[key]
+        size = ({"base_workload": sizes[curve.workload][0],
+                 "train_examples": sizes[curve.workload][1]}
+                if curve.workload in sizes else {})  # only where the curve has a size
         curves.append(
             {
                 "workload": curve.workload,
+                **size,
                 "optimizer": curve.optimizer,
                 "sparsity": curve.sparsity,
                 "batch_sizes": curve.batch_sizes,

@@ -16,6 +16,7 @@ import pandas as pd
 from jinja2 import Environment, PackageLoader, StrictUndefined
 from markupsafe import Markup
 
+from sparsedp.analysis.data_size import with_curve_labels
 from sparsedp.analysis.summary import analysis_to_dict, analyze, to_jsonable
 from sparsedp.report.figures import make_figures
 from sparsedp.report.findings import FindingGroup, arrange_findings, measured_findings
@@ -117,6 +118,8 @@ def write_report(
     out = Path(out_dir)
     fig_dir = out / "figures"
     fig_dir.mkdir(parents=True, exist_ok=True)
+    trials_df = with_curve_labels(trials_df)  # a training-set size is part of a curve
+    repeats = with_curve_labels(repeats, trials_df)
     options = dict(analysis_options or {})
     if repeats is not None:
         options["repeats"] = repeats
