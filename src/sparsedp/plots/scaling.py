@@ -169,7 +169,7 @@ def _draw_overhead(ax: Axes, curve: Curve, ref_x: np.ndarray) -> None:
     if np.isfinite(value):
         at = (1 + OVERHEAD) * curve.steps[0] * curve.batch_sizes[0] / value
         ax.plot([value], [at], "D", color="darkorange", ms=6, mec="black", mew=0.6,
-                label=f"{pct}-overhead B≈{value:.0f}")
+                label=f"{pct}-overhead B≈{value:.0f}", zorder=6)  # above the legend box
     else:
         ax.text(0.02, 0.12, f"{pct} overhead: beyond B={int(curve.batch_sizes[-1])}",
                 transform=ax.transAxes, fontsize=7, color="darkorange")
