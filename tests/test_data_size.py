@@ -192,6 +192,9 @@ scale = "reverse-log"
     assert sorted(trials["train_examples"].unique()) == [1000, 4000]
     assert trials.groupby("train_examples")["study_key"].nunique().to_dict() == {1000: 3,
                                                                                  4000: 3}
+    status = exp.status().to_frame()
+    assert status.groupby("workload")["done"].sum().to_dict() == {f"{W} n=1000": 6,
+                                                                   f"{W} n=4000": 6}
     html = exp.report(tmp_path / "report", bootstrap=20, formats=("png",))
     summary = json.loads((html.parent / "summary.json").read_text())
     curves = {c["workload"]: c for c in summary["curves"]}
