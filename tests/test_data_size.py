@@ -21,6 +21,7 @@ from sparsedp.analysis.data_size_table import data_size_table
 from sparsedp.data.sources import load_dataset
 from sparsedp.data.splits import prepare_splits
 from sparsedp.execution.backends.worker import WorkerContext
+from sparsedp.planning.estimate import snip_groups
 from sparsedp.specs import EngineOptions, ExperimentFileError, StudySpec, load_experiment
 
 REPO = Path(__file__).resolve().parents[1]
@@ -122,6 +123,12 @@ def test_the_command_line_refuses_a_bad_size_in_one_line(tmp_path):
     assert out.returncode == 2 and "Traceback" not in out.stderr
     lines = out.stderr.strip().splitlines()
     assert len(lines) == 1 and "60,000 is more than the mnist training split" in lines[0]
+
+
+def test_the_plan_counts_one_snip_saliency_per_size():
+    groups = snip_groups(load_experiment(REPO / "examples" / "data-size.toml"))
+    assert sorted((key[-1], len(studies)) for key, studies in groups.items()) == [
+        (6000, 3), (24000, 3)]  # sparsity 0.9 × 3 batch sizes, per size
 
 
 # ------------------------------------------------------------------ curve identity
