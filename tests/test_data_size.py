@@ -18,6 +18,7 @@ import sparsedp
 from sparsedp.analysis import analysis_to_dict, analyze
 from sparsedp.analysis.data_size import curve_workload, with_curve_labels
 from sparsedp.analysis.data_size_table import data_size_table
+from sparsedp.api.events import TrialStarted
 from sparsedp.data.sources import load_dataset
 from sparsedp.data.splits import prepare_splits
 from sparsedp.execution.backends.worker import WorkerContext
@@ -74,6 +75,21 @@ def test_the_worker_trains_a_study_on_its_subset(shared_data_dir, tmp_path):
     assert context.data("mnist").num_train == 54_000
     assert context.data("mnist", 6000).num_train == 6000
     assert context.data("mnist", 6000) is context.data("mnist", 6000)  # one copy per size
+
+
+def test_one_trial_of_a_sized_study_trains_on_its_subset(shared_data_dir, monkeypatch,
+                                                        tmp_path):
+    monkeypatch.setenv("SPARSEDP_CACHE_DIR", str(tmp_path))
+    study = StudySpec(W, 0.0, 16, goal_error=0.9, max_steps=8, eval_every=8, train_examples=500)
+    events: list = []
+    sparsedp.measure_trial_config(study.trial_config(0, {"lr": 0.05, "momentum": 0.9}),
+                                  data_dir=shared_data_dir / "mnist", on_event=events.append)
+    started = next(e for e in events if isinstance(e, TrialStarted))
+    assert (started.num_train, started.num_val) == (500, 6000)
+    too_many = StudySpec(W, 0.0, 16, train_examples=60_000).trial_config(
+        0, {"lr": 0.05, "momentum": 0.9})
+    with pytest.raises(sparsedp.SparsedpError, match="more than the training split"):
+        sparsedp.measure_trial_config(too_many, data_dir=shared_data_dir / "mnist")
 
 
 # ------------------------------------------------------------------ the experiment file
