@@ -30,6 +30,7 @@ from sparsedp.analysis.fit import (
     fit_scaling,
     percentile_interval,
 )
+from sparsedp.analysis.overhead import OverheadCrit, overhead_batch_size, overhead_crit
 from sparsedp.analysis.regimes import (
     Regimes,
     max_parallelism_onset,
@@ -52,6 +53,7 @@ __all__ = [
     "BootstrapFit",
     "CriticalBatchRatio",
     "Curve",
+    "OverheadCrit",
     "PerfectScalingRatio",
     "Regimes",
     "ScalingFit",
@@ -64,6 +66,8 @@ __all__ = [
     "max_parallelism_onset",
     "normalize_status",
     "normalized_steps",
+    "overhead_batch_size",
+    "overhead_crit",
     "percentile_interval",
     "perfect_scaling",
     "perfect_scaling_end",

@@ -28,6 +28,7 @@ from sparsedp.analysis.curves import (
     normalized_steps,
     steps_curves,
 )
+from sparsedp.analysis.data_size import curve_sizes, with_curve_labels
 from sparsedp.analysis.fit import (
     MIN_POINTS,
     BootstrapFit,
@@ -35,6 +36,7 @@ from sparsedp.analysis.fit import (
     bootstrap_scaling,
     fit_scaling,
 )
+from sparsedp.analysis.overhead import OverheadCrit, overhead_crit
 from sparsedp.analysis.regimes import (
     MAX_PARALLELISM_FRACTION,
     PERFECT_SCALING_TOL,
@@ -61,6 +63,7 @@ class Analysis:
     repeats: pd.DataFrame | None = None  # stored seed repeats, when given to analyze()
     adequacy: dict[tuple[str, float, int], Adequacy] = field(default_factory=dict)
     seed_spread: pd.DataFrame | None = None  # repeat_spread of the best trials and repeats
+    overheads: dict[tuple[str, float], OverheadCrit] = field(default_factory=dict)
 
 
 def curve_name(key: tuple[str, float]) -> str:
@@ -96,6 +99,8 @@ def analyze(
         "dense_sparsity": float(dense_sparsity),
         "min_points": int(min_points),
     }
+    trials = with_curve_labels(trials)  # a training-set size is part of a curve's identity
+    repeats = with_curve_labels(repeats, trials)
     best = best_trials(trials)
     curves = steps_curves(best)
     outcomes = study_trial_outcomes(trials)
@@ -106,6 +111,7 @@ def analyze(
     fits: dict[tuple[str, float], ScalingFit | None] = {}
     boots: dict[tuple[str, float], BootstrapFit | None] = {}
     regs: dict[tuple[str, float], Regimes] = {}
+    overheads: dict[tuple[str, float], OverheadCrit] = {}
     for key, curve in curves.items():
         fits[key] = fit_scaling(curve.batch_sizes, curve.steps, min_points=min_points)
         boots[key] = (
@@ -121,6 +127,9 @@ def analyze(
             else None
         )
         regs[key] = regimes(curve.batch_sizes, curve.steps, tol=tol, fraction=fraction)
+        overheads[key] = overhead_crit(curve.batch_sizes, curve.steps, outcomes.get(key, {}),
+                                       n_resamples=n_resamples, seed=seed,
+                                       confidence=confidence, key=curve_name(key))
     ratios = sparse_dense_ratios(best, dense_sparsity)
     ps_ratios: list[PerfectScalingRatio] = []
     crit: dict[tuple[str, float], CriticalBatchRatio] = {}
@@ -171,6 +180,7 @@ def analyze(
         repeats=repeats if with_repeats else None,
         seed_spread=repeat_spread(best, repeats) if with_repeats else None,
         adequacy=adequacy,
+        overheads=overheads,
     )
 
 
@@ -247,11 +257,16 @@ def analysis_to_dict(analysis: Analysis) -> dict[str, Any]:
             study["adequacy"] = to_jsonable(found.to_dict())
         studies.append(study)
     curves = []
+    sizes = curve_sizes(analysis.trials)
     for key, curve in analysis.curves.items():
         reg = analysis.regimes[key]
+        size = ({"base_workload": sizes[curve.workload][0],
+                 "train_examples": sizes[curve.workload][1]}
+                if curve.workload in sizes else {})  # only where the curve has a size
         curves.append(
             {
                 "workload": curve.workload,
+                **size,
                 "optimizer": curve.optimizer,
                 "sparsity": curve.sparsity,
                 "batch_sizes": curve.batch_sizes,
@@ -259,6 +274,8 @@ def analysis_to_dict(analysis: Analysis) -> dict[str, Any]:
                 "normalized_steps": normalized_steps(curve),
                 "missing_batch_sizes": curve.missing,
                 "fit": _fit_dict(analysis.fits[key], analysis.bootstraps[key]),
+                "b_crit_overhead": (analysis.overheads[key].to_dict()
+                                    if key in analysis.overheads else None),
                 "unconverged_batch_sizes": sorted(
                     b for (w, s, b), a in analysis.adequacy.items()
                     if (w, s) == key and b in curve.batch_sizes and not a.converged),

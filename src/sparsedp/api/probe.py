@@ -93,8 +93,8 @@ def probe_experiment(
         dataset = get_workload(target.study.workload).dataset
         if dataset not in loaded:
             loaded[dataset] = prepare_splits(load_dataset(dataset, spec.data_dir))
-        _probe_one(experiment, target, loaded[dataset], base, checkpoints, lipschitz_points,
-                   device, emit)
+        data = loaded[dataset].first(target.study.train_examples)  # the study's training set
+        _probe_one(experiment, target, data, base, checkpoints, lipschitz_points, device, emit)
     return experiment.probe_results()
 
 

@@ -6,6 +6,7 @@ import json
 from dataclasses import asdict
 from typing import Any
 
+from sparsedp.analysis.data_size import curve_workload
 from sparsedp.api.stored import read_store
 from sparsedp.execution.provenance import provenance as current_provenance
 from sparsedp.specs import ExperimentSpec, StudySpec
@@ -28,7 +29,8 @@ def report_context(spec: ExperimentSpec, studies: list[StudySpec]
     }
     config = spec.to_dict()
     config["expected_studies"] = [
-        {"workload": s.workload, "sparsity": s.sparsity, "batch_size": s.batch_size}
+        {"workload": curve_workload(s.workload, s.train_examples), "sparsity": s.sparsity,
+         "batch_size": s.batch_size}
         for s in studies
     ]
     engines = _distinct([json.loads(r["engine_json"]) for r in rows if r["engine_json"]])

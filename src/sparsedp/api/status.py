@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
+from sparsedp.analysis.data_size import curve_workload
 from sparsedp.analysis.edges import EdgeHit
 from sparsedp.api.errors import EXIT_OK, EXIT_STOPPED, EXIT_TRIALS_FAILED
 from sparsedp.specs import StudySpec
@@ -77,7 +78,8 @@ class ExperimentStatus:
         rows = []
         for s in self.studies:
             rows.append({
-                "workload": s.study.workload, "sparsity": s.study.sparsity,
+                "workload": curve_workload(s.study.workload, s.study.train_examples),
+                "sparsity": s.study.sparsity,
                 "batch_size": s.study.batch_size, "study_key": s.study.key, "done": s.done,
                 **s.counts, "best_steps": s.best_steps, "best_trial": s.best_trial,
                 **{k: s.best_metaparameters.get(k) for k in METAPARAMETERS},

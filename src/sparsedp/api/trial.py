@@ -147,6 +147,10 @@ def measure_trial_config(
         data = prepare_splits(dataset)
     except DataError as exc:
         raise SparsedpError(str(exc)) from exc
+    if config.train_examples is not None and config.train_examples > data.num_train:
+        raise SparsedpError(f"train_examples = {config.train_examples} is more than the "
+                            f"training split ({data.num_train} examples); use fewer")
+    data = data.first(config.train_examples)  # a study's training-set size, if it has one
     if config.batch_size > data.num_train:
         raise SparsedpError(
             f"batch size {config.batch_size} is larger than the training split "

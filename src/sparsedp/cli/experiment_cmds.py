@@ -10,6 +10,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from rich.text import Text
 
+from sparsedp.analysis.data_size import curve_workload
 from sparsedp.api import (
     AttemptFailed,
     Experiment,
@@ -169,7 +170,8 @@ def _print_status(experiment: Experiment) -> None:
             best_cells = ("-", "")
         extra = ((str(row.refined), "-" if row.refined_best_steps is None
                   else str(row.refined_best_steps)) if refined else ())
-        table.add_row(study.workload, f"{study.sparsity:g}", str(study.batch_size),
+        table.add_row(curve_workload(study.workload, study.train_examples),
+                      f"{study.sparsity:g}", str(study.batch_size),
                       f"{row.done}/{found.trials_per_study}",
                       *(str(row.counts[s]) for s in STATUS_COLUMNS), *best_cells,
                       "yes" if row.converged else "no", *extra)

@@ -116,6 +116,21 @@ class SplitData:
         labels = torch.from_numpy(np.asarray(self.dataset.train_labels[rows], dtype=np.int64))
         return self.normalize(images), labels
 
+    def first(self, n: int | None) -> SplitData:
+        """The same data with only the first ``n`` examples of the training split (``None``:
+        all of it). The training split is in the authors' shuffled order, so its first ``n``
+        are a uniform random subset, and each smaller subset lies inside every larger one.
+        Validation and normalisation are those of the whole set (and shared, not copied)."""
+        if n is None or n == self.num_train:
+            return self
+        if not 1 <= n <= self.num_train:
+            raise ValueError(f"train_examples = {n} is outside 1..{self.num_train:,}, the "
+                             "size of the training split")
+        if self._val_cache is None:
+            self.validation()  # computed once here, shared by every subset
+        return SplitData(self.dataset, self.train_index[:n], self.val_index, self.mean,
+                         self.std, self._val_cache, self._val_layouts)
+
     def validation(self) -> tuple[torch.Tensor, torch.Tensor]:
         """The whole validation split, normalised (computed once, then cached)."""
         if self._val_cache is None:

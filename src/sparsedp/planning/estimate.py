@@ -207,14 +207,15 @@ class ExperimentPlan:
 def snip_groups(spec: ExperimentSpec) -> dict[tuple, list[StudySpec]]:
     """Sparse SNIP studies (and random-snip-layers ones, which use the same cached SNIP
     saliency) grouped by what their saliencies share (data set, model, width, SNIP settings,
-    seed): one saliency per trial index per group."""
+    seed, training-set size): one saliency per trial index per group."""
     groups: dict[tuple, list[StudySpec]] = {}
     for study in spec.studies():
         if study.sparsity == 0.0 or study.pruning.method not in SNIP_BASED:
             continue
         w = get_workload(study.workload)
         snip = dataclasses.replace(study.pruning, method="snip")
-        key = (w.dataset, w.model, study.hidden_units, snip, study.seed)
+        key = (w.dataset, w.model, study.hidden_units, snip, study.seed,
+               study.train_examples)  # SNIP sees the study's training subset
         groups.setdefault(key, []).append(study)
     return groups
 
@@ -282,7 +283,7 @@ def measure_speed(
 def measure_snip(study: StudySpec, context: WorkerContext, batches: int = 2) -> float:
     """Seconds for one trial's SNIP saliency, from timing ``batches`` of its batches."""
     config = study.trial_config(0, study.space().points(1)[0])
-    data = context.data(config.spec.dataset)
+    data = context.data(config.spec.dataset, config.train_examples)
     settings = dataclasses.replace(config.pruning, method="snip")
     total = settings.snip_batches or math.ceil(data.num_train / settings.snip_batch_size)
     timed = min(batches, total)

@@ -18,6 +18,7 @@ from matplotlib.figure import Figure
 
 from sparsedp.analysis.curves import Curve, best_trials, steps_curves
 from sparsedp.analysis.fit import ScalingFit, fit_scaling
+from sparsedp.analysis.overhead import OVERHEAD, overhead_batch_size
 
 PANEL_SIZE = (3.4, 2.9)
 
@@ -155,6 +156,25 @@ def _draw_fit(ax: Axes, fit: ScalingFit, grid: np.ndarray, color: str = "tab:red
         )
 
 
+def _draw_overhead(ax: Axes, curve: Curve, ref_x: np.ndarray) -> None:
+    """The line 20% above perfect scaling and, where the curve crosses it, the overhead
+    critical batch size (docs/analysis.md, "Overhead critical batch size") as a diamond."""
+    if len(curve) < 2:
+        return
+    linear = curve.steps[0] * curve.batch_sizes[0] / ref_x
+    pct = f"{100 * OVERHEAD:.0f}%"
+    ax.plot(ref_x, (1 + OVERHEAD) * linear, "-.", color="darkorange", lw=0.9,
+            label=f"+{pct} over perfect scaling")
+    value, _ = overhead_batch_size(curve.batch_sizes, curve.steps)
+    if np.isfinite(value):
+        at = (1 + OVERHEAD) * curve.steps[0] * curve.batch_sizes[0] / value
+        ax.plot([value], [at], "D", color="darkorange", ms=6, mec="black", mew=0.6,
+                label=f"{pct}-overhead B≈{value:.0f}", zorder=6)  # above the legend box
+    else:
+        ax.text(0.02, 0.12, f"{pct} overhead: beyond B={int(curve.batch_sizes[-1])}",
+                transform=ax.transAxes, fontsize=7, color="darkorange")
+
+
 def _draw_spread(ax: Axes, spread: pd.DataFrame | None, workload: str, sparsity: float,
                  color, label: bool = True) -> None:
     """Error bars min…max over a study's seed runs, where it has repeats."""
@@ -222,6 +242,7 @@ def plot_scaling(
             label="perfect scaling",
         )
         _draw_spread(ax, spread, workload, sparsity, colors[sparsity])
+        _draw_overhead(ax, curve, ref_x)
         if fit:
             result = fit_scaling(curve.batch_sizes, curve.steps, min_points=min_points)
             if result is not None:

@@ -10,8 +10,11 @@ from pathlib import Path
 from matplotlib.figure import Figure as MplFigure
 
 from sparsedp.analysis.curves import searched_metaparameters
+from sparsedp.analysis.data_size import curve_sizes
+from sparsedp.analysis.data_size_table import data_size_table
 from sparsedp.analysis.summary import Analysis
 from sparsedp.plots.adequacy import plot_adequacy
+from sparsedp.plots.data_size import plot_data_size
 from sparsedp.plots.metaparameters import plot_metaparameters
 from sparsedp.plots.scaling import plot_optimizer_comparison, plot_scaling, save_figure
 from sparsedp.plots.search import plot_search_space
@@ -72,7 +75,9 @@ def make_figures(
             f"{style} style. Steps to result against batch size for {workload} ({label}). "
             "One panel per sparsity: measured best steps (studies without a result are gaps), "
             "dashed perfect-scaling line through the first measured point, fitted "
-            "S_min(1 + B_crit/B) in red with B_crit as a dotted vertical line. Then all "
+            "S_min(1 + B_crit/B) in red with B_crit as a dotted vertical line; dash-dotted "
+            "orange: 20% above perfect scaling, with an orange diamond where the curve crosses "
+            "it (the 20%-overhead critical batch size, docs/analysis.md). Then all "
             "sparsities together, then each normalised by its steps at its smallest batch "
             "size with a result."
             + (
@@ -84,15 +89,30 @@ def make_figures(
             plot_scaling(trials, workload, best=best, min_points=analysis.options["min_points"],
                          spread=analysis.seed_spread),
         )
-    groups: dict[tuple[str, str], list[str]] = {}
+    sizes = data_size_table(analysis)
+    for base, rows in sizes.groupby("base_workload", sort=True):
+        if rows["train_examples"].nunique() < 2:
+            continue
+        add(
+            f"data-size-{safe_name(str(base))}",
+            f"Critical batch size against training-set size for {base} (the first N "
+            "examples of its training split), one colour per sparsity: the fitted B_crit "
+            "(filled circles, solid) and the 20%-overhead critical batch size (hollow "
+            "diamonds, dashed), with their bootstrap intervals as error bars where there is "
+            "one; a curve without a value leaves a gap.",
+            plot_data_size(sizes, str(base)),
+        )
+    groups: dict[tuple[str, str, int], list[str]] = {}
+    size_of = curve_sizes(trials)  # optimizers are compared on one training-set size
     for workload in workloads:
         row = best[best["workload"] == workload].iloc[0]
-        groups.setdefault((str(row["dataset"]), str(row["model"])), []).append(workload)
-    for (dataset, model), names in sorted(groups.items()):
+        size = size_of.get(workload, ("", 0))[1]
+        groups.setdefault((str(row["dataset"]), str(row["model"]), size), []).append(workload)
+    for (dataset, model, size), names in sorted(groups.items()):
         if len(names) < 2:
             continue
         add(
-            f"optimizers-{safe_name(dataset)}-{safe_name(model)}",
+            f"optimizers-{safe_name(dataset)}-{safe_name(model)}" + (f"-n{size}" if size else ""),
             f"Figure 2 style. Optimizers compared on {model} / {dataset}, one panel per "
             f"sparsity (workloads: {', '.join(names)}).",
             plot_optimizer_comparison(trials, workloads=names, best=best),

@@ -16,11 +16,13 @@ import pandas as pd
 from jinja2 import Environment, PackageLoader, StrictUndefined
 from markupsafe import Markup
 
+from sparsedp.analysis.data_size import with_curve_labels
 from sparsedp.analysis.summary import analysis_to_dict, analyze, to_jsonable
 from sparsedp.report.figures import make_figures
 from sparsedp.report.findings import FindingGroup, arrange_findings, measured_findings
 from sparsedp.report.format import flatten, sparsity
 from sparsedp.report.notes import experiment_name, is_lossy, precision_note, stopping_note
+from sparsedp.report.overhead_findings import overhead_findings
 from sparsedp.report.robustness import robustness_parts, robustness_summary
 from sparsedp.report.sections import PLACES, FindingSource, ReportInputs, Section
 from sparsedp.report.tables import (
@@ -116,6 +118,8 @@ def write_report(
     out = Path(out_dir)
     fig_dir = out / "figures"
     fig_dir.mkdir(parents=True, exist_ok=True)
+    trials_df = with_curve_labels(trials_df)  # a training-set size is part of a curve
+    repeats = with_curve_labels(repeats, trials_df)
     options = dict(analysis_options or {})
     if repeats is not None:
         options["repeats"] = repeats
@@ -143,6 +147,7 @@ def write_report(
     expected = experiment_config.get("expected_studies")
     expected_status = expected_study_status(best, expected) if isinstance(expected, list) else None
     findings = measured_findings(summary, expected_status)
+    findings.extend(overhead_findings(summary))  # each beside its curve's fitted B_crit
     own_sources, own_sections = robustness_parts(search_spaces)
     finding_sources = [*own_sources, *finding_sources]
     sections = [*own_sections, *sections]

@@ -17,6 +17,7 @@ from typing import Any
 import matplotlib.pyplot as plt
 from matplotlib.ticker import MaxNLocator
 
+from sparsedp.analysis.data_size import curve_workload
 from sparsedp.report.findings import Finding, predicted_vs_measured
 from sparsedp.report.format import number
 from sparsedp.report.format import sparsity as sparsity_text
@@ -54,7 +55,8 @@ def probed_trials(rows: Iterable[Mapping[str, Any]],
     out = []
     for (key, index), kinds in grouped.items():
         study = studies[key]
-        out.append(ProbedTrial(study.workload, float(study.sparsity), int(study.batch_size),
+        workload = curve_workload(study.workload, getattr(study, "train_examples", None))
+        out.append(ProbedTrial(workload, float(study.sparsity), int(study.batch_size),
                                index, sorted(kinds.get("noise_scale", []), key=_step),
                                sorted(kinds.get("lipschitz", []), key=_step)))
     return sorted(out, key=lambda t: (t.workload, t.sparsity, t.batch_size, t.trial_index))

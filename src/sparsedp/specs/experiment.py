@@ -60,6 +60,7 @@ class ExperimentSpec:
     engine: EngineOptions = field(default_factory=EngineOptions)
     plugins: PluginSet = field(default_factory=PluginSet)
     refine: RefineOptions | None = None  # a refinement stage after each study's search
+    train_examples: tuple[int | None, ...] = (None,)  # training-set sizes (None: all)
 
     def __post_init__(self) -> None:
         path = Path(self.path)
@@ -68,6 +69,7 @@ class ExperimentSpec:
         object.__setattr__(self, "workloads", tuple(self.workloads))
         object.__setattr__(self, "sparsities", tuple(float(s) for s in self.sparsities))
         object.__setattr__(self, "batch_sizes", tuple(self.batch_sizes))
+        object.__setattr__(self, "train_examples", tuple(self.train_examples) or (None,))
         results = self.results_dir if self.results_dir is not None else Path("results") / self.name
         object.__setattr__(self, "results_dir", resolve_against(base, results))
         if self.data_dir is not None:
@@ -87,32 +89,35 @@ class ExperimentSpec:
                              "must run to their result")
 
     def studies(self) -> list[StudySpec]:
-        """Every study of the grid, ordered workloads × sparsities × batch sizes."""
+        """Every study of the grid, ordered workloads × training-set sizes × sparsities ×
+        batch sizes."""
         d = self.study_defaults
         out = []
         for workload in self.workloads:
             searched = get_workload(workload).searched
             overrides = tuple(dim for name, dim in d.search.items() if name in searched)
-            for sparsity in self.sparsities:
-                for batch_size in self.batch_sizes:
-                    out.append(
-                        StudySpec(
-                            workload=workload,
-                            sparsity=sparsity,
-                            batch_size=batch_size,
-                            goal_error=d.goal_error,
-                            max_steps=d.max_steps,
-                            eval_every=d.eval_every,
-                            hidden_units=d.hidden_units,
-                            pruning=get_workload(workload).pruning or d.pruning,
-                            search=overrides or None,
-                            seed=d.seed,
-                            data_seed=d.data_seed,
-                            sequence=d.sequence,
-                            integer_mapping=d.integer_mapping,
-                            precision=self.engine.precision,
+            for size in self.train_examples:
+                for sparsity in self.sparsities:
+                    for batch_size in self.batch_sizes:
+                        out.append(
+                            StudySpec(
+                                workload=workload,
+                                sparsity=sparsity,
+                                batch_size=batch_size,
+                                goal_error=d.goal_error,
+                                max_steps=d.max_steps,
+                                eval_every=d.eval_every,
+                                hidden_units=d.hidden_units,
+                                pruning=get_workload(workload).pruning or d.pruning,
+                                search=overrides or None,
+                                seed=d.seed,
+                                data_seed=d.data_seed,
+                                sequence=d.sequence,
+                                integer_mapping=d.integer_mapping,
+                                precision=self.engine.precision,
+                                train_examples=size,
+                            )
                         )
-                    )
         return out
 
     def to_dict(self) -> dict[str, Any]:
@@ -145,6 +150,8 @@ class ExperimentSpec:
         }
         if self.refine is not None:
             out["refine"] = dataclasses.asdict(self.refine)
+        if self.train_examples != (None,):
+            out["train_examples"] = list(self.train_examples)
         p = self.plugins
         if p.modules or p.workloads or p.datasets:
             out["plugins"] = {

@@ -63,6 +63,7 @@ _TOP_KEYS = (
     "plugins",
     "datasets",
     "refine",
+    "train_examples",
 )
 _REQUIRED = {
     "name": 'name = "my-experiment"',
@@ -121,6 +122,8 @@ class ExperimentLoader(TomlChecker, PartsSections):
             if key in doc and not doc[key].strip():
                 self.fail((key,), "empty path", "give a directory or leave the key out")
 
+        sizes = (self.train_examples(doc["train_examples"], workloads, batch_sizes)
+                 if "train_examples" in doc else (None,))
         defaults = self.study_defaults(doc, workloads)
         engine = self.engine(doc.get("engine", {}))
         refine = self.refine(doc["refine"], engine, trials) if "refine" in doc else None
@@ -139,7 +142,32 @@ class ExperimentLoader(TomlChecker, PartsSections):
             engine=engine,
             plugins=plugin_set,
             refine=refine,
+            train_examples=sizes,
         )
+
+    def train_examples(self, value: object, workloads: tuple[str, ...],
+                       batch_sizes: tuple[int, ...]) -> tuple[int, ...]:
+        """Training-set sizes: one whole number or a list (an axis, like sparsities)."""
+        many = isinstance(value, list)
+        items = self.nonempty_list(value, ("train_examples",), "[6000, 54000]") if many \
+            else [value]
+        out: list[int] = []
+        for i, item in enumerate(items):
+            key: tuple[str | int, ...] = ("train_examples", i) if many else ("train_examples",)
+            n = self.integer(item, key, 1)
+            if n in out:
+                self.fail(key, f"duplicate size {n}", "list each once")
+            fits = [(train_split_size(d), d) for d in (get_workload(w).dataset for w in workloads)
+                    if d in OFFICIAL_TRAIN_SIZES]  # plugin data: checked when a trial starts
+            if fits and n > min(fits)[0]:
+                self.fail(key, f"{n:,} is more than the {min(fits)[1]} training split "
+                          f"({min(fits)[0]:,} examples)", f"use sizes <= {min(fits)[0]}")
+            if n < max(batch_sizes):
+                self.fail(key, f"{n:,} examples are fewer than the batch size "
+                          f"{max(batch_sizes)}", f"use sizes >= {max(batch_sizes)} or smaller "
+                          "batch sizes")
+            out.append(n)
+        return tuple(out)
 
     def sparsities(self, value: object) -> tuple[float, ...]:
         items = self.nonempty_list(value, ("sparsities",), "[0.0, 0.9]")

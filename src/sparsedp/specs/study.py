@@ -56,6 +56,7 @@ class StudySpec:
     integer_mapping: str = "round"
     parts: tuple[tuple[str, str], ...] = ()
     precision: str = "fp32"  # "tf32"/"bf16" change numerics: a study of their own
+    train_examples: int | None = None  # the first N of the training split; None: all of it
 
     def __post_init__(self) -> None:
         spec = get_workload(self.workload)
@@ -80,6 +81,10 @@ class StudySpec:
         for label, value in (("seed", self.seed), ("data_seed", self.data_seed)):
             if not is_int(value) or value < 0:
                 raise ValueError(f"{label} must be a whole number >= 0, got {value!r}")
+        if self.train_examples is not None and (not is_int(self.train_examples)
+                                                or self.train_examples < 1):
+            raise ValueError(f"train_examples must be a whole number >= 1, got "
+                             f"{self.train_examples!r}")
         if not isinstance(self.pruning, PruneSettings):
             raise ValueError(f"pruning must be PruneSettings, got {type(self.pruning).__name__}")
         object.__setattr__(self, "parts", study_parts(self.workload, self.pruning.method))
@@ -120,8 +125,10 @@ class StudySpec:
 
     @property
     def label(self) -> str:
-        """Human-readable name, e.g. ``mnist-simplecnn-momentum s=0.9 B=128``."""
-        return f"{self.workload} s={self.sparsity:g} B={self.batch_size}"
+        """Human-readable name, e.g. ``mnist-simplecnn-momentum s=0.9 B=128`` (with
+        `` n=6000`` after the workload when it trains on the first 6,000 examples)."""
+        size = f" n={self.train_examples}" if self.train_examples is not None else ""
+        return f"{self.workload}{size} s={self.sparsity:g} B={self.batch_size}"
 
     def space(self) -> SearchSpace:
         """The study's search space: the workload's defaults with ``search`` applied."""
@@ -159,6 +166,7 @@ class StudySpec:
             eval_every=self.eval_every,
             hidden_units=self.hidden_units,
             pruning=self.pruning,
+            train_examples=self.train_examples,
         )
 
     def trial_configs(self, n: int) -> list[TrialConfig]:

@@ -82,6 +82,7 @@ def trials_frame(
             "keep_complete": engine.get("keep_complete",
                                         1 if engine.get("stop_hopeless") else None),
             "precision": spec.get("precision") or "fp32",
+            "train_examples": spec.get("train_examples"),  # None: the whole training split
             "stage": row.get("stage") or "search",  # rows stored before stages: the search
             "current": current,
         })

@@ -137,6 +137,7 @@ TRIAL_COLUMNS = (
     "final_error_exact", "goal_error", "max_steps", "eval_every", "wall_time",
     "samples_per_second", "eval_share", "eval_examples", "attempts", "peak_rss_mb", "message",
     "curve", "stop_hopeless", "keep_complete", "precision", "stage", "current",
+    "train_examples",
 )
 
 

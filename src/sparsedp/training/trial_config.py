@@ -33,6 +33,7 @@ class TrialConfig:
     eval_every: int | None = None
     hidden_units: int = 0
     pruning: PruneSettings = field(default_factory=PruneSettings)
+    train_examples: int | None = None  # the first N of the training split (None: all)
 
     def __post_init__(self) -> None:
         spec = get_workload(self.workload)
@@ -63,6 +64,8 @@ class TrialConfig:
             raise ValueError("hidden_units applies to the simple-cnn model only")
         if self.hidden_units < 0:
             raise ValueError(f"hidden units must be >= 0, got {self.hidden_units}")
+        if self.train_examples is not None and self.train_examples < 1:
+            raise ValueError(f"train_examples must be >= 1, got {self.train_examples}")
 
     @property
     def spec(self) -> Workload:

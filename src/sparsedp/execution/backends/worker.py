@@ -94,10 +94,15 @@ class WorkerContext:
         if engine.threads:
             torch.set_num_threads(engine.threads)
 
-    def data(self, dataset: str) -> SplitData:
+    def data(self, dataset: str, train_examples: int | None = None) -> SplitData:
+        """The data set's splits; with ``train_examples``, only the first N training
+        examples (:meth:`SplitData.first`)."""
         if dataset not in self._data:
             self._data[dataset] = prepare_splits(load_dataset(dataset, self.data_dir))
-        return self._data[dataset]
+        key = f"{dataset}|{train_examples}"  # one subset per size: its device copy is shared
+        if train_examples is not None and key not in self._data:
+            self._data[key] = self._data[dataset].first(train_examples)
+        return self._data[key if train_examples is not None else dataset]
 
     def engine_settings(self, config: TrialConfig, data: SplitData) -> EngineSettings:
         """Speed settings for a trial: given in the experiment file, else measured/chosen."""
@@ -149,6 +154,8 @@ class WorkerContext:
         }
         if parts := study_parts(config.workload, pruning.method):
             identity["parts"] = parts  # a plugin's new version: a new saliency
+        if config.train_examples is not None:  # SNIP sees only the trial's training data
+            identity["train_examples"] = config.train_examples
         digest = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:24]
         path = self.cache_dir / "saliency" / f"{digest}.pt" if self.cache_dir else None
         if path is not None and path.exists():
@@ -212,7 +219,7 @@ class WorkerContext:
         """Set a trial up (data, saliency, pruning) without training it yet."""
         try:
             config = task.study.trial_config(task.index, task.point)
-            data = self.data(config.spec.dataset)
+            data = self.data(config.spec.dataset, config.train_examples)
             saliency = self.saliency(config, data)
             engine = self.engine_settings(config, data)
             run = TrialRun(config, data, engine=engine, saliency=saliency,
@@ -263,7 +270,7 @@ class WorkerContext:
         tasks = group.tasks
         try:
             configs = [t.study.trial_config(t.index, t.point) for t in tasks]
-            data = self.data(configs[0].spec.dataset)
+            data = self.data(configs[0].spec.dataset, configs[0].train_examples)
             engine = self.engine_settings(configs[0], data)
             slots = self.slots(configs, data, engine)
             run = BatchedTrials(configs, data, engine=engine, slots=slots,
