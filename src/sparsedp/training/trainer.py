@@ -16,7 +16,7 @@ from sparsedp.data.splits import SplitData
 from sparsedp.models import build_model
 from sparsedp.pruning.prune import prune
 from sparsedp.training.evaluation import EvalResult, Evaluator
-from sparsedp.training.optimizers import TFOptimizer
+from sparsedp.training.optimizers import make_optimizer
 from sparsedp.training.precision import check_precision, numerics
 from sparsedp.training.stopping import stop_message
 from sparsedp.training.trial_config import TrialConfig
@@ -132,8 +132,7 @@ class TrialRun:
         self.model = build_trial_model(config, data).to(self.device)
         self.mask = prune(self.model, config.sparsity, config.pruning, data, seed=config.seed,
                           saliency=saliency)
-        self.optimizer = TFOptimizer(self.model.parameters(), config.spec.optimizer,
-                                     config.momentum or 0.0)
+        self.optimizer = make_optimizer(self.model, config.spec.optimizer, config.momentum)
         self.schedule = config.schedule()
         self.stream = BatchStream(data.num_train, config.batch_size, config.data_seed)
         val_x, val_y = data.validation_on(self.device, engine.channels_last)
