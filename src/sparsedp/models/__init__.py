@@ -12,6 +12,7 @@ from torch import nn
 from sparsedp.models.init import init_variance_scaling_, variance_scaling_std
 from sparsedp.models.resnet import ResNet8
 from sparsedp.models.simple_cnn import SimpleCNN
+from sparsedp.models.vit import ViT
 from sparsedp.origin import BUILT_IN, check_free, check_part, current_origin
 
 __all__ = [
@@ -20,6 +21,7 @@ __all__ = [
     "ModelSpec",
     "ResNet8",
     "SimpleCNN",
+    "ViT",
     "build_model",
     "count_parameters",
     "init_variance_scaling_",
@@ -60,12 +62,22 @@ def _resnet8(channels: int, size: int, classes: int) -> nn.Module:
     return ResNet8(channels, classes)
 
 
+def _vit(channels: int, size: int, classes: int, patch: int = 7, dim: int = 64,
+         depth: int = 4, heads: int = 4, mlp_dim: int = 128, pool: str = "cls") -> nn.Module:
+    return ViT(channels, size, classes, patch=patch, dim=dim, depth=depth, heads=heads,
+               mlp_dim=mlp_dim, pool=pool)
+
+
 MODELS: dict[str, ModelSpec] = {
     "simple-cnn": ModelSpec(
         "simple-cnn", "2 conv (5x5, 32/64) + max-pool, fc to classes; option hidden_units",
         _simple_cnn,
     ),
     "resnet-8": ModelSpec("resnet-8", "ResNet-8 without batch norm, pre-activation", _resnet8),
+    "vit": ModelSpec(
+        "vit", "Vision Transformer, pre-norm, GELU; options patch, dim, depth, heads, mlp_dim, "
+        "pool (cls or mean)", _vit,
+    ),
 }
 BUILTIN_MODELS = frozenset(MODELS)
 

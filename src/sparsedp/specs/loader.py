@@ -27,7 +27,7 @@ from sparsedp.specs.parts import PartsSections
 from sparsedp.specs.refine import RefineOptions
 from sparsedp.specs.toml_checks import ExperimentFileError, TomlChecker, shorten
 from sparsedp.specs.values import Problem, resolve_against, resolve_batch_sizes
-from sparsedp.training.optimizers import TFOptimizer
+from sparsedp.training.optimizers import check_optimizer
 from sparsedp.training.precision import PRECISIONS
 from sparsedp.training.trial_config import TrialConfig
 from sparsedp.training.workloads import METAPARAMETERS, get_workload
@@ -433,7 +433,7 @@ def trial_problem(workload: str, point: Mapping[str, float | int]) -> str | None
         values: dict[str, Any] = dict(point)
         config = TrialConfig(workload=workload, sparsity=0.0, batch_size=1, **values)
         config.schedule()
-        TFOptimizer((), config.spec.optimizer, config.momentum or 0.0)
+        check_optimizer(config.spec.optimizer, config.momentum)
     except ValueError as exc:
         return str(exc)
     return None

@@ -1,7 +1,8 @@
-"""Training: TF-semantics optimizers, schedules, workloads and the steps-to-result trainer."""
+"""Training: optimizers (TF semantics; AdamW), schedules, workloads, the steps-to-result
+trainer."""
 
 from sparsedp.training.evaluation import EvalResult, Evaluator, error_allowance
-from sparsedp.training.optimizers import OPTIMIZERS, TFOptimizer
+from sparsedp.training.optimizers import OPTIMIZERS, AdamW, TFOptimizer, make_optimizer
 from sparsedp.training.schedules import SCHEDULES, Schedule
 from sparsedp.training.trainer import (
     COMPLETE,
@@ -27,6 +28,7 @@ __all__ = [
     "STATUSES",
     "STOPPED",
     "WORKLOADS",
+    "AdamW",
     "EngineSettings",
     "EvalResult",
     "Evaluator",
@@ -38,5 +40,6 @@ __all__ = [
     "Workload",
     "error_allowance",
     "get_workload",
+    "make_optimizer",
     "run_trial",
 ]

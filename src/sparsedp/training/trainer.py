@@ -13,7 +13,7 @@ from torch.nn import functional as F
 from sparsedp.data.batches import BatchStream
 from sparsedp.data.splits import SplitData
 from sparsedp.training.evaluation import EvalResult, Evaluator
-from sparsedp.training.optimizers import TFOptimizer
+from sparsedp.training.optimizers import make_optimizer
 from sparsedp.training.precision import check_precision, numerics
 from sparsedp.training.pruned import build_trial_model as build_trial_model  # its old home
 from sparsedp.training.pruned import pruned_trial_model
@@ -119,8 +119,7 @@ class TrialRun:
         self.keep_complete = engine.keep_complete
         self.model, self.mask, mask_report = pruned_trial_model(config, data, self.device,
                                                                 saliency)
-        self.optimizer = TFOptimizer(self.model.parameters(), config.spec.optimizer,
-                                     config.momentum or 0.0)
+        self.optimizer = make_optimizer(self.model, config.spec.optimizer, config.momentum)
         self.schedule = config.schedule()
         self.stream = BatchStream(data.num_train, config.batch_size, config.data_seed)
         val_x, val_y = data.validation_on(self.device, engine.channels_last)

@@ -6,6 +6,7 @@ import math
 from dataclasses import dataclass, field, replace
 
 from sparsedp.pruning.prune import PruneSettings, check_sparsity
+from sparsedp.training.optimizers import check_optimizer
 from sparsedp.training.schedules import Schedule
 from sparsedp.training.workloads import Workload, get_workload
 
@@ -43,10 +44,9 @@ class TrialConfig:
         if not (math.isfinite(self.lr) and self.lr > 0):
             raise ValueError(f"learning rate must be a positive number, got {self.lr}")
         if spec.optimizer != "sgd":
-            if self.momentum is None:
+            if self.momentum is None and spec.optimizer != "adamw":  # adamw: beta1 = 0.9
                 raise ValueError(f"workload {self.workload} ({spec.optimizer}) needs --momentum")
-            if not 0 <= self.momentum < 1:
-                raise ValueError(f"momentum must be in [0, 1), got {self.momentum}")
+            check_optimizer(spec.optimizer, self.momentum)
         if spec.schedule == "linear-decay" and (
             self.decay_steps is None or self.end_lr_factor is None
         ):

@@ -75,10 +75,11 @@ class Workload:
 
 
 def required_metaparameters(optimizer: str, schedule: str) -> tuple[str, ...]:
-    """The metaparameters a trial needs: lr, momentum unless plain SGD, decay settings for a
-    linear decay (the default ``searched`` of a workload)."""
+    """The metaparameters a trial needs: lr, momentum unless plain SGD or AdamW (whose β1 is
+    ``momentum`` when searched, else 0.9), decay settings for a linear decay (the default
+    ``searched`` of a workload)."""
     out = ["lr"]
-    if optimizer != "sgd":
+    if optimizer not in ("sgd", "adamw"):
         out.append("momentum")
     if schedule == "linear-decay":
         out += ["decay_steps", "end_lr_factor"]
@@ -120,6 +121,26 @@ WORKLOADS["cifar10-resnet8-nesterov"] = Workload(
     description="ResNet-8 (no batch norm) on CIFAR-10, Nesterov, linear learning-rate decay",
     paper="W3",
 )
+
+# Beyond the paper: a small Vision Transformer with AdamW (docs/workloads.md). Only the
+# learning rate is searched (AdamW's beta1 stays 0.9 unless a workload searches momentum).
+_VIT_SIZES = {"dim": 64, "depth": 4, "heads": 4, "mlp_dim": 128, "pool": "cls"}
+for _dataset, _label, _patch, _goal, _budget in (("mnist", "MNIST", 7, 0.02, 40_000),
+                                                 ("cifar10", "CIFAR-10", 4, 0.4, 100_000)):
+    WORKLOADS[f"{_dataset}-vit-adamw"] = Workload(
+        name=f"{_dataset}-vit-adamw",
+        dataset=_dataset,
+        model="vit",
+        optimizer="adamw",
+        schedule="constant",
+        searched=("lr",),
+        goal_error=_goal,
+        eval_every=16,
+        max_steps=_budget,
+        description=f"ViT (patch {_patch}, dim 64, depth 4, 4 heads, MLP 128, class token) on "
+                    f"{_label}, AdamW (weight decay 0.05), constant learning rate",
+        model_options={"patch": _patch, **_VIT_SIZES},
+    )
 
 
 BUILTIN_WORKLOADS = frozenset(WORKLOADS)

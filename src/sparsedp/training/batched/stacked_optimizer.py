@@ -8,7 +8,7 @@ import torch
 from torch import Tensor
 
 from sparsedp.training.batched.stacked_model import Params
-from sparsedp.training.optimizers import OPTIMIZERS
+from sparsedp.training.optimizers import TF_OPTIMIZERS
 
 __all__ = ["StackedTFOptimizer"]
 
@@ -29,8 +29,9 @@ class StackedTFOptimizer:
     """
 
     def __init__(self, kind: str, params: Params, momenta: Sequence[float]) -> None:
-        if kind not in OPTIMIZERS:
-            raise ValueError(f"unknown optimizer {kind!r}; known: {', '.join(OPTIMIZERS)}")
+        if kind not in TF_OPTIMIZERS:
+            raise ValueError(f"batched trials support the optimizers {', '.join(TF_OPTIMIZERS)}"
+                             f", not {kind!r}; set [engine] batched_trials = 1")
         self.kind = kind
         self.momenta = [float(m) for m in momenta] if kind != "sgd" else [0.0] * len(momenta)
         first = next(iter(params.values()))
