@@ -14,7 +14,7 @@ from sparsedp.data.sources import load_dataset
 from sparsedp.data.splits import SplitData, prepare_splits
 from sparsedp.models import build_model
 from sparsedp.pruning import PruneSettings, global_topk_mask, prune
-from sparsedp.training import trainer
+from sparsedp.training import pruned
 from sparsedp.training.evaluation import error_allowance
 from sparsedp.training.trainer import EngineSettings, TrialRun
 from sparsedp.training.trial_config import TrialConfig
@@ -132,14 +132,14 @@ def _train_from_authors_start(
     """
     inputs = _authors("seed0-inputs")
     weights = {k: torch.from_numpy(v) for k, v in inputs.items() if k != "order"}
-    original = trainer.build_trial_model
+    original = pruned.build_trial_model
 
     def authors_model(config: TrialConfig, split: SplitData, seed: int | None = None):
         model = original(config, split, seed)
         model.load_state_dict(weights, strict=True)
         return model
 
-    monkeypatch.setattr(trainer, "build_trial_model", authors_model)
+    monkeypatch.setattr(pruned, "build_trial_model", authors_model)
     config = TrialConfig("mnist-simplecnn-momentum", sparsity, 128, lr=0.01, momentum=0.9,
                          seed=0, goal_error=1e-4, max_steps=STEPS, eval_every=CHECK,
                          pruning=PruneSettings(prune_biases=True))
