@@ -34,6 +34,13 @@ def test_workloads_lists_every_workload(capsys):
             "cifar10-resnet8-nesterov", "fashion-mnist-simplecnn-momentum"} <= names
     w3 = next(r for r in rows if r["name"] == "cifar10-resnet8-nesterov")
     assert (w3["goal_error"], w3["max_steps"], w3["eval_every"]) == (0.4, 100_000, 16)
+    # the table, piped (not a terminal): every name and goal in full, one row per workload
+    assert main(["workloads"]) == 0
+    cells = [[c.strip() for c in line.split("│")[1:-1]]
+             for line in capsys.readouterr().out.splitlines() if line.startswith("│")]
+    assert {row[0] for row in cells} == names and len(cells) == len(rows)
+    assert next(r for r in cells if r[0] == "cifar10-resnet8-nesterov")[7:] == [
+        "0.4", "16", "100,000"]
 
 
 def test_trial_on_real_mnist_reaches_goal(capsys, shared_data_dir, tmp_path):

@@ -9,7 +9,7 @@ import json
 from rich.console import Console
 from rich.table import Table
 
-from sparsedp.cli.common import add_plugin_option, load_plugins
+from sparsedp.cli.common import add_plugin_option, is_terminal, load_plugins
 from sparsedp.training.workloads import WORKLOADS
 
 
@@ -49,5 +49,6 @@ def run(args: argparse.Namespace) -> int:
         table.add_row(w.name, w.paper, w.dataset, w.model, w.optimizer, w.schedule,
                       ", ".join(w.searched), f"{w.goal_error:g}", str(w.eval_every),
                       f"{w.max_steps:,}")
-    Console(soft_wrap=True).print(table)
+    # piped output: wide enough that no name is cut (a terminal keeps its own width)
+    Console(soft_wrap=True, width=None if is_terminal() else 200).print(table)
     return 0
