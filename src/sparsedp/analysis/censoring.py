@@ -108,6 +108,22 @@ def resample_best(outcomes: Outcomes, rng: np.random.Generator, n_resamples: int
     return best_of(outcomes.lower[idx], outcomes.upper[idx])
 
 
+def resample_curve_bests(outcomes, rng: np.random.Generator, n_resamples: int
+                         ) -> tuple[list[int], np.ndarray, np.ndarray]:
+    """A curve's batch sizes (ascending) and, per resample and batch size, the ``(lo, hi)``
+    range of the study's resampled best (``inf`` for a study without trials). ``outcomes``
+    maps batch size to :class:`Outcomes` or an array of exact values."""
+    sizes = sorted(int(b) for b in outcomes)
+    lo = np.full((n_resamples, len(sizes)), np.inf)
+    hi = np.full((n_resamples, len(sizes)), np.inf)
+    for j, b in enumerate(sizes):
+        study = outcomes[b]
+        study = study if isinstance(study, Outcomes) else Outcomes.exact(study)
+        if len(study):
+            lo[:, j], hi[:, j] = resample_best(study, rng, n_resamples)
+    return sizes, lo, hi
+
+
 def robust_interval(lo: np.ndarray, hi: np.ndarray, confidence: float = 0.95
                     ) -> tuple[float, float] | None:
     """The percentile interval of resamples known only as ranges ``[lo, hi]``: the lower

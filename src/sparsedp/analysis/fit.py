@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.optimize import least_squares
 
-from sparsedp.analysis.censoring import Outcomes, interval_or_reason, resample_best
+from sparsedp.analysis.censoring import Outcomes, interval_or_reason, resample_curve_bests
 
 MIN_POINTS = 3
 """A curve needs at least this many measured points to be fitted."""
@@ -187,14 +187,7 @@ def bootstrap_scaling(
     is seeded from ``seed`` and ``key`` (e.g. the curve's name).
     """
     rng = np.random.default_rng(stable_seed(seed, key))
-    sizes = sorted(int(b) for b in outcomes)
-    lo = np.full((n_resamples, len(sizes)), np.inf)
-    hi = np.full((n_resamples, len(sizes)), np.inf)
-    for j, b in enumerate(sizes):
-        study = outcomes[b]
-        study = study if isinstance(study, Outcomes) else Outcomes.exact(study)
-        if len(study):
-            lo[:, j], hi[:, j] = resample_best(study, rng, n_resamples)
+    sizes, lo, hi = resample_curve_bests(outcomes, rng, n_resamples)
     censored = {b: float(np.mean(lo[:, j] < hi[:, j])) for j, b in enumerate(sizes)}
     size_arr = np.asarray(sizes, dtype=float)
     cache: dict[bytes, ScalingFit | None] = {}

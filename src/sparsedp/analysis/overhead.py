@@ -33,7 +33,7 @@ from sparsedp.analysis.censoring import (
     MAX_CENSORED,
     Outcomes,
     interval_or_reason,
-    resample_best,
+    resample_curve_bests,
 )
 from sparsedp.analysis.fit import MAX_OPEN_STUDIES, stable_seed
 
@@ -145,14 +145,7 @@ def _bootstrap(outcomes: Mapping[int, Outcomes | np.ndarray], n_resamples: int, 
     """Per resample the range ``[lo, hi]`` of overhead batch sizes (NaN: fewer than two
     points), and the largest share of resamples in which a study's best is censored."""
     rng = np.random.default_rng(stable_seed(seed, f"overhead:{key}"))
-    sizes = sorted(int(b) for b in outcomes)
-    lo = np.full((n_resamples, len(sizes)), np.inf)
-    hi = np.full((n_resamples, len(sizes)), np.inf)
-    for j, b in enumerate(sizes):
-        study = outcomes[b]
-        study = study if isinstance(study, Outcomes) else Outcomes.exact(study)
-        if len(study):
-            lo[:, j], hi[:, j] = resample_best(study, rng, n_resamples)
+    sizes, lo, hi = resample_curve_bests(outcomes, rng, n_resamples)
     share = max((float(np.mean(lo[:, j] < hi[:, j])) for j in range(len(sizes))), default=0.0)
     grid = np.asarray(sizes, dtype=float)
     out_lo = np.full(n_resamples, np.nan)
