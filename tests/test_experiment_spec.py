@@ -693,3 +693,15 @@ def test_every_trial_of_the_example_files_builds(name: str) -> None:
     for study in {s.workload: s for s in spec.studies()}.values():
         for config in study.trial_configs(spec.trials):
             config.schedule()
+
+
+REPRODUCTION = EXAMPLES.parent / "reproduction"
+
+
+@pytest.mark.parametrize("path", sorted([*EXAMPLES.glob("*.toml"), *REPRODUCTION.glob("*.toml")]),
+                         ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_every_experiment_file_in_the_repository_loads(path: Path) -> None:
+    """Every shipped experiment file parses and names at least one study (an edited file that
+    no longer loads fails here, not hours into a background run)."""
+    spec = load_experiment(path)
+    assert spec.studies(), path
