@@ -31,7 +31,7 @@ def plot_data_size(table: pd.DataFrame, workload: str) -> Figure:
     ax.set_xlabel("training examples")
     ax.set_ylabel("critical batch size")
     ax.grid(True, which="major", alpha=0.3)
-    fig.suptitle(literal(f"Critical batch size vs training-set size: {workload}"))
+    fig.suptitle(literal(f"Critical batch size vs training-set size\n{workload}"))
     colors = sparsity_colors(list(rows["sparsity"]))
     drawn = False
     for sparsity, group in rows.groupby("sparsity", sort=True):
