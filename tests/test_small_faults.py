@@ -22,7 +22,7 @@ from sparsedp.execution import runner as runner_module
 from sparsedp.execution.backends.local import InProcessBackend
 from sparsedp.execution.records import TrialRecord
 from sparsedp.execution.runner import study_descriptor
-from sparsedp.execution.worker_cap import cap_workers
+from sparsedp.execution.worker_cap import cap_workers, usable_cpus, worker_threads
 from sparsedp.specs import ExperimentFileError, load_experiment
 from sparsedp.specs.loader import NAME_LIMIT
 from sparsedp.store import ResultStore
@@ -112,6 +112,32 @@ def test_worker_count_is_capped_by_cpus_and_memory_with_the_reason():
     ray = cap_workers(8, 100, local=False, cpus=1, memory_mib=10)  # Ray places its own
     assert ray.used == 8 and cap_workers(8, 3, local=False).used == 3
     assert cap_workers(1, 1, cpus=1, memory_mib=1).used == 1  # never fewer than one
+
+
+def test_several_local_workers_share_the_cpus_between_their_threads():
+    assert worker_threads(None, 2, cpus=2) == 1  # not torch's default of 2 each
+    assert worker_threads(None, 3, cpus=16) == 5
+    assert worker_threads(None, 4, cpus=2) == 1  # never 0
+    assert worker_threads(4, 2, cpus=2) == 4  # the experiment's own setting is kept
+    assert worker_threads(None, 1, cpus=16) is None  # one worker: torch's default
+
+
+@pytest.mark.slow
+def test_worker_processes_are_started_with_their_share_of_threads(tmp_path, shared_data_dir,
+                                                                   capsys, monkeypatch):
+    started = []
+    original = runner_module._make_backend
+
+    def make(spec, workers, context_args, *args):
+        started.append((workers, context_args[0].threads))
+        return original(spec, workers, context_args, *args)
+
+    monkeypatch.setattr(runner_module, "_make_backend", make)
+    path = _write(tmp_path / "two.toml", trials=2, data=shared_data_dir / "mnist")
+    code, lines = _cli(["run", str(path), "--workers", "2"], capsys)
+    assert code == 0, lines
+    workers = min(2, usable_cpus())
+    assert started == [(workers, None if workers == 1 else max(1, usable_cpus() // 2))]
 
 
 # 2. seeds of `sparsedp trial` ---------------------------------------------------------------

@@ -22,7 +22,7 @@ from sparsedp.execution.provenance import provenance
 from sparsedp.execution.records import Ledger, TrialRecord
 from sparsedp.execution.refine_stage import is_refine, refine_work
 from sparsedp.execution.tasks import FAILED, TaskFailure, TrialGroup, TrialTask, failed_record
-from sparsedp.execution.worker_cap import cap_workers
+from sparsedp.execution.worker_cap import cap_workers, worker_threads
 from sparsedp.specs import ExperimentSpec, StudySpec
 from sparsedp.training import STOPPED, get_workload
 from sparsedp.training.stopping import CompletedSteps
@@ -142,8 +142,11 @@ def run_experiment(
     completed = {s.key: CompletedSteps(keep, ledger.completed_steps(s.key)) for s in studies}
     limits = {key: c.limit for key, c in completed.items() if c.limit is not None}
 
+    engine = spec.engine
+    if engine.backend != "ray":  # Ray gives each actor its CPUs' worth of threads itself
+        engine = dataclasses.replace(engine, threads=worker_threads(engine.threads, workers))
     context_args = (
-        spec.engine,
+        engine,
         str(spec.data_dir) if spec.data_dir else None,
         str(spec.results_dir / "cache"),
         provenance(spec.engine.device),

@@ -62,6 +62,17 @@ def worker_memory_mib() -> float:
     return value if value > 0 else WORKER_MEMORY_MIB
 
 
+def worker_threads(threads: int | None, workers: int, cpus: int | None = None) -> int | None:
+    """Torch threads per local worker process: ``threads`` when set; with several workers and
+    none set, an equal share of the CPUs (at least 1), so that the workers together use each
+    CPU once (torch's own default, every CPU in every process, oversubscribes them: threads
+    wait on descheduled siblings); one worker keeps torch's default (None)."""
+    if threads is not None or workers <= 1:
+        return threads
+    cpus = usable_cpus() if cpus is None else cpus
+    return max(1, cpus // workers)
+
+
 def cap_workers(requested: int, trials: int, *, threads: int | None = None,
                 local: bool = True, cpus: int | None = None,
                 memory_mib: float | None = None, per_worker_mib: float | None = None
