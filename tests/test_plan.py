@@ -229,3 +229,54 @@ def test_kth_best_factor_interpolates_the_measured_factors():
     assert kth_best_factor(2) == pytest.approx((1.0 + 1.29) / 2)
     assert kth_best_factor(4) == pytest.approx((1.29 + 2.76) / 2)
     assert kth_best_factor(7) == pytest.approx(2.76 + 2 * (2.76 - 1.29) / 2)
+
+
+def test_sparse_kth_best_factor_comes_from_the_committed_refinement_run():
+    """The sparse K = 3 factor is the median 3rd best / best of the 90%-sparse studies in
+    the committed refinement export (search stage), and it is used linearly in sparsity."""
+    import statistics
+    from pathlib import Path
+
+    import pandas as pd
+
+    from sparsedp.planning.estimate import (
+        SPARSE_KTH_BEST_FACTORS,
+        SPARSE_RATIOS,
+        kth_best_factor,
+    )
+
+    trials = pd.read_csv(Path(__file__).resolve().parents[1] / "reproduction"
+                         / "w2-momentum-refine-cpu-trials.csv")
+    search = trials[(trials["sparsity"] == 0.9) & (trials["stage"].fillna("search") == "search")
+                    & (trials["status"] == "complete")]
+    ratios = []
+    for _, study in search.groupby("batch_size"):
+        steps = sorted(study["steps_to_result"])
+        ratios.append(steps[2] / steps[0])
+    assert sorted(SPARSE_RATIOS) == pytest.approx(sorted(ratios))
+    sparse3 = round(statistics.median(ratios), 2)
+    assert SPARSE_KTH_BEST_FACTORS[3] == sparse3
+    assert kth_best_factor(3, 0.9) == pytest.approx(sparse3)
+    assert kth_best_factor(3, 0.99) == pytest.approx(sparse3)  # no extrapolation in sparsity
+    assert kth_best_factor(3, 0.45) == pytest.approx((1.29 + sparse3) / 2)
+    assert kth_best_factor(3, 0.0) == pytest.approx(1.29)
+    assert kth_best_factor(1, 0.9) == 1.0
+    dense5, sparse5 = 2.76, 1.0 + 2 * (sparse3 - 1.0)  # K = 5: extrapolated from K = 1, 3
+    assert kth_best_factor(5, 0.9) == pytest.approx(sparse5)
+    assert kth_best_factor(5, 0.3) == pytest.approx(dense5 + (sparse5 - dense5) / 3)
+
+
+def test_plan_study_uses_the_sparsity_s_kth_best_factor() -> None:
+    """keep_complete = 3: a trial runs to about the estimated best times the factor of its
+    sparsity (160 steps: 207 dense at 1.29; the sparse factor for sparsity 0.9)."""
+    import math
+
+    from sparsedp.planning.estimate import SPARSE_KTH_BEST_FACTORS
+
+    dense = StudySpec("mnist-simplecnn-momentum", 0.0, 64, max_steps=1000, eval_every=16)
+    for study, factor in ((dense, 1.29), (STUDY, SPARSE_KTH_BEST_FACTORS[3])):
+        plan = plan_study(study, 4, 4, SPEED, StepsEstimate(160, "pilot"), stopping=True,
+                          check_fraction=0.25, keep_complete=3)
+        assert plan.trial_steps == math.ceil(160 * factor)
+    assert plan_study(dense, 4, 4, SPEED, StepsEstimate(160, "pilot"), stopping=True,
+                      check_fraction=0.25, keep_complete=3).trial_steps == 207

@@ -20,6 +20,7 @@ from sparsedp.execution.tasks import TrialTask
 from sparsedp.planning.estimate import (
     DAY,
     DEFAULT_CHECK_FRACTION,
+    SPARSE_MEASURED_AT,
     ExperimentPlan,
     Speed,
     StepsEstimate,
@@ -218,8 +219,11 @@ def _print(plan: ExperimentPlan, speeds: dict[tuple[str, int], Speed], stored: _
         "stopping on, every trial runs about the study's stopping limit, its K-th best "
         f"steps-to-result (keep_complete = {spec.engine.keep_complete}; column 'trial': the "
         "stored K-th best, else the estimated best (column 'est. steps') times "
-        f"{kth_best_factor(spec.engine.keep_complete):.2f}, measured; in studies without an "
-        "estimate every trial runs its budget)" if stopping else
+        f"{kth_best_factor(spec.engine.keep_complete):.2f} dense, "
+        f"{kth_best_factor(spec.engine.keep_complete, SPARSE_MEASURED_AT):.2f} at sparsity "
+        f"{SPARSE_MEASURED_AT:g} and above, linear between (measured at K = 1 and 3, dense "
+        "also at 5; docs/engine.md); in studies without an estimate every trial runs its "
+        "budget)" if stopping else
         "stopping off, so every trial is counted to its budget (most miss the goal)"))
     print(f"checks: early-exit checks examine {plan.check_fraction:.0%} of the validation split "
           f"on average ({plan.check_fraction_source}); upper bound: every check a full pass, "

@@ -29,6 +29,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import math
+import statistics
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -64,18 +65,41 @@ class Speed:
 KTH_BEST_FACTORS = {1: 1.0, 3: 1.29, 5: 2.76}
 """``S_K / S_1`` measured by ``benchmarks/study_speed.py --engines k1,k3,k5`` on the dense
 slice (W2 Momentum, B = 128, 32 trials: 272, 352 and 752 steps; docs/engine.md, "Stopping:
-keep_complete"; the 90%-sparse slice is not measured yet), for K = 1, 3 and 5."""
+keep_complete"), for K = 1, 3 and 5."""
+
+SPARSE_RATIOS = (976 / 368, 736 / 336, 592 / 224)
+"""3rd best / best of the 90%-sparse studies at B = 256, 512, 1024 (steps)."""
+
+SPARSE_KTH_BEST_FACTORS = {1: 1.0, 3: round(statistics.median(SPARSE_RATIOS), 2)}
+"""``S_K / S_1`` at sparsity :data:`SPARSE_MEASURED_AT`: the median of the 3rd best / best of
+the 90%-sparse W2 Momentum studies that the CPU refinement run finished with
+``keep_complete = 3`` (:data:`SPARSE_RATIOS`; 32 Sobol trials each,
+reproduction/w2-momentum-refine-cpu-trials.csv). K = 5 is not measured for sparse studies:
+it is extrapolated linearly from K = 1 and 3."""
+
+SPARSE_MEASURED_AT = 0.9
 
 
-def kth_best_factor(keep: int) -> float:
-    """Estimated ratio of a study's K-th best steps-to-result to its best: measured at the
-    keys of :data:`KTH_BEST_FACTORS`, linear between them and beyond the last."""
-    known = sorted(KTH_BEST_FACTORS.items())
+def _interpolate(factors: Mapping[int, float], keep: int) -> float:
+    known = sorted(factors.items())
     for (k0, f0), (k1, f1) in itertools.pairwise(known):
         if keep <= k1:
             return f0 + (f1 - f0) * (keep - k0) / (k1 - k0)
     (k0, f0), (k1, f1) = known[-2], known[-1]
     return f1 + (f1 - f0) * (keep - k1) / (k1 - k0)
+
+
+def kth_best_factor(keep: int, sparsity: float = 0.0) -> float:
+    """Estimated ratio of a study's K-th best steps-to-result to its best: the measured
+    factors at their K, linear between them and beyond the last; for a sparse network,
+    linear in sparsity between the dense factor (sparsity 0) and the sparse one (sparsity
+    :data:`SPARSE_MEASURED_AT` and above), since sparse searches spread wider (fewer of
+    their points come near the best)."""
+    dense = _interpolate(KTH_BEST_FACTORS, keep)
+    if sparsity <= 0.0:
+        return dense
+    weight = min(sparsity / SPARSE_MEASURED_AT, 1.0)
+    return dense + weight * (_interpolate(SPARSE_KTH_BEST_FACTORS, keep) - dense)
 
 
 @dataclass(frozen=True)
@@ -144,7 +168,7 @@ def plan_study(
     upper_trial = trial_seconds(speed, budget, every, budget, 1.0)
     if stopping and (stored_kth is not None or estimate.steps is not None):
         kth = stored_kth if stored_kth is not None else \
-            math.ceil(estimate.steps * kth_best_factor(keep_complete))  # type: ignore[operator]
+            math.ceil(estimate.steps * kth_best_factor(keep_complete, study.sparsity))  # type: ignore[operator]
         steps = min(kth, budget)
     else:
         steps = budget
