@@ -185,6 +185,39 @@ def test_plan_command_end_to_end_guess_pilot_stored(shared_data_dir: Path, tmp_p
     assert int(share[1]) == round(100 * min(1.0, examined / (checks * val)))
 
 
+def test_plan_pilot_trial_runs_that_search_trial(shared_data_dir: Path, tmp_path: Path,
+                                                 capsys) -> None:
+    """``--pilot-trial 1`` runs search trial 1 (its point and seed): the run's stored trial 1
+    ends as the pilot did, and a negative index is refused before anything runs."""
+    path = tmp_path / "tiny.toml"
+    text = TINY.format(data=shared_data_dir / "mnist").replace("[0.0, 0.5]", "[0.0]")
+    path.write_text(text.replace("trials = 1", "trials = 2"))
+    spec = load_experiment(path)
+    first = next(s for s in spec.studies() if s.batch_size == 16)
+    point = first.space().points(2)[1]
+
+    assert main(["plan", str(path), "--measure-steps", "1", "--pilot", "--pilot-trial", "1"]) == 0
+    captured = capsys.readouterr()
+    shown = ", ".join(f"{k} {v:.4g}" for k, v in point.items())
+    assert f"pilot: trial 1 of {first.label} ({shown})" in captured.err
+    cell = plan_rows(captured.out)[first.label]["est. steps"]
+
+    assert main(["run", str(path)]) == 0
+    capsys.readouterr()
+    with ResultStore(spec.results_dir, read_only=True) as store:
+        (trial,) = [r for r in store.trial_rows(spec.name)
+                    if r["study_key"] == first.key and r["trial_index"] == 1]
+    if trial["status"] == "complete":
+        assert cell == f"{int(trial['steps_to_result'])} pilot"
+    else:
+        assert cell.startswith("pilot missed")  # the table may cut the cell short
+
+    with pytest.raises(SystemExit) as exc:
+        main(["plan", str(path), "--pilot", "--pilot-trial", "-1"])
+    assert exc.value.code == 2
+    assert "expected a number >= 0, got -1" in capsys.readouterr().err
+
+
 def test_plan_command_bad_file_is_one_line(tmp_path: Path, capsys) -> None:
     assert main(["plan", str(tmp_path / "missing.toml")]) == 2
     err = capsys.readouterr().err

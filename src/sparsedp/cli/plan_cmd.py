@@ -12,7 +12,14 @@ from rich.console import Console
 
 from sparsedp.api import Experiment
 from sparsedp.api.stored import has_stored_results, read_store
-from sparsedp.cli.common import CliError, add_plugin_option, load, positive_int, stderr_console
+from sparsedp.cli.common import (
+    CliError,
+    add_plugin_option,
+    load,
+    non_negative_int,
+    positive_int,
+    stderr_console,
+)
 from sparsedp.execution.backends.worker import WorkerContext
 from sparsedp.execution.preflight import PreflightError, check_device
 from sparsedp.execution.runner import pending_trials
@@ -48,6 +55,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--pilot", action="store_true",
                    help="run trial 0 of the smallest batch size of each (workload, sparsity) to "
                         "its end and extrapolate the rest of the row from it (costs real trials)")
+    p.add_argument("--pilot-trial", type=non_negative_int, default=0, metavar="N",
+                   help="the search trial the pilot runs (default 0): pick one whose "
+                        "metaparameters look likely to reach the goal")
     p.add_argument("--like", metavar="EXPERIMENT",
                    help="another experiment file whose stored bests, at the same sparsity and "
                         "batch size, estimate this one's (e.g. Nesterov from Momentum)")
@@ -118,7 +128,7 @@ def _estimates(spec: ExperimentSpec, stored: _Stored, args: argparse.Namespace,
         if args.pilot:
             missing = sorted((s for s in row if s.key not in out), key=lambda s: s.batch_size)
             if missing:
-                pilot = _pilot(missing[0], context, console)
+                pilot = _pilot(missing[0], args.pilot_trial, context, console)
                 out[missing[0].key] = pilot
                 if pilot.steps is not None:
                     known[missing[0].batch_size] = pilot.steps
@@ -152,12 +162,15 @@ def _like_bests(args: argparse.Namespace, sparsity: float) -> dict[int, tuple[in
     return out
 
 
-def _pilot(study: StudySpec, context: WorkerContext, console: Console) -> StepsEstimate:
-    """Run trial 0 of ``study`` to its end: its steps-to-result is the row's estimate."""
-    console.print(f"pilot: trial 0 of {study.label} …")
+def _pilot(study: StudySpec, index: int, context: WorkerContext,
+           console: Console) -> StepsEstimate:
+    """Run search trial ``index`` of ``study`` to its end: its steps-to-result is the row's
+    estimate."""
+    point = study.space().points(index + 1)[index]
+    shown = ", ".join(f"{k} {v:.4g}" for k, v in point.items())
+    console.print(f"pilot: trial {index} of {study.label} ({shown}) …")
     started = time.perf_counter()
-    point = study.space().points(1)[0]
-    outcome = context.run(TrialTask(study, 0, point))
+    outcome = context.run(TrialTask(study, index, point))
     seconds = time.perf_counter() - started
     steps = getattr(outcome, "steps_to_result", None)
     status = getattr(outcome, "status", "failed")

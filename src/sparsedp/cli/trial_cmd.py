@@ -16,6 +16,7 @@ from sparsedp.cli.common import (
     finite_float,
     is_terminal,
     load_plugins,
+    non_negative_int,
     positive_int,
     stderr_console,
 )
@@ -122,17 +123,6 @@ def run(args: argparse.Namespace) -> int:
     if m.message:
         print(m.message)
     return 0
-
-
-def non_negative_int(text: str) -> int:
-    """A seed: a whole number >= 0 (study specs reject negative seeds too)."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {value}")
-    return value
 
 
 def _config(args: argparse.Namespace) -> TrialConfig:
