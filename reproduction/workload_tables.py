@@ -81,7 +81,7 @@ def fits_table(summary: dict) -> str:
         fit = curve.get("fit") or {}
         over = curve.get("b_crit_overhead") or {}
         reg = curve.get("regimes") or {}
-        if not fit:
+        if not fit or fit.get("s_min") is None:  # e.g. fewer than 3 batch sizes measured
             lines.append(f"| {curve['sparsity']:g} | no fit | | | | | |")
             continue
         note = fit.get("interval_note")
