@@ -53,8 +53,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--steps", type=positive_int,
                    help="your guess of the best steps-to-result (studies with no other estimate)")
     p.add_argument("--pilot", action="store_true",
-                   help="run trial 0 of the smallest batch size of each (workload, sparsity) to "
-                        "its end and extrapolate the rest of the row from it (costs real trials)")
+                   help="run trial 0 (or --pilot-trial N) of the smallest batch size of each "
+                        "(workload, sparsity) to its end and extrapolate the rest of the row "
+                        "from it (costs real trials)")
     p.add_argument("--pilot-trial", type=non_negative_int, default=0, metavar="N",
                    help="the search trial the pilot runs (default 0): pick one whose "
                         "metaparameters look likely to reach the goal")
