@@ -182,6 +182,8 @@ MALFORMED = [
         "unknown value",
     ),
     ("bad-device", BASE + "[engine]\ndevice = 'gpu'\n", "engine.device", 6, "cuda:N"),
+    ("negative-checkpoint-every", BASE + "[engine]\ncheckpoint_every = -1\n",
+     "engine.checkpoint_every", 6, ">= 0"),
     ("bad-device-index", BASE + "[engine]\ndevice = 'cuda:x'\n", "engine.device", 6, "cuda:N"),
     ("missing-name", BASE.replace('name = "t"\n', ""), "name", None, "missing required key"),
     (
@@ -290,6 +292,7 @@ def test_full_file_loads(tmp_path: Path) -> None:
         "[search.lr]\nlow = 1e-3\nhigh = 1.0\nscale = 'log'\n"
         "[engine]\nearly_exit = false\nstop_hopeless = false\norder = 'index'\nmicro_batch = 256\n"
         "eval_batch_size = 500\nthreads = 1\ndevice = 'cuda:1'\nbackend = 'ray'\nmax_retries = 0\n"
+        "checkpoint_every = 0\n"
     )
     spec = load_experiment(write(tmp_path, text))
     assert spec.name == "t"
@@ -312,6 +315,7 @@ def test_full_file_loads(tmp_path: Path) -> None:
         device="cuda:1",
         backend="ray",
         max_retries=0,
+        checkpoint_every=0,
     )
     as_dict = spec.to_dict()
     assert json.loads(json.dumps(as_dict)) == as_dict  # JSON-ready, nothing lost
@@ -580,6 +584,7 @@ def test_study_spec_validation(kwargs: dict, fragment: str) -> None:
         ({"micro_batch": 0}, "micro_batch must be a whole number >= 1, got 0"),
         ({"threads": 0}, "threads must be a whole number >= 1, got 0"),
         ({"max_retries": -1}, "max_retries must be a whole number >= 0, got -1"),
+        ({"checkpoint_every": -5}, "checkpoint_every must be a whole number >= 0, got -5"),
         ({"early_exit": 1}, "early_exit must be true or false, got 1"),
     ],
 )

@@ -121,6 +121,12 @@ TrialEvent = TrialStarted | TrialChecked
 """Any event :func:`measure_trial` reports."""
 
 
+def continued(record: TrialRecord) -> str:
+    """``", continued from step N"`` for a trial continued from a stopped run's save."""
+    steps = (record.engine or {}).get("resumed_at") or []
+    return f", continued from step {', '.join(f'{s:,}' for s in steps)}" if steps else ""
+
+
 def format_event(event: RunEvent | TrialEvent) -> str | None:
     """The plain-text progress line(s) of ``event`` (``None``: nothing to show).
 
@@ -143,7 +149,7 @@ def format_event(event: RunEvent | TrialEvent) -> str | None:
         r = event.record
         steps = r.steps_to_result if r.steps_to_result is not None else "-"
         return (f"[{event.done}/{event.total}] {event.study.label} trial {r.trial_index:>3} "
-                f"{r.status:<10} steps {steps!s:>6}  ({r.wall_time:.1f} s)")
+                f"{r.status:<10} steps {steps!s:>6}  ({r.wall_time:.1f} s){continued(r)}")
     if isinstance(event, AttemptFailed):
         return (f"[{event.done}/{event.total}] {event.study.label} trial {event.trial_index} "
                 f"attempt {event.attempt} failed: {event.error}")

@@ -21,6 +21,7 @@ from sparsedp.api import (
     TrialFinished,
     format_event,
 )
+from sparsedp.api.events import continued
 from sparsedp.cli.common import (
     EXIT_OK,
     EXIT_STOPPED,
@@ -128,7 +129,7 @@ def _run_with_progress(experiment: Experiment, args: argparse.Namespace,
             shown = best.get(event.study.key)
             progress.console.print(
                 f"{event.study.label}  trial {r.trial_index:>3}  {r.status:<10} "
-                f"steps {r.steps_to_result or '-'!s:>6}  best {shown or '-'!s:>6}"
+                f"steps {r.steps_to_result or '-'!s:>6}  best {shown or '-'!s:>6}{continued(r)}"
             )
             progress.update(task_id, completed=event.done)
         elif isinstance(event, AttemptFailed):

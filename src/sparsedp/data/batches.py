@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import torch
 
 
 class BatchStream:
@@ -38,3 +39,19 @@ class BatchStream:
         self.epoch += 1
         self._cursor = self.batch_size - head.shape[0]
         return np.concatenate([head, self._order[: self._cursor]])
+
+    def state_dict(self) -> dict:
+        """Where the stream stands (to continue it exactly after :meth:`load_state_dict`)."""
+        return {"n": self.n, "batch_size": self.batch_size, "epoch": self.epoch,
+                "cursor": self._cursor, "order": torch.from_numpy(self._order.copy()),
+                "rng": self._rng.bit_generator.state}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Continue from a :meth:`state_dict` of a stream with the same size and batch size."""
+        if (state["n"], state["batch_size"]) != (self.n, self.batch_size):
+            raise ValueError(f"a stream of {state['n']} examples in batches of "
+                             f"{state['batch_size']} cannot continue one of {self.n} in "
+                             f"batches of {self.batch_size}")
+        self._rng.bit_generator.state = state["rng"]
+        self._order = state["order"].numpy().astype(self._order.dtype, copy=True)
+        self._cursor, self.epoch = int(state["cursor"]), int(state["epoch"])

@@ -38,6 +38,7 @@ class EngineOptions:
     batched_trials: int | None = None  # None: measured on CUDA, 1 (off) on CPU (slower there)
     interleave: int | None = None  # None: 16 when stopping hopeless trials, else 1 (off)
     precision: str = "fp32"  # the one engine option that changes numerics (in study keys)
+    checkpoint_every: int = 300  # seconds between saves of an unfinished trial; 0: never
 
     def resolved_batched_trials(self) -> int:
         """How many trials of a study run in lockstep (1 = one at a time)."""
@@ -74,6 +75,8 @@ class EngineOptions:
             value = getattr(self, label)
             if value is not None and (not is_int(value) or value < 1):
                 raise ValueError(f"{label} must be a whole number >= 1, got {value!r}")
-        if not is_int(self.max_retries) or self.max_retries < 0:
-            raise ValueError(f"max_retries must be a whole number >= 0, got {self.max_retries!r}")
+        for label in ("max_retries", "checkpoint_every"):
+            value = getattr(self, label)
+            if not is_int(value) or value < 0:
+                raise ValueError(f"{label} must be a whole number >= 0, got {value!r}")
 

@@ -418,10 +418,9 @@ class ExperimentLoader(TomlChecker, PartsSections):
                     "keep_complete"):
             if key in table:
                 options[key] = self.integer(table[key], ("engine", key), 1)
-        if "max_retries" in table:
-            options["max_retries"] = self.integer(
-                table["max_retries"], ("engine", "max_retries"), 0
-            )
+        for key in ("max_retries", "checkpoint_every"):
+            if key in table:
+                options[key] = self.integer(table[key], ("engine", key), 0)
         return EngineOptions(**options)
 
 

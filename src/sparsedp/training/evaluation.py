@@ -85,6 +85,17 @@ class Evaluator:
                 target.copy_(source)
         return self._eval_model
 
+    def state_dict(self) -> dict:
+        """Which examples the last check got wrong (early exit looks at them first)."""
+        return {"previously_wrong": self._previously_wrong.detach().cpu().clone()}
+
+    def load_state_dict(self, state: dict) -> None:
+        wrong = state["previously_wrong"]
+        if wrong.shape != self._previously_wrong.shape:
+            raise ValueError(f"an evaluator of {wrong.shape[0]} examples cannot continue one "
+                             f"of {self.total}")
+        self._previously_wrong = wrong.to(self._previously_wrong.device).clone()
+
     def _order(self) -> torch.Tensor:
         if not self.early_exit:
             return torch.arange(self.total, device=self.y.device)

@@ -17,6 +17,7 @@ The learning rate is given per step, so schedules stay outside the optimizer.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterable
 
 import torch
@@ -69,6 +70,19 @@ class TFOptimizer:
         for p in self.parameters:
             p.grad = None
 
+    def state_dict(self) -> dict:
+        """The accumulators (copies), to continue exactly after :meth:`load_state_dict`."""
+        return {"kind": self.kind, "accumulators": [a.detach().clone() for a in self.accumulators]}
+
+    def load_state_dict(self, state: dict) -> None:
+        saved = state["accumulators"]
+        if state["kind"] != self.kind or len(saved) != len(self.accumulators):
+            raise ValueError(f"a {state['kind']} state with {len(saved)} accumulators cannot "
+                             f"continue {self.kind} over {len(self.accumulators)} parameters")
+        with torch.no_grad():
+            for target, source in zip(self.accumulators, saved, strict=True):
+                target.copy_(source)
+
 
 def check_optimizer(kind: str, momentum: float | None) -> None:
     """Raise ValueError unless ``kind`` is known and ``momentum`` (β1 for adamw) suits it."""
@@ -118,6 +132,15 @@ class AdamW:
     def zero_grad(self) -> None:
         for p in self.parameters:
             p.grad = None
+
+    def state_dict(self) -> dict:
+        """``torch.optim.AdamW``'s state (moments, step counts), copied."""
+        return {"kind": "adamw", "torch": copy.deepcopy(self.optimizer.state_dict())}
+
+    def load_state_dict(self, state: dict) -> None:
+        if state["kind"] != "adamw":
+            raise ValueError(f"a {state['kind']} state cannot continue adamw")
+        self.optimizer.load_state_dict(state["torch"])
 
 
 def make_optimizer(model: nn.Module, kind: str, momentum: float | None = None

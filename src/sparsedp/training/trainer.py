@@ -222,6 +222,50 @@ class TrialRun:
             made += 1
         return made
 
+    def state_dict(self) -> dict:
+        """Everything that decides how this unfinished trial goes on (copies): weights and
+        buffers, optimizer, batch stream, evaluator, step and what was measured so far.
+
+        A fresh :class:`TrialRun` of the same trial given it by :meth:`load_state_dict`
+        computes exactly what this one computes from here.
+        """
+        if self.done:
+            raise ValueError("a finished trial has no state to continue from")
+        result = self._result
+        return {
+            "step": self.step,
+            "mask_kept": {name: int(m.sum()) for name, m in self.mask.items()},
+            "model": {k: v.detach().cpu().clone() for k, v in self.model.state_dict().items()},
+            "optimizer": self.optimizer.state_dict(),
+            "stream": self.stream.state_dict(),
+            "evaluator": self.evaluator.state_dict(),
+            "curve": [list(point) for point in result.curve],
+            "eval_examples": result.eval_examples,
+            "final_val_error": result.final_val_error,
+            "final_error_exact": result.final_error_exact,
+            "times": [self._active_time, self._eval_time, result.prune_time],
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        """Continue from :meth:`state_dict` of the same trial (raises ValueError when the
+        state cannot be this trial's: another mask or shapes)."""
+        if self.step:
+            raise ValueError("only a trial that has not trained yet can be continued")
+        kept = {name: int(m.sum()) for name, m in self.mask.items()}
+        if state["mask_kept"] != kept:
+            raise ValueError("the saved trial was pruned with another mask")
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.stream.load_state_dict(state["stream"])
+        self.evaluator.load_state_dict(state["evaluator"])
+        result = self._result
+        result.curve = [(int(s), float(e), bool(x)) for s, e, x in state["curve"]]
+        result.eval_examples = int(state["eval_examples"])
+        result.final_val_error = state["final_val_error"]
+        result.final_error_exact = bool(state["final_error_exact"])
+        self.step = result.steps_taken = int(state["step"])
+        self._active_time, self._eval_time, result.prune_time = state["times"]
+
     def train_only(self, steps: int) -> None:
         """Train ``steps`` more steps without any check (to measure the speed of a step)."""
         for _ in range(steps):

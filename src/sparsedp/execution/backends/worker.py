@@ -22,6 +22,7 @@ import torch
 from sparsedp.data import SplitData, load_dataset, prepare_splits
 from sparsedp.execution.records import TrialRecord
 from sparsedp.execution.tasks import TaskFailure, TrialGroup, TrialTask
+from sparsedp.execution.trial_checkpoints import TrialCheckpoints
 from sparsedp.plugins import PluginSet
 from sparsedp.pruning import SNIP_BASED, PruneSettings, compute_saliency
 from sparsedp.pruning.builtin import random_at_snip_layer_counts
@@ -91,6 +92,9 @@ class WorkerContext:
         self.provenance = provenance
         self._data: dict[str, SplitData] = {}
         self._eval_choice: dict[str, tuple[bool, int]] = {}
+        self.checkpoints = TrialCheckpoints(
+            self.cache_dir / "inflight" if self.cache_dir else None,
+            engine.checkpoint_every, engine.precision)
         if engine.threads:
             torch.set_num_threads(engine.threads)
 
@@ -183,7 +187,8 @@ class WorkerContext:
         return limit
 
     def _record(self, task: TrialTask, config: TrialConfig, result: TrialResult,
-                engine: EngineSettings, data: SplitData, batched: int = 1) -> TrialRecord:
+                engine: EngineSettings, data: SplitData, batched: int = 1,
+                resumed_at: list[int] | None = None) -> TrialRecord:
         return TrialRecord(
             study_key=task.study.key,
             trial_index=task.index,
@@ -207,7 +212,8 @@ class WorkerContext:
             peak_rss_mb=peak_rss_mb(),
             mask_report=result.mask_report,
             engine={**asdict(engine), "batched_trials": batched,
-                    "stop_hopeless": self.engine.stop_hopeless, "order": self.engine.order},
+                    "stop_hopeless": self.engine.stop_hopeless, "order": self.engine.order,
+                    **({"resumed_at": resumed_at} if resumed_at else {})},
             provenance={
                 **self.provenance,
                 "dataset_label": data.dataset.label,
@@ -224,6 +230,7 @@ class WorkerContext:
             engine = self.engine_settings(config, data)
             run = TrialRun(config, data, engine=engine, saliency=saliency,
                            step_limit=self._limit(step_limit, task.limit_known))
+            self.checkpoints.resume(task, run)  # a save from a stopped run: go on from there
             return StartedTrial(task, config, data, engine, run)
         except (KeyboardInterrupt, SystemExit):
             raise
@@ -233,15 +240,20 @@ class WorkerContext:
     def advance(self, started: StartedTrial, checks: int | None = None
                 ) -> TrialRecord | TaskFailure | None:
         """Advance a started trial by ``checks`` checks (all: None); its record once it ends."""
+        task = started.task
         try:
             if not started.run.advance(checks):
+                self.checkpoints.save_if_due(task, started.run)
                 return None
-            return self._record(started.task, started.config, started.run.result(),
-                                started.engine, started.data)
+            record = self._record(task, started.config, started.run.result(), started.engine,
+                                  started.data, resumed_at=self.checkpoints.resumed_at(task))
         except (KeyboardInterrupt, SystemExit):
             raise
         except BaseException as exc:
-            return _failure(started.task, exc)
+            self.checkpoints.discard(task)
+            return _failure(task, exc)
+        self.checkpoints.discard(task)
+        return record
 
     def run(self, task: TrialTask, step_limit=None) -> TrialRecord | TaskFailure:
         """Run one trial; exceptions come back as a :class:`TaskFailure`."""
