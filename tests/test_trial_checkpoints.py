@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import sqlite3
 import subprocess
@@ -202,6 +203,12 @@ def test_killed_run_continues_its_trials(tmp_path: Path, shared_data_dir: Path,
     process.wait(timeout=60)
     assert not (killed / "results" / "sparsedp.sqlite").exists() or \
         not _outcomes(killed / "results")  # killed before any trial ended
+
+    status = subprocess.run([*command[:3], "status", str(killed / "exp.toml")], env=env,
+                            capture_output=True, text=True, timeout=120)
+    assert status.returncode == 0, status.stderr
+    assert re.search(r"saved mid-run: .*B=32: 2 unfinished trials at step [\d,]+(–[\d,]+)? "
+                     r"\(the next run continues them\)", status.stdout), status.stdout
 
     rerun = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
     assert rerun.returncode == 0, rerun.stderr

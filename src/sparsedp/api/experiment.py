@@ -46,6 +46,7 @@ from sparsedp.execution.preflight import (
     remove_created,
 )
 from sparsedp.execution.runlock import RunLock, RunLockBusy
+from sparsedp.execution.trial_checkpoints import INFLIGHT, saved_trials
 from sparsedp.plugins import PluginError
 from sparsedp.report import FindingSource, Section, write_report
 from sparsedp.report.mask_findings import mask_health_source
@@ -308,7 +309,12 @@ class Experiment:
                 else int(top_all["steps_to_result"]),
             ))
         earlier = [row["study_key"] for row in linked if row["study_key"] not in keys]
-        return ExperimentStatus(self.name, self.spec.trials, out, len(earlier), len(set(earlier)))
+        saved: dict[str, list[tuple[int, int]]] = {}
+        for trial in saved_trials(self.spec.results_dir / "cache" / INFLIGHT):
+            if trial.study_key in keys:
+                saved.setdefault(trial.study_key, []).append((trial.trial_index, trial.step))
+        return ExperimentStatus(self.name, self.spec.trials, out, len(earlier), len(set(earlier)),
+                                saved)
 
     def export(self, out: str | os.PathLike[str] | None = None, *, format: str = "csv",
                all_studies: bool = False) -> tuple[Path, pd.DataFrame]:

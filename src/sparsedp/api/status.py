@@ -71,6 +71,9 @@ class ExperimentStatus:
     studies: list[StudyStatus]
     earlier_trials: int  # stored trials of studies of earlier configurations (kept)
     earlier_studies: int
+    saved: dict[str, list[tuple[int, int]]] = field(default_factory=dict)
+    """Unfinished trials saved mid-run, per current study key: ``(trial index, step)``; the
+    next run continues them (:mod:`sparsedp.execution.trial_checkpoints`)."""
 
     def to_frame(self) -> pd.DataFrame:
         """One row per study: workload, sparsity, batch_size, study_key, done, the status

@@ -188,6 +188,13 @@ def _print_status(experiment: Experiment) -> None:
         for hit in row.edges:
             print(f"warning: {row.study.label}: best trial #{row.best_trial}: "
                   f"{hit.describe()}")
+    for row in found.studies:  # unfinished trials a stopped run saved
+        if saved := found.saved.get(row.study.key):
+            steps = [step for _, step in saved]
+            print(f"saved mid-run: {row.study.label}: {len(saved)} unfinished trial"
+                  f"{'s' if len(saved) > 1 else ''} at step {min(steps):,}"
+                  + (f"–{max(steps):,}" if max(steps) > min(steps) else "")
+                  + " (the next run continues them)")
     if found.earlier_trials:
         print(f"not shown: {found.earlier_trials} trials of {found.earlier_studies} studies "
               f"from an earlier configuration of {found.name} (kept; `sparsedp export "

@@ -21,6 +21,7 @@ import json
 import os
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +31,30 @@ from sparsedp.execution.tasks import TrialTask
 from sparsedp.training import TrialRun
 
 FORMAT = 1
+INFLIGHT = "inflight"  # under a results directory's cache/
+
+
+@dataclass(frozen=True)
+class SavedTrial:
+    """An unfinished trial saved mid-run: the next run continues it from ``step``."""
+
+    study_key: str
+    trial_index: int
+    step: int
+
+
+def saved_trials(directory: Path) -> list[SavedTrial]:
+    """The readable saves under ``directory`` (``<results>/cache/inflight``), in key order."""
+    found = []
+    for path in sorted(directory.glob("*.pt")) if directory.is_dir() else []:
+        try:
+            saved = torch.load(path, weights_only=True)
+            identity = saved["identity"]
+            found.append(SavedTrial(identity["study_key"], int(identity["trial_index"]),
+                                    int(saved["state"]["step"])))
+        except Exception:  # damaged or half-written by another tool: not a usable save
+            continue
+    return sorted(found, key=lambda t: (t.study_key, t.trial_index))
 
 
 def _key(task: TrialTask) -> tuple[str, int]:

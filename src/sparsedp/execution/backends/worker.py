@@ -22,7 +22,7 @@ import torch
 from sparsedp.data import SplitData, load_dataset, prepare_splits
 from sparsedp.execution.records import TrialRecord
 from sparsedp.execution.tasks import TaskFailure, TrialGroup, TrialTask
-from sparsedp.execution.trial_checkpoints import TrialCheckpoints
+from sparsedp.execution.trial_checkpoints import INFLIGHT, TrialCheckpoints
 from sparsedp.plugins import PluginSet
 from sparsedp.pruning import SNIP_BASED, PruneSettings, compute_saliency
 from sparsedp.pruning.builtin import random_at_snip_layer_counts
@@ -93,7 +93,7 @@ class WorkerContext:
         self._data: dict[str, SplitData] = {}
         self._eval_choice: dict[str, tuple[bool, int]] = {}
         self.checkpoints = TrialCheckpoints(
-            self.cache_dir / "inflight" if self.cache_dir else None,
+            self.cache_dir / INFLIGHT if self.cache_dir else None,
             engine.checkpoint_every, engine.precision)
         if engine.threads:
             torch.set_num_threads(engine.threads)
