@@ -35,6 +35,7 @@ def _through_disk(state: dict) -> dict:
     ("mnist-simplecnn-sgd", 0.05, None),
     ("mnist-simplecnn-momentum", 0.005, 0.9),
     ("mnist-simplecnn-nesterov", 0.005, 0.9),
+    ("mnist-vit-adamw", 1e-3, None),  # torch's AdamW state: moments and step counts
 ])
 def test_trial_continued_from_its_state_matches_one_go(
         mnist: SplitData, workload: str, lr: float, momentum: float | None) -> None:
