@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# The CPU reproductions of issue 23 in the background: one queue per core, each run niced with
+# one torch thread (every file sets [engine] threads = 1), results stored as each trial ends and
+# unfinished trials saved every 5 minutes (docs/faults.md, "Unfinished trials").
+#
+#   bash reproduction/background.sh start    # core 1: w1-sgd-cpu, then w3-resnet8-cpu
+#                                            # core 0: w2-nesterov-cpu, then w3-resnet8-cpu
+#   bash reproduction/background.sh status   # each run's stored trials and saved unfinished ones
+#   bash reproduction/background.sh stop     # SIGTERM, then a snapshot of each, staged for git
+#
+# A queue runs its experiments in turn; one that another queue is running (its results are
+# locked) or that is finished is skipped. Logs: reproduction/results/NAME/run.log.
+set -euo pipefail
+here="$(cd "$(dirname "$0")" && pwd)"
+queues=("1:w1-sgd-cpu w3-resnet8-cpu" "0:w2-nesterov-cpu w3-resnet8-cpu")
+names="w1-sgd-cpu w2-nesterov-cpu w3-resnet8-cpu"
+pids="$here/results/background.pids"
+
+queue() {  # CORE NAME...: run each NAME on CORE in turn
+    local core="$1"
+    shift
+    for name in "$@"; do
+        mkdir -p "$here/results/$name"
+        status=0
+        OMP_NUM_THREADS=1 taskset -c "$core" bash "$here/run.sh" "$name" --workers 1 \
+            >> "$here/results/$name/run.log" 2>&1 || status=$?
+        # 0 finished, 5 held by the other queue: go on; anything else (stopped, failed): end
+        if [ "$status" -ne 0 ] && [ "$status" -ne 5 ]; then
+            return "$status"
+        fi
+    done
+}
+
+case "${1:-}" in
+start)
+    mkdir -p "$here/results"
+    : > "$pids"
+    for entry in "${queues[@]}"; do
+        core="${entry%%:*}"
+        # shellcheck disable=SC2086
+        nohup bash -c "$(declare -f queue); here='$here'; queue $core ${entry#*:}" \
+            > /dev/null 2>&1 &
+        echo "$!" >> "$pids"
+        echo "core $core: ${entry#*:} (queue pid $!)"
+        sleep 5  # the first queue takes its lock before the second looks
+    done
+    ;;
+status)
+    for name in $names; do
+        [ -f "$here/results/$name/sparsedp.sqlite" ] || [ -f "$here/$name.sqlite" ] || continue
+        echo "== $name"
+        sparsedp status "$here/$name.toml" 2>&1 | grep -E "saved mid-run|trials per study" || true
+        tail -n 1 "$here/results/$name/run.log" 2>/dev/null || true
+    done
+    ;;
+stop)
+    if [ -f "$pids" ]; then
+        while read -r pid; do kill "$pid" 2>/dev/null || true; done < "$pids"
+        rm -f "$pids"
+    fi
+    pkill -TERM -f "sparsedp run $here/" || true
+    while pgrep -f "sparsedp run $here/" > /dev/null; do sleep 1; done
+    for name in $names; do
+        [ -f "$here/results/$name/sparsedp.sqlite" ] || continue
+        bash "$here/snapshot.sh" "$name"
+        git -C "$here/.." add -f "reproduction/$name.sqlite" "reproduction/$name-trials.csv"
+    done
+    ;;
+*)
+    echo "usage: bash reproduction/background.sh start|status|stop" >&2
+    exit 2
+    ;;
+esac
