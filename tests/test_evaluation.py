@@ -58,3 +58,36 @@ def test_early_exit_stops_and_remembers_wrong_examples():
     second = evaluator(model)  # the wrong ones come first now
     assert second.examined == 10 and second.errors == 10 and not second.exact
     assert second.error == 0.1  # a lower bound, here equal to the truth
+
+
+class _Logits(nn.Module):
+    """Fixed logits per example (x holds the example's index); settable between checks."""
+
+    def __init__(self, logits):
+        super().__init__()
+        self.logits = logits
+
+    def forward(self, x):
+        return self.logits[x.long().view(-1)]
+
+
+def test_early_exit_visits_the_smallest_margins_first():
+    """All 100 right at the first check (a full pass), examples 90–99 by the smallest margins
+    (0.1 against 2.0). Then those ten turn wrong: the margin order meets them in its first
+    chunk of 10 and stops there; the earlier order (last check's wrong first, then natural)
+    would have read all 100 examples."""
+    x, y = _setup()
+    logits = torch.zeros(100, 3)
+    logits[:, 0], logits[:, 1] = 2.0, 0.0
+    logits[90:, 1] = 1.9  # right, but only just: margin 0.1
+    model = _Logits(logits)
+    evaluator = Evaluator(x, y, 0.05, batch_size=10, early_exit=True)
+    first = evaluator(model)
+    assert (first.examined, first.errors) == (100, 0)
+    flipped = logits.clone()
+    flipped[90:, 1] = 2.5  # now wrong
+    model.logits = flipped
+    second = evaluator(model)
+    assert (second.examined, second.errors) == (10, 10) and not second.exact
+    full = Evaluator(x, y, 0.05, batch_size=10)(model)
+    assert (full.examined, full.errors) == (100, 10)  # the same answer: goal not met

@@ -2,10 +2,13 @@
 
 The early-exit pass counts misclassifications chunk by chunk and stops as soon as the count
 exceeds the goal's allowance ``floor(goal × N)``: from then on the goal cannot be met at this
-check, whatever the remaining examples hold. Examples that were wrong at the previous check are
-evaluated first (they are usually still wrong), so the exit comes sooner. The pass/fail answer
-is the same as a full pass; only the number of examples looked at differs. When it exits early,
-the error it reports is a lower bound, flagged ``exact=False``.
+check, whatever the remaining examples hold. Examples are visited in the order of their margin
+when last looked at (the true class's logit minus the largest other logit): the wrong ones
+first, most confidently wrong first, then the right ones closest to the decision boundary, so
+the exit comes sooner (an example never looked at counts as margin 0, so the first check goes
+in natural order). The pass/fail answer is the same as a full pass in any order; only the
+number of examples looked at differs. When it exits early, the error it reports is a lower
+bound, flagged ``exact=False``.
 """
 
 from __future__ import annotations
@@ -60,7 +63,7 @@ class Evaluator:
         self.allowance = error_allowance(goal_error, self.total)
         self.batch_size = batch_size
         self.early_exit = early_exit
-        self._previously_wrong = torch.zeros(self.total, dtype=torch.bool, device=y.device)
+        self._margin = torch.zeros(self.total, device=y.device)  # last seen; 0: never looked at
         self.channels_last = channels_last
         self._eval_model: nn.Module | None = None
 
@@ -86,21 +89,25 @@ class Evaluator:
         return self._eval_model
 
     def state_dict(self) -> dict:
-        """Which examples the last check got wrong (early exit looks at them first)."""
-        return {"previously_wrong": self._previously_wrong.detach().cpu().clone()}
+        """Each example's margin when last looked at (early exit's order)."""
+        return {"margin": self._margin.detach().cpu().clone()}
 
     def load_state_dict(self, state: dict) -> None:
-        wrong = state["previously_wrong"]
-        if wrong.shape != self._previously_wrong.shape:
-            raise ValueError(f"an evaluator of {wrong.shape[0]} examples cannot continue one "
+        """Continue from :meth:`state_dict` (or a save of the earlier wrong-first order: its
+        wrong examples go first, as they would have)."""
+        if "margin" in state:
+            margin = state["margin"]
+        else:
+            margin = torch.where(state["previously_wrong"], -1.0, 0.0)
+        if margin.shape != self._margin.shape:
+            raise ValueError(f"an evaluator of {margin.shape[0]} examples cannot continue one "
                              f"of {self.total}")
-        self._previously_wrong = wrong.to(self._previously_wrong.device).clone()
+        self._margin = margin.to(self._margin.device, self._margin.dtype).clone()
 
     def _order(self) -> torch.Tensor:
         if not self.early_exit:
             return torch.arange(self.total, device=self.y.device)
-        # False sorts before True; stable keeps natural order within each group.
-        return torch.argsort((~self._previously_wrong).to(torch.int8), stable=True)
+        return torch.argsort(self._margin, stable=True)  # ties keep the natural order
 
     def __call__(self, model: nn.Module) -> EvalResult:
         """The check, in evaluation mode (dropout off, batch norm's running statistics;
@@ -116,20 +123,26 @@ class Evaluator:
     @torch.inference_mode()
     def _check(self, model: nn.Module) -> EvalResult:
         order = self._order()
-        wrong_now = torch.zeros_like(self._previously_wrong)
-        looked_at = torch.zeros_like(self._previously_wrong)
         errors = examined = 0
         for start in range(0, self.total, self.batch_size):
             rows = order[start : start + self.batch_size]
             full_chunk = not self.early_exit and rows.shape[0] == self.total
             x = self.x if full_chunk else self.x.index_select(0, rows)
             y = self.y if full_chunk else self.y.index_select(0, rows)
-            wrong = model(x).argmax(dim=1) != y
-            wrong_now[rows] = wrong
-            looked_at[rows] = True
+            logits = model(x)
+            wrong = logits.argmax(dim=1) != y
+            self._margin[rows] = margins(logits, y).to(self._margin.dtype)
             errors += int(wrong.sum())
             examined += int(rows.shape[0])
             if self.early_exit and errors > self.allowance:
                 break
-        self._previously_wrong = (self._previously_wrong & ~looked_at) | wrong_now
         return EvalResult(errors, examined, self.total)
+
+
+def margins(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Per example (last dimension: classes): the true class's logit minus the largest other
+    logit (negative: wrong; 0 may be either, as ``argmax`` breaks ties)."""
+    index = labels.unsqueeze(-1)
+    true = logits.gather(-1, index).squeeze(-1)
+    others = logits.scatter(-1, index, float("-inf")).amax(dim=-1)
+    return true - others

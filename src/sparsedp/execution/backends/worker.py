@@ -213,6 +213,7 @@ class WorkerContext:
             mask_report=result.mask_report,
             engine={**asdict(engine), "batched_trials": batched,
                     "stop_hopeless": self.engine.stop_hopeless, "order": self.engine.order,
+                    "early_exit_order": "margin",  # what ordered the lower bounds in the curve
                     **({"resumed_at": resumed_at} if resumed_at else {})},
             provenance={
                 **self.provenance,
