@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -183,6 +184,15 @@ def test_plan_command_end_to_end_guess_pilot_stored(shared_data_dir: Path, tmp_p
     assert share is not None, out
     assert int(share[2]) == checks
     assert int(share[1]) == round(100 * min(1.0, examined / (checks * val)))
+
+    # checks stored by the earlier early-exit order (no early_exit_order): used, but flagged
+    with sqlite3.connect(spec.results_dir / ResultStore.FILENAME) as db:
+        db.execute("UPDATE trials SET engine_json = json_remove(engine_json, "
+                   "'$.early_exit_order')")
+    assert main(["plan", str(path), "--measure-steps", "1"]) == 0
+    out = capsys.readouterr().out
+    assert f"measured on the {checks} stored checks of the earlier wrong-first early-exit " \
+        "order" in " ".join(out.split()), out
 
 
 def test_plan_pilot_trial_runs_that_search_trial(shared_data_dir: Path, tmp_path: Path,
