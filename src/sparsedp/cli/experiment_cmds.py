@@ -194,7 +194,7 @@ def _print_status(experiment: Experiment) -> None:
             print(f"saved mid-run: {row.study.label}: {len(saved)} unfinished trial"
                   f"{'s' if len(saved) > 1 else ''} at step {min(steps):,}"
                   + (f"–{max(steps):,}" if max(steps) > min(steps) else "")
-                  + " (the next run continues them)")
+                  + f" (the next run continues {'them' if len(saved) > 1 else 'it'})")
     if found.earlier_trials:
         print(f"not shown: {found.earlier_trials} trials of {found.earlier_studies} studies "
               f"from an earlier configuration of {found.name} (kept; `sparsedp export "
