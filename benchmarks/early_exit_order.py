@@ -15,12 +15,12 @@ and for the checks near the goal, with the ratios old / new.
 from __future__ import annotations
 
 import argparse
-import os
 import time
 from pathlib import Path
 
 import torch
 
+from micro_batch import default_data_dir  # the sibling script's (benchmarks/ is on sys.path)
 from sparsedp.data.sources import load_dataset
 from sparsedp.data.splits import prepare_splits
 from sparsedp.training.evaluation import EvalResult, Evaluator
@@ -51,13 +51,6 @@ class WrongFirstEvaluator(Evaluator):
                 break
         self.previously_wrong = (self.previously_wrong & ~looked_at) | wrong_now
         return EvalResult(errors, examined, self.total)
-
-
-def default_data_dir() -> Path | None:
-    """$SPARSEDP_TEST_DATA/mnist, else ../shared/data/mnist beside the clone, else None."""
-    env = os.environ.get("SPARSEDP_TEST_DATA")
-    base = Path(env) if env else Path(__file__).resolve().parents[2] / "shared" / "data"
-    return base / "mnist" if (base / "mnist").is_dir() else None
 
 
 def main() -> int:
