@@ -25,11 +25,11 @@ from sparsedp.training.trainer import EngineSettings, run_trial
 from sparsedp.training.trial_config import TrialConfig
 
 
-def default_data_dir() -> Path | None:
-    """$SPARSEDP_TEST_DATA/mnist, else ../shared/data/mnist beside the clone, else None."""
+def default_data_dir(name: str = "mnist") -> Path | None:
+    """$SPARSEDP_TEST_DATA/NAME, else ../shared/data/NAME beside the clone, else None."""
     env = os.environ.get("SPARSEDP_TEST_DATA")
     base = Path(env) if env else Path(__file__).resolve().parents[2] / "shared" / "data"
-    return base / "mnist" if (base / "mnist").is_dir() else None
+    return base / name if (base / name).is_dir() else None
 
 
 def main() -> int:

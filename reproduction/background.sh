@@ -5,14 +5,19 @@
 #
 #   bash reproduction/background.sh start    # core 1: w1-sgd-cpu, then w3-resnet8-cpu
 #                                            # core 0: w2-nesterov-cpu, then w3-resnet8-cpu
+#                                            # (both cores for W3 once both got there)
 #   bash reproduction/background.sh status   # each run's stored trials and saved unfinished ones
 #   bash reproduction/background.sh stop     # SIGTERM, then a snapshot of each, staged for git
 #
-# A queue runs its experiments in turn; one that another queue is running (its results are
-# locked) or that is finished is skipped. Logs: reproduction/results/NAME/run.log.
+# A queue runs its experiments in turn; one that is finished is skipped. The shared last one
+# (W3) starts on the core that is free first, with one worker; when the other queue gets to
+# it, it stops that run (unfinished trials are saved every 5 minutes, so at most that much
+# of each trial is redone) and runs it again with two workers on both cores.
+# Logs: reproduction/results/NAME/run.log.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 queues=("1:w1-sgd-cpu w3-resnet8-cpu" "0:w2-nesterov-cpu w3-resnet8-cpu")
+shared="w3-resnet8-cpu"  # in both queues: taken over by the second queue to get there
 names="w1-sgd-cpu w2-nesterov-cpu w3-resnet8-cpu"
 pids="$here/results/background.pids"
 
@@ -24,6 +29,14 @@ queue() {  # CORE NAME...: run each NAME on CORE in turn
         status=0
         OMP_NUM_THREADS=1 taskset -c "$core" bash "$here/run.sh" "$name" --workers 1 \
             >> "$here/results/$name/run.log" 2>&1 || status=$?
+        if [ "$status" -eq 5 ] && [ "$name" = "$shared" ]; then
+            # held by the other queue on its one core: stop it, go on with both cores
+            pkill -TERM -f "sparsedp run $here/$name.toml" || true
+            while pgrep -f "sparsedp run $here/$name.toml" > /dev/null; do sleep 1; done
+            status=0
+            OMP_NUM_THREADS=1 taskset -c 0,1 bash "$here/run.sh" "$name" --workers 2 \
+                >> "$here/results/$name/run.log" 2>&1 || status=$?
+        fi
         # 0 finished, 5 held by the other queue: go on; anything else (stopped, failed): end
         if [ "$status" -ne 0 ] && [ "$status" -ne 5 ]; then
             return "$status"

@@ -184,6 +184,12 @@ MALFORMED = [
     ("bad-device", BASE + "[engine]\ndevice = 'gpu'\n", "engine.device", 6, "cuda:N"),
     ("negative-checkpoint-every", BASE + "[engine]\ncheckpoint_every = -1\n",
      "engine.checkpoint_every", 6, ">= 0"),
+    ("channels-last-batched", BASE + "[engine]\nchannels_last = true\nbatched_trials = 4\n",
+     "engine.channels_last", 6, "set batched_trials = 1"),
+    ("channels-last-cuda-batched-default", BASE + "[engine]\nchannels_last = true\n"
+     "device = 'cuda'\n", "engine.channels_last", 6, "16 (the default on CUDA)"),
+    ("channels-last-not-a-boolean", BASE + "[engine]\nchannels_last = 1\n",
+     "engine.channels_last", 6, "true or false"),
     ("bad-device-index", BASE + "[engine]\ndevice = 'cuda:x'\n", "engine.device", 6, "cuda:N"),
     ("missing-name", BASE.replace('name = "t"\n', ""), "name", None, "missing required key"),
     (
@@ -292,7 +298,7 @@ def test_full_file_loads(tmp_path: Path) -> None:
         "[search.lr]\nlow = 1e-3\nhigh = 1.0\nscale = 'log'\n"
         "[engine]\nearly_exit = false\nstop_hopeless = false\norder = 'index'\nmicro_batch = 256\n"
         "eval_batch_size = 500\nthreads = 1\ndevice = 'cuda:1'\nbackend = 'ray'\nmax_retries = 0\n"
-        "checkpoint_every = 0\n"
+        "checkpoint_every = 0\nchannels_last = true\nbatched_trials = 1\n"
     )
     spec = load_experiment(write(tmp_path, text))
     assert spec.name == "t"
@@ -316,6 +322,8 @@ def test_full_file_loads(tmp_path: Path) -> None:
         backend="ray",
         max_retries=0,
         checkpoint_every=0,
+        channels_last=True,
+        batched_trials=1,
     )
     as_dict = spec.to_dict()
     assert json.loads(json.dumps(as_dict)) == as_dict  # JSON-ready, nothing lost

@@ -42,6 +42,55 @@ def test_same_padding_matches_tensorflow_for_stride_two():
     assert out.flatten().tolist() == [0.0, 2.0, 8.0, 10.0]
 
 
+def _explicitly_padded(x: torch.Tensor, conv: SameConv2d) -> torch.Tensor:
+    """TF SAME padding done by hand, then an unpadded convolution (the old forward)."""
+    stride = conv.stride[0]
+    pads = []
+    for size in (x.shape[-1], x.shape[-2]):
+        total = max((-(-size // stride) - 1) * stride + 3 - size, 0)
+        pads += [total // 2, total - total // 2]
+    return torch.nn.functional.conv2d(torch.nn.functional.pad(x, pads), conv.weight, conv.bias,
+                                      stride)
+
+
+@pytest.mark.parametrize("size", [4, 7, 32])
+@pytest.mark.parametrize("stride", [1, 2])
+def test_same_conv_is_explicit_tf_same_padding_bit_for_bit(size, stride):
+    torch.manual_seed(size)
+    conv = SameConv2d(5, 6, stride=stride)
+    x = torch.randn(3, 5, size, size, requires_grad=True)
+    ours = conv(x)
+    reference = _explicitly_padded(x, conv)
+    assert torch.equal(ours, reference)
+    grad = torch.randn_like(ours)
+    ours_grads = torch.autograd.grad(ours, (x, conv.weight, conv.bias), grad)
+    reference_grads = torch.autograd.grad(reference, (x, conv.weight, conv.bias), grad)
+    for a, b in zip(ours_grads, reference_grads, strict=True):
+        assert torch.equal(a, b)
+
+
+def test_resnet8_trains_as_with_explicit_padding_bit_for_bit():
+    """Ten Nesterov steps: padding inside the stride-1 convolutions changes no bit."""
+    ours = build_model("resnet-8", channels=3, image_size=32, num_classes=10, seed=3)
+    reference = build_model("resnet-8", channels=3, image_size=32, num_classes=10, seed=3)
+    for conv in reference.modules():
+        if isinstance(conv, SameConv2d):
+            conv.forward = lambda x, conv=conv: _explicitly_padded(x, conv)
+    generator = torch.Generator().manual_seed(0)
+    x = torch.randn(16, 3, 32, 32, generator=generator)
+    y = torch.randint(0, 10, (16,), generator=generator)
+    models = (ours, reference)
+    optimizers = [torch.optim.SGD(m.parameters(), lr=0.05, momentum=0.9, nesterov=True)
+                  for m in models]
+    for _ in range(10):
+        for model, optimizer in zip(models, optimizers, strict=True):
+            optimizer.zero_grad()
+            torch.nn.functional.cross_entropy(model(x), y).backward()
+            optimizer.step()
+    for a, b in zip(ours.parameters(), reference.parameters(), strict=True):
+        assert torch.equal(a, b)
+
+
 @pytest.mark.parametrize("name,channels,size", [("simple-cnn", 1, 28), ("resnet-8", 3, 32)])
 def test_init_statistics(name, channels, size):
     model = build_model(name, channels=channels, image_size=size, num_classes=10, seed=3)

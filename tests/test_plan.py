@@ -20,6 +20,7 @@ from sparsedp.planning.estimate import (
     StepsEstimate,
     checks_in,
     extrapolate,
+    least_check_fraction,
     plan_study,
     trial_seconds,
 )
@@ -28,6 +29,12 @@ from sparsedp.store import ResultStore
 
 SPEED = Speed(step_seconds=0.01, check_seconds=2.0, setup_seconds=0.5, memory_mb=100.0)
 STUDY = StudySpec("mnist-simplecnn-momentum", 0.9, 64, max_steps=1000, eval_every=16)
+
+
+def test_least_check_fraction_is_one_past_the_allowance() -> None:
+    assert least_check_fraction(0.4, 5000) == 2001 / 5000  # W3's goal on its split
+    assert least_check_fraction(0.02, 10000) == 201 / 10000  # 200 errors still meet 2%
+    assert least_check_fraction(0.999, 10) == 1.0
 
 
 def test_checks_in() -> None:
@@ -125,7 +132,11 @@ def test_plan_command_end_to_end_guess_pilot_stored(shared_data_dir: Path, tmp_p
 
     # nothing stored: every study's estimate is the guess
     assert main(["plan", str(path), "--measure-steps", "1", "--steps", "20"]) == 0
-    rows = plan_rows(capsys.readouterr().out)
+    out = capsys.readouterr().out
+    rows = plan_rows(out)
+    # the 50% goal: a failing check reads over half the split, not the default 25%
+    assert "checks: early-exit checks examine 50% of the validation split on average " \
+        "(at least: a check that misses the 50% goal" in " ".join(out.split())
     assert set(_studies(rows)) == labels
     for row in _studies(rows).values():
         assert (row["trials"], row["est. steps"]) == ("0+1", "20 guess")

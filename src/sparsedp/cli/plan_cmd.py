@@ -34,6 +34,7 @@ from sparsedp.planning.estimate import (
     StudyPlan,
     extrapolate,
     kth_best_factor,
+    least_check_fraction,
     measure_snip,
     measure_speed,
     plan_study,
@@ -288,6 +289,14 @@ def build_plan(spec: ExperimentSpec, args: argparse.Namespace, console: Console)
                        "examples than today's: an overestimate")
     else:
         fraction, source = DEFAULT_CHECK_FRACTION, "default, measured on W2 at the 2% goal"
+        val_total = context.data(get_workload(studies[0].workload).dataset).num_val
+        goal = min(s.goal_error or get_workload(s.workload).goal_error for s in studies)
+        least = least_check_fraction(goal, val_total)
+        if least > fraction:  # a high goal: a failing check reads more than the default
+            fraction = least
+            source = (f"at least: a check that misses the {goal:.0%} goal stops only once "
+                      f"it has found more errors than that share of the {val_total:,} "
+                      "examples; above the default 25%, measured at W2's 2% goal")
     if not spec.engine.early_exit:
         fraction, source = 1.0, "early exit off"
 

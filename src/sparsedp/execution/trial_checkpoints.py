@@ -6,10 +6,11 @@ a :class:`~sparsedp.execution.backends.trial_pool.TrialPool`) at most every
 ``<results>/cache/inflight/`` (written to a temporary file, then renamed: a kill leaves the
 last whole save). When a later run starts that trial again, it continues from the save if the
 save is of the same trial (study key, trial index, metaparameters, seed) computed the same way
-(PyTorch version, device, thread count, precision); otherwise the trial starts afresh and the
-save is dropped. A trial's save is deleted when the trial ends. The continued trial computes
-exactly what it would have computed without the stop (:meth:`TrialRun.load_state_dict`); its
-record lists the steps it was continued from (``engine.resumed_at``).
+(PyTorch version, device, thread count, precision, layout); otherwise the trial starts
+afresh and the save is dropped. A trial's save is deleted when the trial ends. The continued
+trial computes exactly what it would have computed without the stop
+(:meth:`TrialRun.load_state_dict`); its record lists the steps it was continued from
+(``engine.resumed_at``).
 
 Batched trial groups (CUDA) are not saved: they are short, and a stop loses only the group.
 """
@@ -90,6 +91,7 @@ class TrialCheckpoints:
             "device": str(run.device),
             "threads": torch.get_num_threads(),
             "precision": self.precision,
+            **({"layout": "channels_last"} if run.channels_last else {}),
         }
 
     def resume(self, task: TrialTask, run: TrialRun) -> int | None:

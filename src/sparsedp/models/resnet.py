@@ -7,12 +7,21 @@ from torch.nn import functional as F
 
 
 class SameConv2d(nn.Conv2d):
-    """3x3 convolution with TensorFlow's SAME padding (extra row/column at bottom/right)."""
+    """3x3 convolution with TensorFlow's SAME padding (extra row/column at bottom/right).
+
+    At stride 1 SAME padding is one pixel on every side whatever the input size, so the
+    convolution pads by itself (bit-identical to padding first, and about 1.3× faster for a
+    ResNet-8 step on CPU: no padded copy of every activation; docs/engine.md). Strided
+    convolutions pad explicitly, by the amount the input size asks for.
+    """
 
     def __init__(self, in_channels: int, out_channels: int, stride: int = 1) -> None:
-        super().__init__(in_channels, out_channels, kernel_size=3, stride=stride, padding=0)
+        super().__init__(in_channels, out_channels, kernel_size=3, stride=stride,
+                         padding=1 if stride == 1 else 0)
 
     def forward(self, x: Tensor) -> Tensor:
+        if self.stride == (1, 1):
+            return super().forward(x)
         height, width = x.shape[-2:]
         pad_h = _same_padding(height, 3, self.stride[0])
         pad_w = _same_padding(width, 3, self.stride[1])

@@ -40,7 +40,7 @@ from sparsedp.execution.backends.worker import WorkerContext, peak_rss_mb
 from sparsedp.pruning import SNIP_BASED, compute_saliency
 from sparsedp.specs import ExperimentSpec, StudySpec
 from sparsedp.training import TrialRun
-from sparsedp.training.evaluation import Evaluator
+from sparsedp.training.evaluation import Evaluator, error_allowance
 from sparsedp.training.trainer import build_trial_model
 from sparsedp.training.workloads import get_workload
 
@@ -126,6 +126,12 @@ class StudyPlan:
     @property
     def label(self) -> str:
         return self.study.label
+
+
+def least_check_fraction(goal_error: float, total: int) -> float:
+    """The least share of a validation split of ``total`` examples that an early-exit check
+    missing ``goal_error`` reads: it stops only once its errors exceed the allowance."""
+    return min(1.0, (error_allowance(goal_error, total) + 1) / total)
 
 
 def checks_in(steps: int, eval_every: int, max_steps: int) -> int:

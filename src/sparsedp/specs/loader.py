@@ -391,7 +391,7 @@ class ExperimentLoader(TomlChecker, PartsSections):
         table = self.table(value, ("engine",))
         self.keys(table, _ENGINE_KEYS, ("engine",))
         options: dict[str, Any] = {}
-        for key in ("early_exit", "stop_hopeless"):
+        for key in ("early_exit", "stop_hopeless", "channels_last"):
             if key in table:
                 options[key] = self.boolean(table[key], ("engine", key))
         if "order" in table:
@@ -421,6 +421,13 @@ class ExperimentLoader(TomlChecker, PartsSections):
         for key in ("max_retries", "checkpoint_every"):
             if key in table:
                 options[key] = self.integer(table[key], ("engine", key), 0)
+        on_cuda = str(options.get("device", "cpu")).startswith("cuda")
+        batched = options.get("batched_trials", 16 if on_cuda else 1)
+        if options.get("channels_last") and batched != 1:
+            self.fail(("engine", "channels_last"),
+                      "channels-last training runs one trial at a time, but batched_trials is "
+                      f"{options.get('batched_trials', '16 (the default on CUDA)')}",
+                      "set batched_trials = 1 in [engine], or leave channels_last out")
         return EngineOptions(**options)
 
 

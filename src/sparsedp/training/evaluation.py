@@ -73,7 +73,7 @@ class Evaluator:
         The copy keeps the training model's own memory layout (and so its float rounding)
         untouched: only evaluation runs in the faster layout.
         """
-        if not self.channels_last:
+        if not self.channels_last or _channels_last(model):
             return model
         if self._eval_model is None:
             self._eval_model = copy.deepcopy(model).to(memory_format=torch.channels_last)
@@ -137,6 +137,13 @@ class Evaluator:
             if self.early_exit and errors > self.allowance:
                 break
         return EvalResult(errors, examined, self.total)
+
+
+def _channels_last(model: nn.Module) -> bool:
+    """Whether the model's 4-d weights are all in the channels-last layout already."""
+    weights = [p for p in model.parameters() if p.dim() == 4]
+    return bool(weights) and all(
+        p.is_contiguous(memory_format=torch.channels_last) for p in weights)
 
 
 def margins(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:

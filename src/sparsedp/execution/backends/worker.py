@@ -113,13 +113,14 @@ class WorkerContext:
         engine = self.engine
         micro = engine.micro_batch or default_micro_batch(config.batch_size, engine.device)
         if engine.eval_batch_size:
-            channels_last, eval_batch = False, engine.eval_batch_size
+            channels_last, eval_batch = engine.channels_last, engine.eval_batch_size
         else:
             channels_last, eval_batch = self._eval_settings(config, data)
         return EngineSettings(early_exit=engine.early_exit, eval_batch_size=eval_batch,
-                              channels_last=channels_last, micro_batch=micro,
-                              device=engine.device, precision=engine.precision,
-                              keep_complete=engine.keep_complete)
+                              channels_last=channels_last or engine.channels_last,
+                              micro_batch=micro, device=engine.device,
+                              precision=engine.precision, keep_complete=engine.keep_complete,
+                              train_channels_last=engine.channels_last)
 
     def _eval_settings(self, config: TrialConfig, data: SplitData) -> tuple[bool, int]:
         spec = config.spec
@@ -211,7 +212,7 @@ class WorkerContext:
             attempts=task.attempt,
             peak_rss_mb=peak_rss_mb(),
             mask_report=result.mask_report,
-            engine={**asdict(engine), "batched_trials": batched,
+            engine={**_settings(engine), "batched_trials": batched,
                     "stop_hopeless": self.engine.stop_hopeless, "order": self.engine.order,
                     "early_exit_order": "margin",  # what ordered the lower bounds in the curve
                     **({"resumed_at": resumed_at} if resumed_at else {})},
@@ -333,6 +334,15 @@ class WorkerContext:
             for task, outcome in self.advance_group(started):
                 outcomes[position[id(task)]] = outcome
         return [outcomes[k] for k in range(len(group.tasks))]
+
+
+def _settings(engine: EngineSettings) -> dict[str, Any]:
+    """The trial's engine settings as recorded (channels-last training only when on, so the
+    records of default-layout trials read as before it existed)."""
+    settings = asdict(engine)
+    if not settings["train_channels_last"]:
+        del settings["train_channels_last"]
+    return settings
 
 
 def _failure(task: TrialTask, exc: BaseException) -> TaskFailure:

@@ -109,6 +109,9 @@ class BatchedTrials:
         self.data = data
         self.engine = engine or EngineSettings()
         check_precision(self.engine.precision, self.engine.device)
+        if self.engine.train_channels_last:
+            raise ValueError("channels-last training runs one trial at a time, not in "
+                             "batched groups (set batched_trials = 1)")
         self.device = torch.device(self.engine.device)
         self.slots = len(self.configs) if slots is None else min(slots, len(self.configs))
         self.saliencies = saliencies
