@@ -5,6 +5,8 @@ it times training steps (no validation checks) of
 
 - ``sequential``: one trial at a time (:class:`TrialRun`: batches gathered on the host, the
   loss read every step), the engine sparsedp used before issue 13;
+- ``seq-cl`` (with ``--channels-last``): the same, trained in the channels-last layout
+  (``[engine] channels_last``; on CPU 1.22x a ResNet-8 step, docs/engine.md);
 - ``K=…``: K trials of one study as one batched group (:class:`BatchedTrials`: data and
   batch order on the GPU, no host reads between checks), K = 1, 4, 16, 64, 128;
 
@@ -31,6 +33,7 @@ import statistics
 import sys
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -171,6 +174,8 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=0.4, help="timed window per row")
     parser.add_argument("--max-step-tflop", type=float, default=40.0)
     parser.add_argument("--precision", default="fp32", choices=("fp32", "tf32", "bf16"))
+    parser.add_argument("--channels-last", action="store_true",
+                        help="also time one trial at a time in the channels-last layout")
     parser.add_argument("--json", type=Path, default=None)
     parser.add_argument("--device", default="cuda", help="cpu: a dry run of the script")
     args = parser.parse_args()
@@ -202,17 +207,23 @@ def main() -> int:
             for batch_size in args.batch_sizes:
                 base = configs(workload, sparsity, batch_size, max(args.groups))
                 seq_rate = None
-                for label in ["sequential", *[f"K={k}" for k in args.groups]]:
-                    k = 1 if label == "sequential" else int(label[2:])
+                labels = ["sequential", *(["seq-cl"] if args.channels_last else []),
+                          *[f"K={k}" for k in args.groups]]
+                for label in labels:
+                    k = int(label[2:]) if label.startswith("K=") else 1
                     step_tflop = k * batch_size * flops / 1e12
                     if step_tflop > args.max_step_tflop:
                         print(f"{name:<10} {sparsity:>3g} {batch_size:>5} {label:>10} "
                               f"skipped: {step_tflop:.0f} TFLOP a step", flush=True)
                         continue
                     try:
-                        step_fn = (sequential_step_fn(base[0], data, engine)
-                                   if label == "sequential"
-                                   else batched_step_fn(base[:k], data, engine))
+                        if label == "sequential":
+                            step_fn = sequential_step_fn(base[0], data, engine)
+                        elif label == "seq-cl":
+                            step_fn = sequential_step_fn(base[0], data, replace(
+                                engine, channels_last=True, train_channels_last=True))
+                        else:
+                            step_fn = batched_step_fn(base[:k], data, engine)
                         seconds, steps, busy = timed(step_fn, args.seconds)
                     except torch.OutOfMemoryError:
                         print(f"{name:<10} {sparsity:>3g} {batch_size:>5} {label:>10} "

@@ -5,7 +5,8 @@
 # runs the named stages in that order: the GPU tests, the throughput benchmark (until the
 # budget), examples/paper-w2-momentum.toml until SECONDS (less RESERVE) have passed since the
 # call began (then Ctrl-C: trials written so far are kept, the rest resume next call).
-# Logs and a copy of the results database go to $OUT.
+# Logs and a copy of the results database go to $OUT. BENCH_ARGS passes options to the
+# benchmark, e.g. BENCH_ARGS="--models resnet-8 --channels-last" (the layout row, issue 25).
 set -u
 stages="${1:-tests bench run}"
 budget="${2:-560}"
