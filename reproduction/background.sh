@@ -8,6 +8,7 @@
 #                                            # (both cores for W3 once both got there)
 #   bash reproduction/background.sh status   # each run's stored trials and saved unfinished ones
 #   bash reproduction/background.sh stop     # SIGTERM, then a snapshot of each, staged for git
+#   bash reproduction/background.sh snapshot # a snapshot of each, staged, the runs going on
 #
 # A queue runs its experiments in turn; one that is finished is skipped. The shared last one
 # (W3) starts on the core that is free first, with one worker; when the other queue gets to
@@ -44,9 +45,25 @@ queue() {  # CORE NAME...: run each NAME on CORE in turn
     done
 }
 
+snapshot_all() {  # SQLite's online backup of each live database, staged for a commit
+    for name in $names; do
+        [ -f "$here/results/$name/sparsedp.sqlite" ] || continue
+        bash "$here/snapshot.sh" "$name"
+        git -C "$here/.." add -f "reproduction/$name.sqlite" "reproduction/$name-trials.csv"
+    done
+}
+
 case "${1:-}" in
 start)
     mkdir -p "$here/results"
+    if [ -f "$pids" ]; then
+        while read -r pid; do
+            if kill -0 "$pid" 2>/dev/null; then
+                echo "already running (queue pid $pid): background.sh status shows them"
+                exit 0
+            fi
+        done < "$pids"
+    fi
     : > "$pids"
     for entry in "${queues[@]}"; do
         core="${entry%%:*}"
@@ -73,14 +90,13 @@ stop)
     fi
     pkill -TERM -f "sparsedp run $here/" || true
     while pgrep -f "sparsedp run $here/" > /dev/null; do sleep 1; done
-    for name in $names; do
-        [ -f "$here/results/$name/sparsedp.sqlite" ] || continue
-        bash "$here/snapshot.sh" "$name"
-        git -C "$here/.." add -f "reproduction/$name.sqlite" "reproduction/$name-trials.csv"
-    done
+    snapshot_all
+    ;;
+snapshot)
+    snapshot_all
     ;;
 *)
-    echo "usage: bash reproduction/background.sh start|status|stop" >&2
+    echo "usage: bash reproduction/background.sh start|status|stop|snapshot" >&2
     exit 2
     ;;
 esac
