@@ -21,7 +21,7 @@ left() { echo $(( budget - ($(date +%s) - began) )); }
   2>&1 | tee "$out/machine.txt"
 run_tests() {
   timeout 150 python3 -m pytest -q -p no:cacheprovider tests/test_device_engine.py \
-    tests/test_pruner_contract.py tests/test_batched.py 2>&1 | tail -25 | tee "$out/tests.log"
+    tests/test_pruner_contract.py tests/test_batched.py tests/test_channels_last.py 2>&1 | tail -25 | tee "$out/tests.log"
 }
 run_bench() {  # BENCH_ARGS: e.g. "--models resnet-8"; stops 20 s before the budget
   secs=$(( $(left) - 20 ))

@@ -5,6 +5,7 @@ float rounding of the default layout, and is refused where it cannot run (batche
 from __future__ import annotations
 
 import io
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -23,6 +24,8 @@ from sparsedp.training.trial_config import TrialConfig
 DEFAULT = EngineSettings(early_exit=True, eval_batch_size=250)
 CHANNELS_LAST = EngineSettings(early_exit=True, eval_batch_size=250, channels_last=True,
                                train_channels_last=True)
+DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(
+    not torch.cuda.is_available(), reason="no CUDA device here"))]
 
 
 def _config(seed: int = 0) -> TrialConfig:
@@ -35,8 +38,10 @@ def _conv_weights(run: TrialRun) -> list[torch.Tensor]:
     return [p for p in run.model.parameters() if p.dim() == 4]
 
 
-def test_trained_in_channels_last_with_pruned_weights_exactly_zero(mnist: SplitData) -> None:
-    run = TrialRun(_config(), mnist, engine=CHANNELS_LAST)
+@pytest.mark.parametrize("device", DEVICES)
+def test_trained_in_channels_last_with_pruned_weights_exactly_zero(mnist: SplitData,
+                                                                   device: str) -> None:
+    run = TrialRun(_config(), mnist, engine=replace(CHANNELS_LAST, device=device))
     assert run.channels_last
     run.advance()
     weights = _conv_weights(run)
@@ -58,9 +63,10 @@ def test_same_trial_twice_gives_the_same_numbers(mnist: SplitData) -> None:
         assert torch.equal(x, y)
 
 
-def test_within_float_rounding_of_the_default_layout(mnist: SplitData) -> None:
-    default = TrialRun(_config(), mnist, engine=DEFAULT)
-    channels_last = TrialRun(_config(), mnist, engine=CHANNELS_LAST)
+@pytest.mark.parametrize("device", DEVICES)
+def test_within_float_rounding_of_the_default_layout(mnist: SplitData, device: str) -> None:
+    default = TrialRun(_config(), mnist, engine=replace(DEFAULT, device=device))
+    channels_last = TrialRun(_config(), mnist, engine=replace(CHANNELS_LAST, device=device))
     assert not default.channels_last
     for run in (default, channels_last):
         run.train_only(24)
