@@ -8,7 +8,8 @@ Reads what a reader can recompute from the repository:
   intervals, regimes and sparse/dense ratios;
 - ``reproduction/NAME-trials.csv`` (the committed export): each study's trial time, summed;
 - ``reproduction/NAME.plan.txt`` (the committed plan, made before the run; a later
-  "# Re-planned" section is not read): each study's expected time.
+  "# Re-planned" section is not read; where the design changed before the run, the rows
+  after a "# Plan of record" line): each study's expected time.
 
 and prints four tables: best steps per study with the adequacy verdict, the fit per sparsity,
 the sparse/dense comparison, and plan against actual. Nothing is typed in by hand.
@@ -118,7 +119,9 @@ def comparison_table(summary: dict) -> str:
 def plan_vs_actual(name: str) -> str:
     plan_path, csv_path = HERE / f"{name}.plan.txt", HERE / f"{name}-trials.csv"
     expected: dict[tuple[float, int], float] = {}
-    for line in plan_path.read_text().splitlines():
+    lines = plan_path.read_text().splitlines()
+    marks = [i for i, line in enumerate(lines) if line.startswith("# Plan of record")]
+    for line in lines[marks[-1] + 1:] if marks else lines:  # else the first plan
         if line.startswith("# Re-planned"):  # the plan made before the run, not a later one
             break
         m = _PLAN_ROW.match(line.strip())
