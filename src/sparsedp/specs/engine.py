@@ -41,7 +41,7 @@ class EngineOptions:
     max_retries: int = 2
     batched_trials: int | None = None  # None: measured on CUDA, 1 (off) on CPU (slower there)
     interleave: int | None = None  # None: 16 when stopping hopeless trials, else 1 (off)
-    precision: str = "fp32"  # the one engine option that changes numerics (in study keys)
+    precision: str = "fp32"  # changes the arithmetic: the one engine option in study keys
     checkpoint_every: int = 300  # seconds between saves of an unfinished trial; 0: never
     channels_last: bool = False  # train in the channels-last layout (docs/engine.md)
 
