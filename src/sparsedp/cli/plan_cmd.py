@@ -279,8 +279,8 @@ def build_plan(spec: ExperimentSpec, args: argparse.Namespace, console: Console)
     estimates = _estimates(spec, stored, args, context, console)
 
     order = "margin" if stored.checks["margin"] else "earlier"
+    val_total = context.data(get_workload(studies[0].workload).dataset).num_val
     if stored.checks[order] and not args.ignore_stored:
-        val_total = context.data(get_workload(studies[0].workload).dataset).num_val
         checks = stored.checks[order]
         fraction = min(1.0, stored.examined[order] / (checks * val_total))
         source = f"measured on the {checks} stored checks"
@@ -289,7 +289,6 @@ def build_plan(spec: ExperimentSpec, args: argparse.Namespace, console: Console)
                        "examples than today's: an overestimate")
     else:
         fraction, source = DEFAULT_CHECK_FRACTION, "default, measured on W2 at the 2% goal"
-        val_total = context.data(get_workload(studies[0].workload).dataset).num_val
         goal = min(s.goal_error or get_workload(s.workload).goal_error for s in studies)
         least = least_check_fraction(goal, val_total)
         if least > fraction:  # a high goal: a failing check reads more than the default

@@ -13,6 +13,24 @@ BACKENDS = ("local", "ray")
 DEVICE_PATTERN = re.compile(r"cpu|cuda(:\d+)?")
 
 
+CHANNELS_LAST_FIX = "set batched_trials = 1, or leave channels_last out"
+
+
+def channels_last_conflict(channels_last: bool, batched_trials: int | None,
+                           device: str) -> str | None:
+    """Why ``channels_last`` cannot run with these batching settings (None: it can):
+    channels-last training runs one trial at a time."""
+    if not channels_last:
+        return None
+    if batched_trials is None and str(device).startswith("cuda"):
+        return ("channels_last = true trains one trial at a time, but batched_trials is 16 "
+                "(the default on CUDA)")
+    if batched_trials is not None and batched_trials > 1:
+        return ("channels_last = true trains one trial at a time, but batched_trials is "
+                f"{batched_trials}")
+    return None
+
+
 @dataclass(frozen=True)
 class EngineOptions:
     """How to compute an experiment, never what: none of these changes a study's results.
@@ -84,10 +102,7 @@ class EngineOptions:
             value = getattr(self, label)
             if not is_int(value) or value < 0:
                 raise ValueError(f"{label} must be a whole number >= 0, got {value!r}")
-        if self.channels_last and self.resolved_batched_trials() > 1:
-            raise ValueError(
-                "channels_last = true trains one trial at a time, but batched_trials is "
-                f"{self.resolved_batched_trials()}"
-                + (" (the default on CUDA)" if self.batched_trials is None else "")
-                + ": set batched_trials = 1, or leave channels_last out")
+        conflict = channels_last_conflict(self.channels_last, self.batched_trials, self.device)
+        if conflict:
+            raise ValueError(f"{conflict}: {CHANNELS_LAST_FIX}")
 

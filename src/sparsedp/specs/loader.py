@@ -21,7 +21,14 @@ from sparsedp.pruning.registry import pruner_names
 from sparsedp.search.refine import DEFAULT_AROUND, DEFAULT_MARGIN, REFINE_BASE
 from sparsedp.search.sobol import SEQUENCES
 from sparsedp.search.space import DEFAULT_DIMENSIONS, INTEGER_MAPPINGS, SCALES, Dimension
-from sparsedp.specs.engine import BACKENDS, DEVICE_PATTERN, ORDERS, EngineOptions
+from sparsedp.specs.engine import (
+    BACKENDS,
+    CHANNELS_LAST_FIX,
+    DEVICE_PATTERN,
+    ORDERS,
+    EngineOptions,
+    channels_last_conflict,
+)
 from sparsedp.specs.experiment import ExperimentSpec, StudyDefaults
 from sparsedp.specs.parts import PartsSections
 from sparsedp.specs.refine import RefineOptions
@@ -421,13 +428,11 @@ class ExperimentLoader(TomlChecker, PartsSections):
         for key in ("max_retries", "checkpoint_every"):
             if key in table:
                 options[key] = self.integer(table[key], ("engine", key), 0)
-        on_cuda = str(options.get("device", "cpu")).startswith("cuda")
-        batched = options.get("batched_trials", 16 if on_cuda else 1)
-        if options.get("channels_last") and batched != 1:
-            self.fail(("engine", "channels_last"),
-                      "channels-last training runs one trial at a time, but batched_trials is "
-                      f"{options.get('batched_trials', '16 (the default on CUDA)')}",
-                      "set batched_trials = 1 in [engine], or leave channels_last out")
+        conflict = channels_last_conflict(options.get("channels_last", False),
+                                          options.get("batched_trials"),
+                                          options.get("device", "cpu"))
+        if conflict:
+            self.fail(("engine", "channels_last"), conflict, CHANNELS_LAST_FIX)
         return EngineOptions(**options)
 
 
