@@ -78,6 +78,16 @@ def mnist(shared_data_dir: Path, tmp_path_factory: pytest.TempPathFactory):
     return SplitData(full.dataset, full.train_index, full.val_index[:1000], full.mean, full.std)
 
 
+@pytest.fixture(scope="session")
+def mnist_small(shared_data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Real MNIST cut to 5,400 training and 600 validation examples, as an ``.npz`` file
+    (tests/small_mnist.py: for end-to-end runs whose checks would dominate their time)."""
+    from small_mnist import write_small_mnist
+
+    return write_small_mnist(shared_data_dir / "mnist",
+                             tmp_path_factory.mktemp("mnist-small") / "mnist-small.npz")
+
+
 @pytest.fixture(autouse=True)
 def _torch_threads():
     """Keep tests on one thread so results do not depend on the runner's core count."""

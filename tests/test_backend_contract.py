@@ -14,6 +14,7 @@ from pathlib import Path
 import psutil
 import pytest
 
+from small_mnist import small_mnist_tables
 from sparsedp.execution.backends.contract import Backend, WorkerDataError
 from sparsedp.execution.backends.local import InProcessBackend, ProcessBackend
 from sparsedp.execution.backends.worker import WorkerContext
@@ -25,7 +26,7 @@ KINDS = ["in-process", "processes", "ray"]
 
 STUDY = """
 name = "contract"
-workloads = ["mnist-simplecnn-momentum"]
+{workloads_line}
 sparsities = [0.0]
 batch_sizes = [32]
 trials = 4
@@ -37,21 +38,24 @@ eval_every = 8
 eval_batch_size = 1000
 stop_hopeless = {stop}
 keep_complete = 1  # _drain reports each best as the limit, as the runner does with K = 1
-"""
+"""  # then the cut MNIST's tables (tests/small_mnist.py); built-in MNIST without them
 FAST = {"lr": 0.02, "momentum": 0.9}  # meets the goal within a few checks
 SLOW = {"lr": 0.00003, "momentum": 0.9}  # does not meet it within the budget
 
 
-def _spec(tmp_path: Path, *, max_steps: int, stop: bool):
+def _spec(tmp_path: Path, npz: Path | None, *, max_steps: int, stop: bool):
+    """The study on the cut MNIST ``npz``, or (None) on the built-in MNIST."""
     path = tmp_path / f"contract-{max_steps}-{stop}.toml"
-    path.write_text(STUDY.format(results=tmp_path / "results", max_steps=max_steps,
-                                 stop=str(stop).lower()))
+    workloads_line = "" if npz is not None else 'workloads = ["mnist-simplecnn-momentum"]'
+    text = STUDY.format(results=tmp_path / "results", max_steps=max_steps,
+                        stop=str(stop).lower(), workloads_line=workloads_line)
+    path.write_text(text + (small_mnist_tables(npz, "contract-cnn") if npz else ""))
     return load_experiment(path)
 
 
-def _backend(kind: str, spec, data_dir: str, request, workers: int = 2) -> Backend:
+def _backend(kind: str, spec, data_dir: str | None, request, workers: int = 2) -> Backend:
     """A backend of ``kind`` with one trial per worker (two per process in-process)."""
-    context_args = (spec.engine, data_dir, None, {})
+    context_args = (spec.engine, data_dir, None, {}, spec.plugins)
     if kind == "in-process":
         return InProcessBackend(WorkerContext(*context_args), {}, interleave=2)
     if kind == "processes":
@@ -81,21 +85,21 @@ def _key(record: TrialRecord) -> tuple:
 
 
 @pytest.fixture(scope="module")
-def expected(shared_data_dir, tmp_path_factory):
+def expected(mnist_small, tmp_path_factory):
     """Each trial run alone in this process, with stopping off."""
-    spec = _spec(tmp_path_factory.mktemp("expected"), max_steps=16, stop=False)
-    context = WorkerContext(spec.engine, str(shared_data_dir / "mnist"), None, {})
+    spec = _spec(tmp_path_factory.mktemp("expected"), mnist_small, max_steps=16, stop=False)
+    context = WorkerContext(spec.engine, None, None, {}, spec.plugins)
     study = spec.studies()[0]
     return {i: _key(context.run(TrialTask(study, i, p))) for i, p in enumerate(
         [FAST, SLOW, FAST, SLOW])}
 
 
 @pytest.mark.parametrize("kind", KINDS)
-def test_one_outcome_per_trial_and_the_same_outcomes(kind, expected, shared_data_dir, tmp_path,
+def test_one_outcome_per_trial_and_the_same_outcomes(kind, expected, mnist_small, tmp_path,
                                                      request):
-    spec = _spec(tmp_path, max_steps=16, stop=False)
+    spec = _spec(tmp_path, mnist_small, max_steps=16, stop=False)
     study = spec.studies()[0]
-    backend = _backend(kind, spec, str(shared_data_dir / "mnist"), request)
+    backend = _backend(kind, spec, None, request)
     try:
         assert isinstance(backend, Backend)
         backend.submit(TrialTask(study, 0, FAST))
@@ -116,13 +120,13 @@ def test_one_outcome_per_trial_and_the_same_outcomes(kind, expected, shared_data
 
 
 @pytest.mark.parametrize("kind", KINDS)
-def test_a_best_from_one_worker_stops_a_trial_running_on_another(kind, shared_data_dir,
+def test_a_best_from_one_worker_stops_a_trial_running_on_another(kind, mnist_small,
                                                                  tmp_path, request):
     """The slow trial alone would train 160 steps; the fast one, on another worker, meets
     the goal early, and the slow one ends ``stopped`` at its next check."""
-    spec = _spec(tmp_path, max_steps=160, stop=True)
+    spec = _spec(tmp_path, mnist_small, max_steps=160, stop=True)
     study = spec.studies()[0]
-    backend = _backend(kind, spec, str(shared_data_dir / "mnist"), request)
+    backend = _backend(kind, spec, None, request)
     try:
         backend.submit(TrialTask(study, 0, FAST))
         backend.submit(TrialTask(study, 1, SLOW))
@@ -140,7 +144,7 @@ def test_a_best_from_one_worker_stops_a_trial_running_on_another(kind, shared_da
 
 @pytest.mark.parametrize("kind", KINDS)
 def test_unreadable_data_stops_with_one_line_naming_the_worker(kind, tmp_path, request):
-    spec = _spec(tmp_path, max_steps=16, stop=True)
+    spec = _spec(tmp_path, None, max_steps=16, stop=True)  # the built-in data's directory
     missing = tmp_path / "no-data-here"
     backend = _backend(kind, spec, str(missing), request, workers=1)
     try:
@@ -168,9 +172,9 @@ def _running(processes: list[psutil.Process]) -> list[psutil.Process]:
 
 
 @pytest.mark.parametrize("kind", ["processes", "ray"])
-def test_shutdown_leaves_no_worker_running(kind, shared_data_dir, tmp_path, request):
-    spec = _spec(tmp_path, max_steps=160, stop=False)
-    backend = _backend(kind, spec, str(shared_data_dir / "mnist"), request)
+def test_shutdown_leaves_no_worker_running(kind, mnist_small, tmp_path, request):
+    spec = _spec(tmp_path, mnist_small, max_steps=160, stop=False)
+    backend = _backend(kind, spec, None, request)
     try:
         backend.submit(TrialTask(spec.studies()[0], 1, SLOW))
         if kind == "processes":

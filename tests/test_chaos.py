@@ -21,17 +21,14 @@ import threading
 import time
 from pathlib import Path
 
-import numpy as np
 import psutil
 import pytest
 
-from sparsedp.data.idx import read_idx_images, read_idx_labels
+from small_mnist import small_mnist_dataset_table
 from sparsedp.execution.runner import run_experiment
 from sparsedp.specs import load_experiment
 from sparsedp.store import ResultStore
 
-# The first 6,000 MNIST training images (600 validation examples: a check costs a tenth of
-# the full split's, which keeps 48 trials and every restart within the time this test has).
 EXPERIMENT = """
 name = "chaos"
 sparsities = [0.0, 0.5]
@@ -39,13 +36,9 @@ batch_sizes = [16, 32]
 trials = {trials}
 workers = 2
 results = "{results}"
-[datasets.mnist-6k]
-kind = "npz"
-path = "{npz}"
-description = "MNIST, the first 6,000 training images"
 [workloads.chaos-cnn]
 extends = "mnist-simplecnn-momentum"
-dataset = "mnist-6k"
+dataset = "mnist-small"
 goal_error = 0.6
 max_steps = 24
 eval_every = 8
@@ -56,7 +49,8 @@ eval_batch_size = 1000
 threads = 1
 backend = "{backend}"
 stop_hopeless = false  # each trial's outcome is its own: the table cannot depend on timing
-"""
+"""  # then the cut MNIST's table (tests/small_mnist.py; 600 validation examples: a check
+# costs a tenth of the full split's, which keeps 48 trials and every restart in time)
 TRIALS = 48  # 4 studies x 12
 ROUNDS = 3  # each: a worker killed, then the driver: 6 kills
 RAY_TRIALS = 16  # 4 studies x 4
@@ -75,25 +69,12 @@ def _shared_cache(tmp_path_factory):
         os.environ["SPARSEDP_CACHE_DIR"] = previous
 
 
-@pytest.fixture(scope="module")
-def mnist_6k(tmp_path_factory, shared_data_dir) -> Path:
-    """Real MNIST, cut to the first 6,000 training and 1,000 test images, as an .npz."""
-    mnist = shared_data_dir / "mnist"
-    path = tmp_path_factory.mktemp("data") / "mnist-6k.npz"
-    np.savez(path,
-             x_train=read_idx_images(mnist / "train-images-idx3-ubyte.gz")[:6000],
-             y_train=read_idx_labels(mnist / "train-labels-idx1-ubyte.gz")[:6000],
-             x_test=read_idx_images(mnist / "t10k-images-idx3-ubyte.gz")[:1000],
-             y_test=read_idx_labels(mnist / "t10k-labels-idx1-ubyte.gz")[:1000])
-    return path
-
-
 def write_experiment(directory: Path, npz: Path, *, trials: int = 12,
                      backend: str = "local") -> Path:
     directory.mkdir(exist_ok=True)
     path = directory / "chaos.toml"
-    path.write_text(EXPERIMENT.format(trials=trials, results=directory / "results", npz=npz,
-                                      backend=backend))
+    path.write_text(EXPERIMENT.format(trials=trials, results=directory / "results",
+                                      backend=backend) + small_mnist_dataset_table(npz))
     return path
 
 
@@ -222,13 +203,13 @@ def check_progress(before: list[tuple], results: Path, reference: list[tuple]) -
 
 
 @pytest.mark.slow
-def test_workers_and_driver_killed_at_random_moments_then_resumed(tmp_path, mnist_6k):
+def test_workers_and_driver_killed_at_random_moments_then_resumed(tmp_path, mnist_small):
     """Three rounds of: a random worker killed with SIGKILL at a random moment, then the
     driver alone (its workers orphaned); each round starts ``sparsedp run`` again. Every
     stored row is the undisturbed run's, none is duplicated, no run meets a held lock or a
     traceback, orphaned workers exit, and the last run ends with the undisturbed table."""
-    reference = undisturbed(tmp_path / "reference", mnist_6k, TRIALS // 4)
-    path = write_experiment(tmp_path / "chaos", mnist_6k)
+    reference = undisturbed(tmp_path / "reference", mnist_small, TRIALS // 4)
+    path = write_experiment(tmp_path / "chaos", mnist_small)
     results = path.parent / "results"
     rng = random.Random(22)
     kills: list[str] = []
@@ -328,12 +309,12 @@ def title(process: psutil.Process) -> str:
 
 @pytest.mark.slow
 def test_ray_workers_and_driver_killed_then_rerun_on_the_running_cluster(
-        ray_cluster, tmp_path, mnist_6k):
+        ray_cluster, tmp_path, mnist_small):
     """On a real Ray cluster: two Ray workers killed in turn, then the driver (SIGKILL); a
     new ``sparsedp run`` against the cluster, still up, has another worker killed and
     finishes. The table equals a local run's; the killed driver's workers are gone."""
-    reference = undisturbed(tmp_path / "local", mnist_6k, RAY_TRIALS // 4)
-    path = write_experiment(tmp_path / "ray", mnist_6k, trials=RAY_TRIALS // 4,
+    reference = undisturbed(tmp_path / "local", mnist_small, RAY_TRIALS // 4)
+    path = write_experiment(tmp_path / "ray", mnist_small, trials=RAY_TRIALS // 4,
                             backend="ray")
     results = path.parent / "results"
     env = {"RAY_ADDRESS": ray_cluster.address}

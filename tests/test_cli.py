@@ -7,13 +7,13 @@ import json
 import re
 import subprocess
 import sys
-from pathlib import Path
 
 import pandas as pd
 import pytest
 import torch
 
 from cli_output import status_rows
+from small_mnist import small_mnist_tables
 from sparsedp.api import Experiment
 from sparsedp.cli import trial_cmd
 from sparsedp.cli.main import main
@@ -105,16 +105,14 @@ def sparsity_report(text: str) -> dict[str, tuple[int, int, float]]:
     return {name: (int(kept), int(total), float(share)) for name, kept, total, share in rows}
 
 
-def test_run_status_export_report(tmp_path, shared_data_dir, capsys):
+def test_run_status_export_report(tmp_path, mnist_small, capsys):
     path = tmp_path / "exp.toml"
     path.write_text(f"""
 name = "cli"
-workloads = ["mnist-simplecnn-sgd"]
 sparsities = [0.0, 0.5]
 batch_sizes = [32, 64, 128]
 trials = 2
 results = "{tmp_path / 'results'}"
-data_dir = "{shared_data_dir / 'mnist'}"
 goal_error = 0.5
 max_steps = 32
 eval_every = 16
@@ -122,7 +120,7 @@ eval_every = 16
 snip_batches = 1
 [engine]
 eval_batch_size = 1000
-""")
+""" + small_mnist_tables(mnist_small, "cli-sgd", extends="mnist-simplecnn-sgd"))
     assert main(["run", str(path)]) == 0
     capsys.readouterr()
     assert main(["status", str(path)]) == 0
@@ -157,11 +155,63 @@ eval_batch_size = 1000
     assert set(shown) == {(s, b) for s in (0.0, 0.5) for b in (32, 64, 128)}
     for (sparsity, batch), row in shown.items():
         trials = frame[(frame.sparsity == sparsity) & (frame.batch_size == batch)]
-        assert row["workload"] == "mnist-simplecnn-sgd" and row["done"] == "2/2"
+        assert row["workload"] == "cli-sgd" and row["done"] == "2/2"
         for status in ("complete", "incomplete", "infeasible", "stopped", "failed"):
             assert int(row[status]) == int((trials.status == status).sum())
         steps = best.get((sparsity, batch))
         assert row["best steps"] == (str(int(steps)) if steps is not None else "-")
+
+
+# --------------------------------------------------------------------------- the cut MNIST
+
+SMALL_SGD = "tp-small-sgd"
+SMALL_PLUGIN = """
+from dataclasses import replace
+
+from sparsedp.data.custom import NpzFile
+from sparsedp.plugins import register_dataset, register_workload
+from sparsedp.training.workloads import get_workload
+
+DATASET = "tp-mnist-small"
+register_dataset(DATASET, NpzFile({npz!r}))
+register_workload(replace(get_workload("mnist-simplecnn-sgd"), name={workload!r},
+                          dataset=DATASET))
+"""
+
+
+@pytest.fixture
+def plugins(tmp_path, monkeypatch):
+    """Writes plugin modules into the working directory (a fresh folder); the registries,
+    sys.path and the modules are restored after."""
+    from sparsedp.data.custom import DATASETS
+    from sparsedp.training.workloads import WORKLOADS
+
+    monkeypatch.chdir(tmp_path)
+    saved, datasets, path, written = dict(WORKLOADS), dict(DATASETS), list(sys.path), []
+
+    def write(module: str, text: str) -> str:
+        (tmp_path / f"{module}.py").write_text(text)
+        written.append(module)
+        return module
+
+    yield write
+    WORKLOADS.clear()
+    WORKLOADS.update(saved)
+    DATASETS.clear()
+    DATASETS.update(datasets)
+    sys.path[:] = path
+    for module in written:
+        sys.modules.pop(module, None)
+
+
+@pytest.fixture
+def small_sgd(plugins, mnist_small) -> list[str]:
+    """`--plugin` and `--workload` of a plugin's mnist-simplecnn-sgd on the cut MNIST
+    (tests/small_mnist.py): the options, not the data, are what the trial tests ask about,
+    and checks of the built-in MNIST's 6,000 validation examples would dominate their time."""
+    module = plugins("tp_small_mnist", SMALL_PLUGIN.format(npz=str(mnist_small),
+                                                           workload=SMALL_SGD))
+    return ["--plugin", module, "--workload", SMALL_SGD]
 
 
 def _printed(text: str) -> dict[str, str]:
@@ -170,10 +220,9 @@ def _printed(text: str) -> dict[str, str]:
                            flags=re.MULTILINE))
 
 
-def test_trial_marks_a_lower_bound_error(capsys, shared_data_dir):
-    argv = ["trial", "--workload", "mnist-simplecnn-sgd", "--sparsity", "0", "--batch-size",
-            "16", "--lr", "0.001", "--max-steps", "16", "--data-dir",
-            str(shared_data_dir / "mnist")]
+def test_trial_marks_a_lower_bound_error(capsys, small_sgd):
+    argv = ["trial", *small_sgd, "--sparsity", "0", "--batch-size", "16", "--lr", "0.001",
+            "--max-steps", "16"]
     assert main(argv) == 0
     fast = _printed(capsys.readouterr().out)
     assert fast["status"] == "incomplete"
@@ -207,20 +256,19 @@ def measured(monkeypatch) -> list[tuple]:
     return calls
 
 
-def _trial(argv: list[str], data: Path, capsys) -> dict:
-    assert main(["trial", *argv, "--data-dir", str(data / "mnist"), "--json"]) == 0
+def _trial(argv: list[str], capsys) -> dict:
+    assert main(["trial", *argv, "--json"]) == 0
     return json.loads(capsys.readouterr().out)
 
 
 def test_trial_seeds_checks_hidden_units_biases_pruner_threads_device(measured, capsys,
-                                                                      shared_data_dir):
-    out = _trial(["--workload", "mnist-simplecnn-sgd", "--sparsity", "0.5", "--batch-size",
-                  "16", "--lr", "0.05", "--seed", "7", "--data-seed", "3", "--goal-error",
-                  "0.01", "--max-steps", "12", "--eval-every", "4", "--hidden-units", "32",
-                  "--pruner", "random", "--prune-biases", "--threads", "2", "--device", "cpu"],
-                 shared_data_dir, capsys)
+                                                                      small_sgd):
+    out = _trial([*small_sgd, "--sparsity", "0.5", "--batch-size", "16", "--lr", "0.05",
+                  "--seed", "7", "--data-seed", "3", "--goal-error", "0.01", "--max-steps",
+                  "12", "--eval-every", "4", "--hidden-units", "32", "--pruner", "random",
+                  "--prune-biases", "--threads", "2", "--device", "cpu"], capsys)
     ((config, options, threads, m),) = measured
-    assert config == TrialConfig("mnist-simplecnn-sgd", 0.5, 16, 0.05, seed=7, data_seed=3,
+    assert config == TrialConfig(SMALL_SGD, 0.5, 16, 0.05, seed=7, data_seed=3,
                                  goal_error=0.01, max_steps=12, eval_every=4, hidden_units=32,
                                  pruning=PruneSettings("random", prune_biases=True))
     assert options["device"] == "cpu" and threads == 2
@@ -242,11 +290,10 @@ def test_trial_seeds_checks_hidden_units_biases_pruner_threads_device(measured, 
     (["--pruner", "synflow", "--synflow-iterations", "3"],
      PruneSettings("synflow", synflow_iterations=3)),
 ], ids=["grasp", "synflow"])
-def test_trial_pruner_options_reach_the_pruner(measured, capsys, shared_data_dir, options,
+def test_trial_pruner_options_reach_the_pruner(measured, capsys, small_sgd, options,
                                                pruning):
-    out = _trial(["--workload", "mnist-simplecnn-sgd", "--sparsity", "0.9", "--batch-size",
-                  "16", "--lr", "0.05", "--max-steps", "4", "--eval-every", "4", *options],
-                 shared_data_dir, capsys)
+    out = _trial([*small_sgd, "--sparsity", "0.9", "--batch-size", "16", "--lr", "0.05",
+                  "--max-steps", "4", "--eval-every", "4", *options], capsys)
     ((config, _, _, m),) = measured
     assert config.pruning == pruning
     assert m.mask_report["kept"] == 6224 and out["measured_sparsity"] == pytest.approx(0.9,
@@ -254,47 +301,38 @@ def test_trial_pruner_options_reach_the_pruner(measured, capsys, shared_data_dir
 
 
 DECAY_PLUGIN = """
+import tp_small_mnist  # registers the cut MNIST
+
 from sparsedp.plugins import Workload, register_workload
 
 register_workload(Workload(
-    name="tp-mnist-decay", dataset="mnist", model="simple-cnn", optimizer="sgd",
+    name="tp-mnist-decay", dataset=tp_small_mnist.DATASET, model="simple-cnn", optimizer="sgd",
     schedule="linear-decay", searched=("lr", "decay_steps", "end_lr_factor"),
     goal_error=0.02, eval_every=16, max_steps=100, description="decay test", version="1"))
 """
 
 
 @pytest.fixture
-def decay_plugin(tmp_path, monkeypatch):
-    """A plugin module in the working directory registering an MNIST workload with linear
-    decay (the built-in one is on CIFAR-10); the registry and modules are restored after."""
-    from sparsedp.training.workloads import WORKLOADS
-
-    (tmp_path / "tp_decay_workload.py").write_text(DECAY_PLUGIN)
-    monkeypatch.chdir(tmp_path)
-    saved, path = dict(WORKLOADS), list(sys.path)
-    yield "tp_decay_workload"
-    WORKLOADS.clear()
-    WORKLOADS.update(saved)
-    sys.path[:] = path
-    sys.modules.pop("tp_decay_workload", None)
+def decay_plugin(plugins, small_sgd):
+    """A plugin module registering a workload with linear decay on the cut MNIST (the
+    built-in one is on CIFAR-10)."""
+    return plugins("tp_decay_workload", DECAY_PLUGIN)
 
 
-def test_trial_decay_options_set_the_schedule(measured, capsys, shared_data_dir,
-                                              decay_plugin):
+def test_trial_decay_options_set_the_schedule(measured, capsys, decay_plugin):
     """--decay-steps 1 --end-lr-factor 0: after its first step the learning rate is 0, so
     the weights stop moving and every check sees the same exact error."""
     base = ["--plugin", decay_plugin, "--workload", "tp-mnist-decay", "--sparsity", "0",
             "--batch-size", "16", "--lr", "0.1", "--goal-error", "0.01", "--max-steps", "12",
             "--eval-every", "4", "--full-eval"]
-    _trial([*base, "--decay-steps", "1", "--end-lr-factor", "0"], shared_data_dir, capsys)
+    _trial([*base, "--decay-steps", "1", "--end-lr-factor", "0"], capsys)
     ((config, _, _, m),) = measured
     assert (config.decay_steps, config.end_lr_factor) == (1, 0.0)
     assert [config.schedule()(step) for step in (0, 1, 5)] == [0.1, 0.0, 0.0]
     assert [step for step, _, _ in m.curve] == [4, 8, 12]
     errors = {error for _, error, exact in m.curve if exact}
     assert len(errors) == 1 and len(m.curve) == 3
-    assert main(["trial", *base, "--decay-steps", "1", "--data-dir",
-                 str(shared_data_dir / "mnist")]) == 2
+    assert main(["trial", *base, "--decay-steps", "1"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "uses linear decay: give --decay-steps and" in err[0]
 
@@ -303,28 +341,27 @@ def test_trial_decay_options_set_the_schedule(measured, capsys, shared_data_dir,
 
 SMALL = """
 name = "{name}"
-workloads = ["mnist-simplecnn-sgd"]
 sparsities = [0.0]
 batch_sizes = {batches}
 trials = 2
 results = "{results}"
-data_dir = "{data}"
 goal_error = 0.6
 max_steps = 16
 eval_every = 8
 [engine]
 eval_batch_size = 1000
-"""
+"""  # then the cut MNIST's tables (tests/small_mnist.py)
 
 
-def test_report_of_a_results_directory_holding_several_experiments(tmp_path, shared_data_dir,
+def test_report_of_a_results_directory_holding_several_experiments(tmp_path, mnist_small,
                                                                    capsys):
     results = tmp_path / "shared"
     experiments = {"alpha": [16, 32], "beta": [64]}
     for name, batches in experiments.items():
         path = tmp_path / f"{name}.toml"
-        path.write_text(SMALL.format(name=name, batches=batches, results=results,
-                                     data=shared_data_dir / "mnist"))
+        path.write_text(SMALL.format(name=name, batches=batches, results=results)
+                        + small_mnist_tables(mnist_small, "small-sgd",
+                                             extends="mnist-simplecnn-sgd"))
         assert main(["run", str(path)]) == 0
     capsys.readouterr()
     options = ["--bootstrap", "5", "--formats", "png"]

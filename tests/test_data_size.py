@@ -15,6 +15,7 @@ import pytest
 from tests.test_analysis import table_from_best
 
 import sparsedp
+from small_mnist import small_mnist_tables
 from sparsedp.analysis import analysis_to_dict, analyze
 from sparsedp.analysis.data_size import curve_workload, with_curve_labels
 from sparsedp.analysis.data_size_table import data_size_table
@@ -189,13 +190,13 @@ def test_seed_repeats_take_their_size_from_the_study_key():
 
 
 @pytest.mark.slow
-def test_two_sizes_on_real_mnist_give_two_curves_and_the_figure(tmp_path, shared_data_dir,
-                                                                 monkeypatch):
-    monkeypatch.setenv("SPARSEDP_DATA_DIR", str(shared_data_dir))
+def test_two_sizes_on_real_mnist_give_two_curves_and_the_figure(tmp_path, mnist_small):
+    """On the cut MNIST (tests/small_mnist.py: 5,400 training examples, of which both sizes
+    are subsets, and 600 validation examples for quick checks)."""
+    w = "sizes-cnn"
     path = tmp_path / "exp.toml"
-    path.write_text(f"""
+    path.write_text("""
 name = "sizes"
-workloads = ["{W}"]
 train_examples = [1000, 4000]
 sparsities = [0.0]
 batch_sizes = [16, 32, 64]
@@ -208,7 +209,7 @@ eval_every = 8
 low = 0.9
 high = 0.99
 scale = "reverse-log"
-""")
+""" + small_mnist_tables(mnist_small, w))
     exp = sparsedp.Experiment.from_file(path)
     exp.run()
     trials = exp.trials()
@@ -216,14 +217,14 @@ scale = "reverse-log"
     assert trials.groupby("train_examples")["study_key"].nunique().to_dict() == {1000: 3,
                                                                                  4000: 3}
     status = exp.status().to_frame()
-    assert status.groupby("workload")["done"].sum().to_dict() == {f"{W} n=1000": 6,
-                                                                   f"{W} n=4000": 6}
+    assert status.groupby("workload")["done"].sum().to_dict() == {f"{w} n=1000": 6,
+                                                                   f"{w} n=4000": 6}
     html = exp.report(tmp_path / "report", bootstrap=20, formats=("png",))
     summary = json.loads((html.parent / "summary.json").read_text())
     curves = {c["workload"]: c for c in summary["curves"]}
-    assert set(curves) == {f"{W} n=1000", f"{W} n=4000"}
+    assert set(curves) == {f"{w} n=1000", f"{w} n=4000"}
     assert {c["train_examples"] for c in curves.values()} == {1000, 4000}
     assert all("b_crit_overhead" in c for c in curves.values())
-    figure = html.parent / "figures" / f"data-size-{W}.png"
+    figure = html.parent / "figures" / f"data-size-{w}.png"
     assert figure.stat().st_size > 1000
-    assert f"data-size-{W}" in html.read_text()
+    assert f"data-size-{w}" in html.read_text()

@@ -1,4 +1,5 @@
-"""End-to-end runs of tiny experiments on real MNIST: storage, resume, kill -9, failures."""
+"""End-to-end runs of tiny experiments on real MNIST (cut short, tests/small_mnist.py):
+storage, resume, kill -9, failures."""
 
 from __future__ import annotations
 
@@ -14,18 +15,17 @@ from pathlib import Path
 
 import pytest
 
+from small_mnist import small_mnist_tables
 from sparsedp.execution.runner import run_experiment
 from sparsedp.specs import load_experiment
 from sparsedp.store import ResultStore, trials_frame
 
 TINY = """
 name = "tiny"
-workloads = ["mnist-simplecnn-momentum"]
 sparsities = [0.0, 0.5]
 batch_sizes = [16, 32]
 trials = 3
 results = "{results}"
-data_dir = "{data}"
 goal_error = 0.6
 max_steps = 24
 eval_every = 8
@@ -35,25 +35,25 @@ snip_batches = 1
 eval_batch_size = 1000
 stop_hopeless = {stop}
 keep_complete = 1  # stopping at the best: what these tests follow
-"""
+"""  # then the cut MNIST's tables (tests/small_mnist.py)
 
 
-def _writer(directory: Path, data_dir: Path):
+def _writer(directory: Path, npz: Path):
     def make(name: str = "exp", stop: bool = True) -> Path:
         path = directory / f"{name}.toml"
-        path.write_text(TINY.format(results=directory / name, data=data_dir / "mnist",
-                                    stop=str(stop).lower()))
+        path.write_text(TINY.format(results=directory / name, stop=str(stop).lower())
+                        + small_mnist_tables(npz, "tiny-cnn"))
         return path
 
     return make
 
 
 @pytest.fixture(scope="module")
-def reference(tmp_path_factory, shared_data_dir):
+def reference(tmp_path_factory, mnist_small):
     """One uninterrupted run of the tiny experiment: (file, its table)."""
     directory = tmp_path_factory.mktemp("reference")
     os.environ.setdefault("SPARSEDP_CACHE_DIR", str(directory / "cache"))
-    path = _writer(directory, shared_data_dir)("reference")
+    path = _writer(directory, mnist_small)("reference")
     spec = load_experiment(path)
     with ResultStore(spec.results_dir) as store:
         summary = run_experiment(spec, store)
@@ -62,9 +62,9 @@ def reference(tmp_path_factory, shared_data_dir):
 
 
 @pytest.fixture()
-def tiny_file(tmp_path, shared_data_dir, monkeypatch):
+def tiny_file(tmp_path, mnist_small, monkeypatch):
     monkeypatch.setenv("SPARSEDP_CACHE_DIR", str(tmp_path / "cache"))
-    return _writer(tmp_path, shared_data_dir)
+    return _writer(tmp_path, mnist_small)
 
 
 def _copy_of(reference_path: Path, tmp_path: Path) -> Path:
@@ -75,6 +75,11 @@ def _copy_of(reference_path: Path, tmp_path: Path) -> Path:
     path = tmp_path / "copy.toml"
     path.write_text(reference_path.read_text().replace(str(spec.results_dir), str(target)))
     return path
+
+
+def _with_engine(text: str, line: str) -> str:
+    """``text`` with ``line`` added to its [engine] table (the file ends in other tables)."""
+    return text.replace("\n[engine]\n", f"\n[engine]\n{line}\n", 1)
 
 
 def _table(results_dir: Path) -> list[tuple]:
@@ -204,8 +209,8 @@ def test_batched_trials_give_the_same_table_as_one_at_a_time(reference, tmp_path
     one = tmp_path / "one.toml"
     one.write_text(text.replace(str(tmp_path / "copy"), str(tmp_path / "one")))
     batched = tmp_path / "batched.toml"
-    batched.write_text(text.replace(str(tmp_path / "copy"), str(tmp_path / "batched"))
-                       + "batched_trials = 3\n")
+    batched.write_text(_with_engine(text.replace(str(tmp_path / "copy"),
+                                                 str(tmp_path / "batched")), "batched_trials = 3"))
     tables = []
     for path in (one, batched):
         spec = load_experiment(path)
@@ -233,8 +238,8 @@ def test_interleaved_trials_settle_the_same_best_with_no_more_training(reference
     turn); one trial after another must find the same bests, and never train less."""
     text = _copy_of(reference[0], tmp_path).read_text()
     path = tmp_path / "sequential.toml"
-    path.write_text(text.replace(str(tmp_path / "copy"), str(tmp_path / "sequential"))
-                    + "interleave = 1\n")
+    path.write_text(_with_engine(text.replace(str(tmp_path / "copy"),
+                                              str(tmp_path / "sequential")), "interleave = 1"))
     spec = load_experiment(path)
     assert spec.engine.resolved_interleave() == 1
     with ResultStore(spec.results_dir) as store:

@@ -1,7 +1,8 @@
 """Fault suite: a broken environment or an interrupted run never loses or invents a trial.
 
 Each case uses real files and, where a process matters, real processes running
-``sparsedp run`` on a tiny real-MNIST experiment (2 studies × 2 trials). For each: one clear
+``sparsedp run`` on a tiny experiment (2 studies × 2 trials) on real MNIST cut short
+(tests/small_mnist.py; broken data directories are built-in MNIST's). For each: one clear
 line, the documented exit code (docs/faults.md), no stored trial lost or duplicated, and a
 normal rerun ends with the same table as an undisturbed run.
 """
@@ -24,6 +25,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from small_mnist import small_mnist_tables
 from sparsedp.api import SparsedpError
 from sparsedp.cli import experiment_cmds
 from sparsedp.cli.main import main
@@ -36,12 +38,11 @@ from sparsedp.store import ResultStore
 
 EXPERIMENT = """
 name = "faults"
-workloads = ["mnist-simplecnn-momentum"]
+{workloads}
 sparsities = [0.0]
 batch_sizes = [16, 32]
 trials = 2
 results = "{results}"
-data_dir = "{data}"
 goal_error = 0.6
 max_steps = 24
 eval_every = 8
@@ -49,12 +50,20 @@ eval_every = 8
 eval_batch_size = 1000
 {engine}
 """
+BUILT_IN = 'workloads = ["mnist-simplecnn-momentum"]\ndata_dir = "{data}"'
 N_TRIALS = 4
 RUN = [sys.executable, "-m", "sparsedp.cli.main", "run"]
 
 
 def write_experiment(path: Path, results: Path, data: Path, engine: str = "") -> Path:
-    path.write_text(EXPERIMENT.format(results=results, data=data, engine=engine))
+    """``data``: the cut MNIST's ``.npz`` (tests/small_mnist.py; workload ``faults-cnn``), or
+    a directory of built-in MNIST's files (the tests of a broken data directory)."""
+    if data.suffix == ".npz":
+        path.write_text(EXPERIMENT.format(results=results, workloads="", engine=engine)
+                        + small_mnist_tables(data, "faults-cnn"))
+    else:
+        path.write_text(EXPERIMENT.format(results=results, engine=engine,
+                                          workloads=BUILT_IN.format(data=data)))
     return path
 
 
@@ -71,11 +80,10 @@ def _shared_cache(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def reference(tmp_path_factory, shared_data_dir):
+def reference(tmp_path_factory, mnist_small):
     """An undisturbed run: (its results directory, its table)."""
     directory = tmp_path_factory.mktemp("reference")
-    path = write_experiment(directory / "ref.toml", directory / "results",
-                            shared_data_dir / "mnist")
+    path = write_experiment(directory / "ref.toml", directory / "results", mnist_small)
     spec = load_experiment(path)
     with ResultStore(spec.results_dir) as store:
         assert run_experiment(spec, store).finished == N_TRIALS
@@ -263,18 +271,17 @@ def test_bad_environment_stops_before_any_trial(reference, tmp_path, shared_data
     assert not (tmp_path / "new").exists()  # a failed start leaves nothing behind
 
 
-def test_unwritable_results_directory_parent_is_a_file(tmp_path, shared_data_dir, capsys):
+def test_unwritable_results_directory_parent_is_a_file(tmp_path, mnist_small, capsys):
     """Tests run as root, where file modes do not stop writes: a regular file in the path
     makes the directory impossible to create."""
     (tmp_path / "plain-file").write_text("not a directory")
-    path = write_experiment(tmp_path / "exp.toml", tmp_path / "plain-file" / "results",
-                            shared_data_dir / "mnist")
+    path = write_experiment(tmp_path / "exp.toml", tmp_path / "plain-file" / "results", mnist_small)
     code, lines = cli(["run", str(path)], capsys)
     assert code == 2 and len(lines) == 1
     one_error_line(lines, "is a file", "results")
 
 
-def test_read_only_results_directory(tmp_path, shared_data_dir, capsys):
+def test_read_only_results_directory(tmp_path, mnist_small, capsys):
     """A read-only file system (a tmpfs mounted ro) refuses writes even to root."""
     mount = tmp_path / "ro"
     why = mount_tmpfs(mount, "ro,size=1m")
@@ -282,7 +289,7 @@ def test_read_only_results_directory(tmp_path, shared_data_dir, capsys):
         pytest.skip(f"cannot mount a read-only tmpfs here ({why}); the parent-is-a-file "
                     "case covers unwritable results directories")
     try:
-        path = write_experiment(tmp_path / "exp.toml", mount, shared_data_dir / "mnist")
+        path = write_experiment(tmp_path / "exp.toml", mount, mnist_small)
         code, lines = cli(["run", str(path)], capsys)
         assert code == 2 and len(lines) == 1
         one_error_line(lines, "not writable", "Read-only file system")
@@ -290,10 +297,9 @@ def test_read_only_results_directory(tmp_path, shared_data_dir, capsys):
         unmount(mount)
 
 
-def test_results_directory_without_room(tmp_path, shared_data_dir, capsys, monkeypatch):
+def test_results_directory_without_room(tmp_path, mnist_small, capsys, monkeypatch):
     monkeypatch.setattr(preflight, "MIN_FREE_MIB", 2**40)  # more than any disk has
-    path = write_experiment(tmp_path / "exp.toml", tmp_path / "a" / "results",
-                            shared_data_dir / "mnist")
+    path = write_experiment(tmp_path / "exp.toml", tmp_path / "a" / "results", mnist_small)
     code, lines = cli(["run", str(path)], capsys)
     assert code == 2 and len(lines) == 1
     one_error_line(lines, "MiB free")
@@ -301,9 +307,9 @@ def test_results_directory_without_room(tmp_path, shared_data_dir, capsys, monke
 
 
 @pytest.mark.parametrize("kind", ["corrupt", "wrong-schema", "newer-schema"])
-def test_unusable_database_is_refused_untouched(reference, tmp_path, shared_data_dir, capsys,
+def test_unusable_database_is_refused_untouched(reference, tmp_path, mnist_small, capsys,
                                                 kind):
-    path = copy_of_reference(reference, tmp_path, shared_data_dir / "mnist")
+    path = copy_of_reference(reference, tmp_path, mnist_small)
     database = tmp_path / "results" / "sparsedp.sqlite"
     if kind == "corrupt":
         blob = bytearray(database.read_bytes())
@@ -363,11 +369,11 @@ def test_failure_watch_rules():
 
 
 def test_systematic_failure_stops_the_run_and_stores_nothing(reference, tmp_path,
-                                                             shared_data_dir, capsys,
+                                                             mnist_small, capsys,
                                                              monkeypatch):
     from sparsedp.execution.backends import worker
 
-    path = copy_of_reference(reference, tmp_path, shared_data_dir / "mnist")
+    path = copy_of_reference(reference, tmp_path, mnist_small)
     kept = delete_trials(tmp_path / "results", keep=1)  # 3 trials to run
 
     def broken(*args, **kwargs):
@@ -385,11 +391,11 @@ def test_systematic_failure_stops_the_run_and_stores_nothing(reference, tmp_path
     assert table(tmp_path / "results") == reference[1]
 
 
-def test_trial_specific_failure_is_stored_and_exits_3(reference, tmp_path, shared_data_dir,
+def test_trial_specific_failure_is_stored_and_exits_3(reference, tmp_path, mnist_small,
                                                       capsys, monkeypatch):
     from sparsedp.execution.backends import worker
 
-    path = copy_of_reference(reference, tmp_path, shared_data_dir / "mnist")
+    path = copy_of_reference(reference, tmp_path, mnist_small)
     kept = delete_trials(tmp_path / "results", keep=N_TRIALS - 1)
     key, index = reference[1][-1][:2]
     batch = next(s.batch_size for s in load_experiment(path).studies() if s.key == key)
@@ -438,14 +444,13 @@ def test_data_directory_disappears_after_the_checks(tmp_path, shared_data_dir, c
     assert code == 2 and len(lines) == 1  # and now the checks say so before anything runs
 
 
-def test_disk_full_while_trials_are_written(reference, tmp_path, shared_data_dir, capsys,
+def test_disk_full_while_trials_are_written(reference, tmp_path, mnist_small, capsys,
                                             monkeypatch):
     """A size-limited tmpfs fills up during the run (an OSError(ENOSPC) injected at the
     store's write where no tmpfs can be mounted)."""
     mount = tmp_path / "small"
     why = mount_tmpfs(mount, f"size={preflight.MIN_FREE_MIB + 8}m")
-    path = write_experiment(tmp_path / "exp.toml", mount / "results",
-                            shared_data_dir / "mnist")
+    path = write_experiment(tmp_path / "exp.toml", mount / "results", mnist_small)
     results = mount / "results"
     try:
         if why is None:
@@ -496,7 +501,7 @@ def test_disk_full_while_trials_are_written(reference, tmp_path, shared_data_dir
 # ------------------------------------------------------------- processes and signals
 
 
-def test_two_runs_at_once_and_reads_while_a_run_writes(reference, tmp_path, shared_data_dir,
+def test_two_runs_at_once_and_reads_while_a_run_writes(reference, tmp_path, mnist_small,
                                                        capsys):
     import json
 
@@ -504,8 +509,7 @@ def test_two_runs_at_once_and_reads_while_a_run_writes(reference, tmp_path, shar
 
     from cli_output import status_rows
 
-    path = write_experiment(tmp_path / "exp.toml", tmp_path / "results",
-                            shared_data_dir / "mnist")
+    path = write_experiment(tmp_path / "exp.toml", tmp_path / "results", mnist_small)
     results = tmp_path / "results"
     first = Run(path)
     assert first.wait_for(lambda: stored_rows(results) >= 1), first.lines
@@ -570,7 +574,7 @@ def test_lock_of_a_killed_run_is_free():
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGKILL, signal.SIGINT],
                          ids=["SIGTERM", "SIGKILL", "SIGINT"])
-def test_signal_at_a_random_moment_then_resume(reference, tmp_path, shared_data_dir,
+def test_signal_at_a_random_moment_then_resume(reference, tmp_path, mnist_small,
                                                signum):
     """SIGTERM, SIGKILL or SIGINT (Ctrl-C) at a random moment of a run that has stored at
     least one trial of its own and still has trials to run: the exact exit code and line,
@@ -586,7 +590,7 @@ def test_signal_at_a_random_moment_then_resume(reference, tmp_path, shared_data_
     seed = int(os.environ.get("SPARSEDP_TEST_SEED", random.randrange(2**32)))
     rng = random.Random(seed * 3 + signum)
     where = f"SPARSEDP_TEST_SEED={seed}"
-    path = copy_of_reference(reference, tmp_path, shared_data_dir / "mnist",
+    path = copy_of_reference(reference, tmp_path, mnist_small,
                              "stop_hopeless = false")
     results = tmp_path / "results"
     kept = delete_trials(results, keep=rng.choice((0, 1, 2)))
@@ -634,11 +638,11 @@ def test_trial_on_a_missing_device_is_bad_input(capsys):
 
 
 @pytest.mark.parametrize("error", [KeyError("study_key"), ValueError("bad internal state")])
-def test_internal_error_is_not_bad_input(reference, tmp_path, shared_data_dir, capsys,
+def test_internal_error_is_not_bad_input(reference, tmp_path, mnist_small, capsys,
                                          monkeypatch, error):
     """A KeyError/ValueError from inside sparsedp is a bug, not bad input: its own line and
     exit code, with a pointer to SPARSEDP_DEBUG=1."""
-    path = copy_of_reference(reference, tmp_path, shared_data_dir / "mnist")
+    path = copy_of_reference(reference, tmp_path, mnist_small)
 
     def broken(rows):
         raise error
@@ -690,13 +694,13 @@ READ_COMMANDS = {
 @pytest.mark.parametrize("garbage, name", [("random", "experiments"),
                                            ("text", "sqlite_autoindex_experiment_studies_1")],
                          ids=["random-bytes-in-a-table", "text-in-an-index"])
-def test_damaged_database_is_refused_by_every_command(reference, tmp_path, shared_data_dir,
+def test_damaged_database_is_refused_by_every_command(reference, tmp_path, mnist_small,
                                                       capsys, garbage, name):
     """A page of the results database overwritten: every command that reads it (and `run`)
     says so in one line naming the file, exits 2, and changes nothing; none shows the
     experiment as empty (before issue 22, `status` showed the trials of a file whose
     `experiments` table was garbage, and a damaged index gave an anonymous SQLite error)."""
-    path = copy_of_reference(reference, tmp_path, shared_data_dir / "mnist")
+    path = copy_of_reference(reference, tmp_path, mnist_small)
     results = tmp_path / "results"
     database = results / "sparsedp.sqlite"
     page = damage_page(database, name, garbage)
@@ -723,13 +727,13 @@ def test_quick_check_problems_become_one_line():
                                          "(and 2 more problems)")
 
 
-def test_intact_database_is_checked_once_per_state(reference, tmp_path, shared_data_dir,
+def test_intact_database_is_checked_once_per_state(reference, tmp_path, mnist_small,
                                                    monkeypatch):
     """A command that reads the database several times (report: trials, repeats, probes,
     provenance) runs SQLite's quick_check once; a write to the file checks it again."""
     from sparsedp.api import stored
 
-    copy_of_reference(reference, tmp_path, shared_data_dir / "mnist")
+    copy_of_reference(reference, tmp_path, mnist_small)
     results = tmp_path / "results"
     calls = []
     real = stored.inspect_store
@@ -771,12 +775,12 @@ def _run_child(path: Path, **popen) -> tuple[int, list[str]]:
 
 @pytest.mark.parametrize("how", ["chmod", "chattr"])
 def test_database_that_takes_no_writes_is_refused_before_training(
-        reference, tmp_path, shared_data_dir, how):
+        reference, tmp_path, mnist_small, how):
     """A read-only (chmod a-w) or immutable (chattr +i) results database: `run` proves with
     a real write that the file takes one, and refuses in one line, exit 2, before training
     (before issue 22 it trained nothing either, but ended "run stopped …" with exit 4).
     Once writable again, the same check passes."""
-    path = copy_of_reference(reference, tmp_path, shared_data_dir / "mnist")
+    path = copy_of_reference(reference, tmp_path, mnist_small)
     path.write_text(path.read_text().replace("trials = 2", "trials = 3"))  # work to do
     database = tmp_path / "results" / "sparsedp.sqlite"
     popen: dict = {}
@@ -833,13 +837,13 @@ def test_systematic_failure_stop_ignores_the_numbers_in_the_message():
 
 
 def test_trials_failing_with_their_own_numbers_stop_the_run(reference, tmp_path,
-                                                            shared_data_dir, capsys,
+                                                            mnist_small, capsys,
                                                             monkeypatch):
     """Every trial raises with its own learning rate in the message: a systematic failure
     (exit 4, nothing of the failing trials stored), not three `failed` rows (exit 3)."""
     from sparsedp.execution.backends import worker
 
-    path = copy_of_reference(reference, tmp_path, shared_data_dir / "mnist")
+    path = copy_of_reference(reference, tmp_path, mnist_small)
     kept = delete_trials(tmp_path / "results", keep=1)  # 3 trials to run
 
     def broken(config, data, **kwargs):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from small_mnist import small_mnist_tables
 from sparsedp.data.splits import SplitData
 from sparsedp.pruning.prune import PruneSettings
 from sparsedp.training.trainer import EngineSettings, TrialRun, run_trial
@@ -68,21 +69,19 @@ def test_paused_trial_beaten_meanwhile_stops_at_its_last_check(mnist: SplitData)
 
 ONE_STUDY = """
 name = "interleave"
-workloads = ["mnist-simplecnn-momentum"]
 sparsities = [0.0]
 batch_sizes = [32]
 trials = 2
 results = "{results}"
-data_dir = "{data}"
 goal_error = 0.5
 max_steps = 48
 eval_every = 8
 [engine]
 eval_batch_size = 1000
-"""
+"""  # then the cut MNIST's tables (tests/small_mnist.py)
 
 
-def test_a_later_winner_stops_an_earlier_slow_trial_at_once(tmp_path, shared_data_dir, mnist,
+def test_a_later_winner_stops_an_earlier_slow_trial_at_once(tmp_path, mnist_small,
                                                             monkeypatch) -> None:
     """Trial 0 is slow, trial 1 wins early: one after another, trial 0 trains past that;
     interleaved, it is stopped at trial 1's step count. Trial 1's outcome is the same."""
@@ -93,15 +92,15 @@ def test_a_later_winner_stops_an_earlier_slow_trial_at_once(tmp_path, shared_dat
 
     monkeypatch.setenv("SPARSEDP_CACHE_DIR", str(tmp_path / "cache"))
     path = tmp_path / "exp.toml"
-    path.write_text(ONE_STUDY.format(results=tmp_path / "results",
-                                     data=shared_data_dir / "mnist"))
+    path.write_text(ONE_STUDY.format(results=tmp_path / "results")
+                    + small_mnist_tables(mnist_small, "interleave-cnn"))
     spec = load_experiment(path)
     study = spec.studies()[0]
     points = [{"lr": 0.0003, "momentum": 0.9}, {"lr": 0.02, "momentum": 0.9}]
     outcomes = {}
     for interleave in (1, 4):
         best: dict[str, int] = {}
-        context = WorkerContext(spec.engine, str(shared_data_dir / "mnist"), None, {})
+        context = WorkerContext(spec.engine, None, None, {}, spec.plugins)
         backend = InProcessBackend(context, best, interleave)
         for index, point in enumerate(points):
             backend.submit(TrialTask(study, index, point))

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from small_mnist import small_mnist_tables
 from sparsedp.execution.backends.ray_cluster import LimitBoard
 from sparsedp.execution.runner import pending_trials, run_experiment
 from sparsedp.specs import EngineOptions, ExperimentFileError, load_experiment
@@ -18,12 +19,10 @@ from sparsedp.training.stopping import CompletedSteps, combined_limit, stop_mess
 
 EXPERIMENT = """
 name = "kc"
-workloads = ["mnist-simplecnn-momentum"]
 sparsities = [0.0]
 batch_sizes = [32]
 trials = 8
 results = "{results}"
-data_dir = "{data}"
 goal_error = 0.3
 max_steps = 64
 eval_every = 8
@@ -32,7 +31,7 @@ snip_batches = 1
 [engine]
 eval_batch_size = 1000
 {engine}
-"""
+"""  # then the cut MNIST's tables (tests/small_mnist.py)
 
 
 # ---------------------------------------------------------------------------- the rule
@@ -66,8 +65,8 @@ def test_keep_complete_must_be_a_whole_number_of_at_least_one(bad):
 
 def test_the_experiment_file_rejects_a_bad_keep_complete_with_its_line(tmp_path):
     path = tmp_path / "e.toml"
-    path.write_text(EXPERIMENT.format(results=tmp_path / "r", data=tmp_path,
-                                      engine="keep_complete = 0"))
+    path.write_text(EXPERIMENT.format(results=tmp_path / "r", engine="keep_complete = 0")
+                    + small_mnist_tables(tmp_path / "mnist-small.npz", "kc-cnn"))
     with pytest.raises(ExperimentFileError) as caught:
         load_experiment(path)
     line = path.read_text().splitlines().index("keep_complete = 0") + 1
@@ -97,10 +96,10 @@ def test_the_ray_board_counts_each_trial_once_and_takes_the_drivers_limit():
 # ---------------------------------------------------------------------------- real runs
 
 
-def _write(directory: Path, data: Path, name: str, engine: str) -> Path:
+def _write(directory: Path, npz: Path, name: str, engine: str) -> Path:
     path = directory / f"{name}.toml"
-    path.write_text(EXPERIMENT.format(results=directory / name, data=data / "mnist",
-                                      engine=engine))
+    path.write_text(EXPERIMENT.format(results=directory / name, engine=engine)
+                    + small_mnist_tables(npz, "kc-cnn"))
     return path
 
 
@@ -119,10 +118,10 @@ def _rows(path: Path) -> dict[int, tuple]:
 
 
 @pytest.fixture(scope="module")
-def own_outcomes(tmp_path_factory, shared_data_dir) -> dict[int, tuple]:
+def own_outcomes(tmp_path_factory, mnist_small) -> dict[int, tuple]:
     """Every trial run to its own end (stopping off): the truth the stopping rule keeps."""
     directory = tmp_path_factory.mktemp("kc-off")
-    path = _write(directory, shared_data_dir, "off", "stop_hopeless = false")
+    path = _write(directory, mnist_small, "off", "stop_hopeless = false")
     _run(path)
     rows = _rows(path)
     complete = sorted(r[1] for r in rows.values() if r[0] == "complete")
@@ -154,10 +153,10 @@ def _check_keeps_the_k_best(rows: dict[int, tuple], own: dict[int, tuple], keep:
     ("keep_complete = 3\ninterleave = 2", 2),                 # worker processes
     ("keep_complete = 3\nbatched_trials = 3", 1),             # a rolling batched group
 ])
-def test_every_engine_keeps_the_k_best_trials_running(own_outcomes, tmp_path, shared_data_dir,
+def test_every_engine_keeps_the_k_best_trials_running(own_outcomes, tmp_path, mnist_small,
                                                      engine, workers, monkeypatch):
     monkeypatch.setenv("SPARSEDP_CACHE_DIR", str(tmp_path / "cache"))
-    path = _write(tmp_path, shared_data_dir, "kc", engine)
+    path = _write(tmp_path, mnist_small, "kc", engine)
     _run(path, workers=workers)
     keep = int(engine.split("\n")[0].split("=")[1])
     _check_keeps_the_k_best(_rows(path), own_outcomes, keep)
@@ -169,8 +168,8 @@ def test_every_engine_keeps_the_k_best_trials_running(own_outcomes, tmp_path, sh
 
 @pytest.mark.slow
 def test_ray_workers_keep_the_k_best_trials_running(ray_cluster, own_outcomes, tmp_path,
-                                                   shared_data_dir):
-    path = _write(tmp_path, shared_data_dir, "kc-ray",
+                                                   mnist_small):
+    path = _write(tmp_path, mnist_small, "kc-ray",
                   'keep_complete = 3\ninterleave = 2\nbackend = "ray"')
     _run(path, workers=2)
     _check_keeps_the_k_best(_rows(path), own_outcomes, 3)
@@ -178,9 +177,9 @@ def test_ray_workers_keep_the_k_best_trials_running(ray_cluster, own_outcomes, t
 
 @pytest.mark.slow
 def test_raising_k_reruns_only_the_trials_stopped_short_of_the_new_limit(
-        own_outcomes, tmp_path, shared_data_dir, monkeypatch):
+        own_outcomes, tmp_path, mnist_small, monkeypatch):
     monkeypatch.setenv("SPARSEDP_CACHE_DIR", str(tmp_path / "cache"))
-    path = _write(tmp_path, shared_data_dir, "kc", "keep_complete = 1")
+    path = _write(tmp_path, mnist_small, "kc", "keep_complete = 1")
     _run(path)
     first = _rows(path)
     spec = load_experiment(path)

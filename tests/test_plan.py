@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from cli_output import plan_rows, seconds
+from small_mnist import DATASET, small_mnist_tables
 from sparsedp.cli.main import main
 from sparsedp.data import load_dataset, prepare_splits
 from sparsedp.planning.estimate import (
@@ -93,18 +94,20 @@ def test_experiment_totals_and_day_warning() -> None:
 
 TINY = """\
 name = "tiny"
-workloads = ["mnist-simplecnn-momentum"]
 sparsities = [0.0, 0.5]
 batch_sizes = [16, 32]
 trials = 1
-data_dir = "{data}"
 goal_error = 0.5
 max_steps = 32
 eval_every = 16
 
 [pruning]
 snip_batches = 1
-"""
+"""  # then the cut MNIST's tables (tests/small_mnist.py)
+
+
+def _tiny(npz: Path) -> str:
+    return TINY + small_mnist_tables(npz, "tiny-cnn")
 
 
 RESOLUTION_S = {"s": 0.5, "min": 3.0, "h": 180.0, "d": 4320.0}  # half a printed unit
@@ -123,10 +126,10 @@ def _check_total(rows: dict[str, dict[str, str]], n_trials: int) -> None:
     assert abs(seconds(total["expected"]) - sum(map(seconds, parts))) <= slack
 
 
-def test_plan_command_end_to_end_guess_pilot_stored(shared_data_dir: Path, tmp_path: Path,
+def test_plan_command_end_to_end_guess_pilot_stored(mnist_small: Path, tmp_path: Path,
                                                     capsys) -> None:
     path = tmp_path / "tiny.toml"
-    path.write_text(TINY.format(data=shared_data_dir / "mnist"))
+    path.write_text(_tiny(mnist_small))
     spec = load_experiment(path)
     labels = {s.label for s in spec.studies()}
 
@@ -189,7 +192,7 @@ def test_plan_command_end_to_end_guess_pilot_stored(shared_data_dir: Path, tmp_p
     _check_total(rows, 4)
     checks = sum(len(json.loads(r["curve_json"])) for r in stored)
     examined = sum(r["eval_examples"] for r in stored)
-    val = prepare_splits(load_dataset("mnist", shared_data_dir / "mnist")).num_val
+    val = prepare_splits(load_dataset(DATASET)).num_val  # registered by the file
     share = re.search(r"examine (\d+)% of the validation split on average \(measured on the "
                       r"(\d+) stored checks\)", out)
     assert share is not None, out
@@ -206,12 +209,12 @@ def test_plan_command_end_to_end_guess_pilot_stored(shared_data_dir: Path, tmp_p
         "order" in " ".join(out.split()), out
 
 
-def test_plan_pilot_trial_runs_that_search_trial(shared_data_dir: Path, tmp_path: Path,
+def test_plan_pilot_trial_runs_that_search_trial(mnist_small: Path, tmp_path: Path,
                                                  capsys) -> None:
     """``--pilot-trial 1`` runs search trial 1 (its point and seed): the run's stored trial 1
     ends as the pilot did, and a negative index is refused before anything runs."""
     path = tmp_path / "tiny.toml"
-    text = TINY.format(data=shared_data_dir / "mnist").replace("[0.0, 0.5]", "[0.0]")
+    text = _tiny(mnist_small).replace("[0.0, 0.5]", "[0.0]")
     path.write_text(text.replace("trials = 1", "trials = 2"))
     spec = load_experiment(path)
     first = next(s for s in spec.studies() if s.batch_size == 16)

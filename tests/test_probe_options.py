@@ -9,15 +9,14 @@ from pathlib import Path
 import pytest
 import torch
 
+from small_mnist import small_mnist_tables
 from sparsedp.api import Experiment
 from sparsedp.cli.main import main
 
 EXPERIMENT = """name = "probe-options"
-workloads = ["mnist-simplecnn-sgd"]
 sparsities = [0.0, 0.5]
 batch_sizes = [16, 32]
 trials = 1
-data_dir = "{data}"
 goal_error = 0.8
 max_steps = 24
 eval_every = 8
@@ -28,7 +27,7 @@ high = 0.1
 snip_batches = 1
 [engine]
 eval_batch_size = 1000
-"""
+"""  # then the cut MNIST's tables (tests/small_mnist.py)
 OPTIONS = ["--batch-size", "32", "--sparsities", "0.5", "--micro-batch", "8", "--examples",
            "256", "--groups", "4", "--bootstrap", "20", "--checkpoints", "2",
            "--lipschitz-every", "8", "--lipschitz-examples", "100", "--seed", "5",
@@ -36,10 +35,11 @@ OPTIONS = ["--batch-size", "32", "--sparsities", "0.5", "--micro-batch", "8", "-
 
 
 @pytest.fixture(scope="module")
-def experiment(shared_data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+def experiment(mnist_small: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The tiny experiment, run; every study has a complete trial."""
     path = tmp_path_factory.mktemp("probe-options") / "exp.toml"
-    path.write_text(EXPERIMENT.format(data=shared_data_dir / "mnist"))
+    path.write_text(EXPERIMENT + small_mnist_tables(mnist_small, "probe-sgd",
+                                                    extends="mnist-simplecnn-sgd"))
     assert main(["run", str(path)]) == 0
     trials = Experiment.from_file(path).trials()
     assert set(trials[trials.status == "complete"]["study_key"]) == \

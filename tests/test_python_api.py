@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 import sparsedp
+from small_mnist import small_mnist_tables
 from sparsedp.cli.main import main
 from sparsedp.execution.records import TrialRecord
 from sparsedp.specs import StudySpec
@@ -77,13 +78,15 @@ def test_python_api_doc_runs_on_real_mnist(tmp_path, monkeypatch, real_data, cap
 # --------------------------------------------------------------------------- progress lines
 
 
-def test_plain_run_output_names_the_study_of_every_trial(tmp_path, real_data, capsys):
+def test_plain_run_output_names_the_study_of_every_trial(tmp_path, mnist_small, cache_dir,
+                                                         monkeypatch, capsys):
     """`sparsedp run` with stderr not a terminal: two studies run interleaved (both study
     headers print first), and each trial line says which study it belongs to."""
+    monkeypatch.setenv("SPARSEDP_CACHE_DIR", str(cache_dir))
+    w = "lines-cnn"  # on the cut MNIST (tests/small_mnist.py)
     path = tmp_path / "exp.toml"
-    path.write_text(f"""
+    path.write_text("""
 name = "lines"
-workloads = ["{W}"]
 sparsities = [0.0, 0.5]
 batch_sizes = [16]
 trials = 1
@@ -95,12 +98,12 @@ eval_every = 8
 snip_batches = 1
 [engine]
 eval_batch_size = 1000
-""")
+""" + small_mnist_tables(mnist_small, w))
     assert main(["run", str(path)]) == 0
     err = capsys.readouterr().err
     lines = [line for line in err.splitlines() if re.search(r"\[\d+/\d+\]", line)]
     assert len(lines) == 2
-    for line, label in zip(lines, (f"{W} s=0 B=16", f"{W} s=0.5 B=16"), strict=True):
+    for line, label in zip(lines, (f"{w} s=0 B=16", f"{w} s=0.5 B=16"), strict=True):
         assert re.fullmatch(rf"\[\d/2\] {re.escape(label)} trial +0 +\w+ +steps +\S+ +"
                             r"\(\d+\.\d s\)", line), line
     exp = sparsedp.Experiment.from_file(path)

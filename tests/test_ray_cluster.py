@@ -17,15 +17,17 @@ from pathlib import Path
 
 import pytest
 
+from small_mnist import small_mnist_tables
 from sparsedp.execution import runner as runner_module
 from sparsedp.execution.backends.contract import WorkerDataError
 from sparsedp.execution.runner import run_experiment
 from sparsedp.specs import load_experiment
 from sparsedp.store import ResultStore
 
+WORKLOAD = "cluster-cnn"
 EXPERIMENT = """
 name = "cluster"
-workloads = ["mnist-simplecnn-momentum"]
+{workloads_line}
 sparsities = [0.0]
 batch_sizes = [16, 32]
 trials = 2
@@ -39,16 +41,23 @@ eval_every = 8
 eval_batch_size = 1000
 stop_hopeless = {stop}
 backend = "{backend}"
-"""
+"""  # then, for runs on the cut MNIST, its tables (tests/small_mnist.py)
 TRIALS = 4
 
 
-def _write(directory: Path, name: str, data: Path | None, *, backend: str = "ray",
-           stop: bool = False) -> Path:
+def _write(directory: Path, name: str, data: Path | None = None, *, npz: Path | None = None,
+           backend: str = "ray", stop: bool = False) -> Path:
+    """The experiment on the cut MNIST ``npz`` (workload ``WORKLOAD``), or on the built-in
+    MNIST read from ``data`` (or resolved by each node itself when ``data`` is None)."""
     path = directory / f"{name}.toml"
     data_line = f'data_dir = "{data}"' if data is not None else ""
-    path.write_text(EXPERIMENT.format(results=directory / name, data_line=data_line,
-                                      stop=str(stop).lower(), backend=backend))
+    workloads_line = "" if npz is not None else 'workloads = ["mnist-simplecnn-momentum"]'
+    text = EXPERIMENT.format(results=directory / name, data_line=data_line,
+                             workloads_line=workloads_line, stop=str(stop).lower(),
+                             backend=backend)
+    if npz is not None:
+        text += small_mnist_tables(npz, WORKLOAD)
+    path.write_text(text)
     return path
 
 
@@ -82,10 +91,10 @@ def _failures(path: Path) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def local_table(tmp_path_factory, shared_data_dir):
+def local_table(tmp_path_factory, mnist_small):
     """The experiment with the local backend, stopping off: every trial's own outcome."""
     directory = tmp_path_factory.mktemp("local")
-    path = _write(directory, "local", shared_data_dir / "mnist", backend="local")
+    path = _write(directory, "local", npz=mnist_small, backend="local")
     _run(path, workers=1)
     table = _table(path)
     assert len(table) == TRIALS and {row[2] for row in table} >= {"complete"}
@@ -117,16 +126,16 @@ def test_every_node_is_on_loopback(ray_cluster):
 
 
 def test_same_rows_as_local_with_stopping_off(ray_cluster, local_table, tmp_path,
-                                              shared_data_dir):
-    path = _write(tmp_path, "ray", shared_data_dir / "mnist")
+                                              mnist_small):
+    path = _write(tmp_path, "ray", npz=mnist_small)
     summary = _run(path)
     assert summary.finished == TRIALS and summary.failed_attempts == 0
     assert _table(path) == local_table
 
 
 def test_same_bests_as_local_with_stopping_on(ray_cluster, local_table, tmp_path,
-                                              shared_data_dir):
-    path = _write(tmp_path, "ray-stop", shared_data_dir / "mnist", stop=True)
+                                              mnist_small):
+    path = _write(tmp_path, "ray-stop", npz=mnist_small, stop=True)
     _run(path)
     table = _table(path)
     assert len(table) == TRIALS
@@ -155,8 +164,8 @@ def _while_computing(capture_backend, act) -> tuple[threading.Thread, threading.
 
 
 def test_killed_ray_worker_loses_only_its_trials(ray_cluster, local_table, tmp_path,
-                                                 shared_data_dir, capture_backend):
-    path = _write(tmp_path, "kill-worker", shared_data_dir / "mnist")
+                                                 mnist_small, capture_backend):
+    path = _write(tmp_path, "kill-worker", npz=mnist_small)
     killed: list[int] = []
 
     def kill(busy) -> bool:
@@ -178,10 +187,10 @@ def test_killed_ray_worker_loses_only_its_trials(ray_cluster, local_table, tmp_p
 
 
 def test_removed_node_hands_its_trials_to_the_others(ray_cluster, local_table, tmp_path,
-                                                     shared_data_dir, capture_backend):
+                                                     mnist_small, capture_backend):
     extra = ray_cluster.add_node(**ray_cluster.node_args)  # head + 2 nodes: one may go
     # three workers, one per node: the driver needs the head, either other node may go
-    path = _write(tmp_path, "remove-node", shared_data_dir / "mnist")
+    path = _write(tmp_path, "remove-node", npz=mnist_small)
     removed: list[str] = []
 
     def remove(busy) -> bool:
@@ -207,8 +216,8 @@ def test_removed_node_hands_its_trials_to_the_others(ray_cluster, local_table, t
 
 
 def test_killed_driver_then_rerun_finishes_only_the_missing_trials(
-        ray_cluster, local_table, tmp_path, shared_data_dir):
-    path = _write(tmp_path, "kill-driver", shared_data_dir / "mnist")
+        ray_cluster, local_table, tmp_path, mnist_small):
+    path = _write(tmp_path, "kill-driver", npz=mnist_small)
     database = load_experiment(path).results_dir / "sparsedp.sqlite"
     env = {**os.environ, "RAY_ADDRESS": ray_cluster.address, "PYTHONUNBUFFERED": "1"}
     log = tmp_path / "driver.log"
@@ -218,7 +227,7 @@ def test_killed_driver_then_rerun_finishes_only_the_missing_trials(
     stored = 0
     try:
         while driver.poll() is None and stored == 0:
-            time.sleep(0.5)
+            time.sleep(0.05)  # on the cut MNIST the last trials follow the first within ~1 s
             stored = _count(database)
     finally:
         if driver.poll() is None:

@@ -11,18 +11,18 @@ import pandas as pd
 import pytest
 
 import sparsedp
+from small_mnist import small_mnist_tables
 from sparsedp.search import Dimension, SearchSpace
 from sparsedp.search.refine import REFINE_BASE, refine_box, refine_points
 from sparsedp.specs import ExperimentFileError, load_experiment
 
+WORKLOAD = "refine-cnn"
 EXPERIMENT = """
 name = "refine"
-workloads = ["mnist-simplecnn-momentum"]
 sparsities = [0.0]
 batch_sizes = [32]
 trials = 8
 results = "{results}"
-data_dir = "{data}"
 goal_error = 0.3
 max_steps = 64
 eval_every = 8
@@ -31,7 +31,7 @@ snip_batches = 1
 [engine]
 eval_batch_size = 1000
 keep_complete = 3
-"""
+"""  # then the cut MNIST's tables (tests/small_mnist.py)
 REFINE = "[refine]\ntrials = 4\naround = 3\nmargin = 0.1\n"
 
 
@@ -61,7 +61,8 @@ def test_refine_points_are_sobol_points_mapped_into_the_box():
 ])
 def test_bad_refine_tables_are_one_line_errors(tmp_path, table, message):
     path = tmp_path / "e.toml"
-    path.write_text(EXPERIMENT.format(results=tmp_path / "r", data=tmp_path) + table)
+    path.write_text(EXPERIMENT.format(results=tmp_path / "r")
+                    + small_mnist_tables(tmp_path / "mnist-small.npz", WORKLOAD) + table)
     with pytest.raises(ExperimentFileError) as caught:
         load_experiment(path)
     assert message in str(caught.value) and "\n" not in str(caught.value)
@@ -69,14 +70,14 @@ def test_bad_refine_tables_are_one_line_errors(tmp_path, table, message):
 
 
 @pytest.mark.slow
-def test_a_refined_run_stores_refine_trials_beside_the_search(tmp_path, shared_data_dir,
+def test_a_refined_run_stores_refine_trials_beside_the_search(tmp_path, mnist_small,
                                                              monkeypatch):
     monkeypatch.setenv("SPARSEDP_CACHE_DIR", str(tmp_path / "cache"))
+    tables = small_mnist_tables(mnist_small, WORKLOAD)
     plain = tmp_path / "plain.toml"
-    plain.write_text(EXPERIMENT.format(results=tmp_path / "plain", data=shared_data_dir / "mnist"))
+    plain.write_text(EXPERIMENT.format(results=tmp_path / "plain") + tables)
     refined = tmp_path / "refined.toml"
-    refined.write_text(EXPERIMENT.format(results=tmp_path / "refined",
-                                         data=shared_data_dir / "mnist") + REFINE)
+    refined.write_text(EXPERIMENT.format(results=tmp_path / "refined") + tables + REFINE)
     a, b = sparsedp.Experiment.from_file(plain), sparsedp.Experiment.from_file(refined)
     assert [s.key for s in a.studies()] == [s.key for s in b.studies()]  # keys unchanged
     a.run()
@@ -105,6 +106,6 @@ def test_a_refined_run_stores_refine_trials_beside_the_search(tmp_path, shared_d
     summary = json.loads((report.parent / "summary.json").read_text())
     assert all(isinstance(s["converged"], bool) for s in summary["studies"])
     assert any(f["kind"] == "refinement" for f in summary["findings"])
-    assert (report.parent / "figures" / "refinement-mnist-simplecnn-momentum.png").exists()
+    assert (report.parent / "figures" / f"refinement-{WORKLOAD}.png").exists()
     exported = pd.read_csv(b.export(tmp_path / "t.csv")[0])
     assert exported["stage"].value_counts().to_dict() == {"search": 8, "refine": 4}

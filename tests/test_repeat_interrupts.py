@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from small_mnist import small_mnist_tables
 from sparsedp.cli.main import main
 from sparsedp.execution.runner import run_experiment
 from sparsedp.repeats.run import run_repeats
@@ -25,12 +26,10 @@ from sparsedp.store import ResultStore
 SEEDS = 4
 EXPERIMENT = """
 name = "repeat-signals"
-workloads = ["mnist-simplecnn-momentum"]
 sparsities = [0.5]
 batch_sizes = [16]
 trials = 2
 results = "{results}"
-data_dir = "{data}"
 goal_error = 0.7
 max_steps = 16
 eval_every = 16
@@ -39,7 +38,13 @@ snip_batches = 1
 [engine]
 eval_batch_size = 1000
 threads = 1  # the same numerics in this process (tests run on 1 thread) and in `repeat`
-"""
+"""  # then the cut MNIST's tables (tests/small_mnist.py)
+
+
+def _write(path: Path, results: Path, npz: Path) -> Path:
+    path.write_text(EXPERIMENT.format(results=results)
+                    + small_mnist_tables(npz, "repeat-signals-cnn"))
+    return path
 
 
 def repeat_rows(results: Path) -> list[tuple]:
@@ -55,13 +60,11 @@ def repeat_rows(results: Path) -> list[tuple]:
 
 
 @pytest.fixture(scope="module")
-def searched(tmp_path_factory, shared_data_dir) -> tuple[Path, list[tuple]]:
+def searched(tmp_path_factory, mnist_small) -> tuple[Path, list[tuple]]:
     """The experiment's search, run once; and the repeats of an undisturbed `repeat`."""
     directory = tmp_path_factory.mktemp("repeat-signals")
     os.environ.setdefault("SPARSEDP_CACHE_DIR", str(directory / "cache"))
-    path = directory / "exp.toml"
-    path.write_text(EXPERIMENT.format(results=directory / "search",
-                                      data=shared_data_dir / "mnist"))
+    path = _write(directory / "exp.toml", directory / "search", mnist_small)
     spec = load_experiment(path)
     with ResultStore(spec.results_dir) as store:
         run_experiment(spec, store)
@@ -80,8 +83,7 @@ def _retarget(path: Path, results: Path, new: Path) -> Path:
 
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
-def test_signal_during_repeat_keeps_what_was_stored(searched, tmp_path, shared_data_dir,
-                                                    signum):
+def test_signal_during_repeat_keeps_what_was_stored(searched, tmp_path, mnist_small, signum):
     """Once a repeat of this run is stored, after a random delay of up to half a second (cut
     short when the next one is stored), `repeat` is frozen with SIGSTOP, so it is surely
     alive with repeats left, sent the signal and continued. SPARSEDP_TEST_SEED repeats a
@@ -92,8 +94,7 @@ def test_signal_during_repeat_keeps_what_was_stored(searched, tmp_path, shared_d
     search_results, reference = searched
     results = tmp_path / "results"
     shutil.copytree(search_results, results)
-    path = tmp_path / "exp.toml"
-    path.write_text(EXPERIMENT.format(results=results, data=shared_data_dir / "mnist"))
+    path = _write(tmp_path / "exp.toml", results, mnist_small)
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     env.pop("SPARSEDP_DEBUG", None)
     process = subprocess.Popen([sys.executable, "-m", "sparsedp.cli.main", "repeat", str(path),

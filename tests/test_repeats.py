@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from small_mnist import small_mnist_tables
 from sparsedp.analysis import best_trials
 from sparsedp.analysis.repeats import repeat_spread, seed_ratio_intervals, seed_runs
 from sparsedp.execution.records import TrialRecord
@@ -176,12 +177,10 @@ def test_an_old_database_without_repeats_still_opens(tmp_path: Path) -> None:
 
 TINY = """
 name = "rep"
-workloads = ["mnist-simplecnn-momentum"]
 sparsities = [0.5]
 batch_sizes = [16]
 trials = 2
 results = "{results}"
-data_dir = "{data}"
 goal_error = 0.7
 max_steps = 16
 eval_every = 16
@@ -189,7 +188,12 @@ eval_every = 16
 snip_batches = 1
 [engine]
 eval_batch_size = 1000
-"""
+"""  # then the cut MNIST's tables (tests/small_mnist.py)
+
+
+def _write(path: Path, results: Path, npz: Path) -> Path:
+    path.write_text(TINY.format(results=results) + small_mnist_tables(npz, "rep-cnn"))
+    return path
 
 
 def _rows(results: Path) -> list[tuple]:
@@ -202,12 +206,11 @@ def _rows(results: Path) -> list[tuple]:
 
 
 @pytest.fixture(scope="module")
-def searched(tmp_path_factory, shared_data_dir) -> Path:
+def searched(tmp_path_factory, mnist_small) -> Path:
     """The tiny experiment's search, run once (no repeats yet)."""
     directory = tmp_path_factory.mktemp("repeats")
     os.environ.setdefault("SPARSEDP_CACHE_DIR", str(directory / "cache"))
-    path = directory / "rep.toml"
-    path.write_text(TINY.format(results=directory / "search", data=shared_data_dir / "mnist"))
+    path = _write(directory / "rep.toml", directory / "search", mnist_small)
     spec = load_experiment(path)
     with ResultStore(spec.results_dir) as store:
         run_experiment(spec, store)
@@ -277,9 +280,8 @@ def _record(index: int) -> TrialRecord:
         eval_examples=10, message="", attempts=1)
 
 
-def test_repeats_wait_for_the_search_to_finish(tmp_path: Path, shared_data_dir: Path) -> None:
-    path = tmp_path / "rep.toml"
-    path.write_text(TINY.format(results=tmp_path / "r", data=shared_data_dir / "mnist"))
+def test_repeats_wait_for_the_search_to_finish(tmp_path: Path, mnist_small: Path) -> None:
+    path = _write(tmp_path / "rep.toml", tmp_path / "r", mnist_small)
     spec = load_experiment(path)
     with ResultStore(spec.results_dir) as store:
         from sparsedp.execution.runner import study_descriptor

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 import sparsedp
+from small_mnist import small_mnist_tables
 from sparsedp.cli.main import main
 from sparsedp.data import DataError
 from sparsedp.data.idx import read_idx
@@ -29,12 +30,11 @@ from sparsedp.store import ResultStore
 
 EXPERIMENT = """
 name = "{name}"
-workloads = ["mnist-simplecnn-momentum"]
+{workloads}
 sparsities = [0.0]
 batch_sizes = [16]
 trials = {trials}
 results = "{results}"
-data_dir = "{data}"
 goal_error = 0.6
 max_steps = 16
 eval_every = 8
@@ -42,15 +42,18 @@ eval_every = 8
 snip_batches = 1
 [engine]
 eval_batch_size = 1000
-"""
+"""  # then, for runs on the cut MNIST, its tables (tests/small_mnist.py)
+BUILT_IN = 'workloads = ["mnist-simplecnn-momentum"]\ndata_dir = "{data}"'
 TRIAL = ["trial", "--workload", "mnist-simplecnn-momentum", "--sparsity", "0.5",
          "--batch-size", "16", "--lr", "0.01", "--momentum", "0.9", "--max-steps", "8"]
 
 
 def _write(path: Path, *, name: str = "small", trials: int = 1, results: Path | None = None,
-           data: Path | str = "data") -> Path:
-    path.write_text(EXPERIMENT.format(name=name, trials=trials,
-                                      results=results or path.parent / "results", data=data))
+           data: Path | str = "data", npz: Path | None = None) -> Path:
+    """Built-in MNIST in ``data``; or, given ``npz``, the cut MNIST (workload ``small-cnn``)."""
+    text = EXPERIMENT.format(name=name, trials=trials, results=results or path.parent / "results",
+                             workloads="" if npz else BUILT_IN.format(data=data))
+    path.write_text(text + (small_mnist_tables(npz, "small-cnn") if npz else ""))
     return path
 
 
@@ -81,7 +84,7 @@ def _own_cache(tmp_path_factory, monkeypatch):
 # 1. workers ------------------------------------------------------------------------------
 
 @pytest.mark.slow
-def test_workers_beyond_the_trials_to_run_are_not_started(tmp_path, shared_data_dir, capsys,
+def test_workers_beyond_the_trials_to_run_are_not_started(tmp_path, mnist_small, capsys,
                                                            monkeypatch):
     made = []
     original = runner_module._make_backend
@@ -91,7 +94,7 @@ def test_workers_beyond_the_trials_to_run_are_not_started(tmp_path, shared_data_
         return made[-1]
 
     monkeypatch.setattr(runner_module, "_make_backend", make)
-    path = _write(tmp_path / "one.toml", data=shared_data_dir / "mnist")
+    path = _write(tmp_path / "one.toml", npz=mnist_small)
     code, lines = _cli(["run", str(path), "--workers", "4"], capsys)
     assert code == 0, lines
     assert [type(b) for b in made] == [InProcessBackend]  # one worker: this process
@@ -123,7 +126,7 @@ def test_several_local_workers_share_the_cpus_between_their_threads():
 
 
 @pytest.mark.slow
-def test_worker_processes_are_started_with_their_share_of_threads(tmp_path, shared_data_dir,
+def test_worker_processes_are_started_with_their_share_of_threads(tmp_path, mnist_small,
                                                                    capsys, monkeypatch):
     started = []
     original = runner_module._make_backend
@@ -133,7 +136,7 @@ def test_worker_processes_are_started_with_their_share_of_threads(tmp_path, shar
         return original(spec, workers, context_args, *args)
 
     monkeypatch.setattr(runner_module, "_make_backend", make)
-    path = _write(tmp_path / "two.toml", trials=2, data=shared_data_dir / "mnist")
+    path = _write(tmp_path / "two.toml", trials=2, npz=mnist_small)
     code, lines = _cli(["run", str(path), "--workers", "2"], capsys)
     assert code == 0, lines
     workers = min(2, usable_cpus())

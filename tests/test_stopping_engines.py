@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from small_mnist import small_mnist_tables
 from sparsedp.cli.main import main
 from sparsedp.data.splits import SplitData
 from sparsedp.execution.backends.worker import WorkerContext
@@ -57,12 +58,10 @@ def test_fast_engine_decides_as_the_plain_engine_at_every_check(mnist: SplitData
 
 TINY = """
 name = "stopping"
-workloads = ["mnist-simplecnn-momentum"]
 sparsities = [0.0]
 batch_sizes = [16, 32]
 trials = 3
 results = "{results}"
-data_dir = "{data}"
 goal_error = 0.6
 max_steps = 24
 eval_every = 8
@@ -72,13 +71,15 @@ snip_batches = 1
 eval_batch_size = 1000
 stop_hopeless = {stop}
 keep_complete = 1  # stopping at the best: what these tests follow
-"""
+"""  # then the cut MNIST's tables (tests/small_mnist.py)
 
 
-def _write(directory: Path, data: Path, name: str, stop: bool) -> Path:
+def _write(directory: Path, npz: Path, name: str, stop: bool, engine: str = "") -> Path:
+    """``engine``: more lines of the ``[engine]`` table."""
     path = directory / f"{name}.toml"
-    path.write_text(TINY.format(results=directory / name, data=data / "mnist",
-                                stop=str(stop).lower()).replace("[16, 32]", "[16]"))
+    path.write_text(TINY.format(results=directory / name,
+                                stop=str(stop).lower()).replace("[16, 32]", "[16]")
+                    + engine + small_mnist_tables(npz, "stopping-cnn"))
     return path
 
 
@@ -104,10 +105,10 @@ def _bests(rows: list[tuple]) -> dict[str, tuple[int, int]]:
     return out
 
 
-def test_stopping_on_and_off_settle_the_same_bests(tmp_path, shared_data_dir, monkeypatch):
+def test_stopping_on_and_off_settle_the_same_bests(tmp_path, mnist_small, monkeypatch):
     monkeypatch.setenv("SPARSEDP_CACHE_DIR", str(tmp_path / "cache"))
-    on = _write(tmp_path, shared_data_dir, "on", stop=True)
-    off = _write(tmp_path, shared_data_dir, "off", stop=False)
+    on = _write(tmp_path, mnist_small, "on", stop=True)
+    off = _write(tmp_path, mnist_small, "off", stop=False)
     _run(on)
     _run(off)
     rows_on, rows_off = _rows(on), _rows(off)
@@ -127,12 +128,11 @@ def test_stopping_on_and_off_settle_the_same_bests(tmp_path, shared_data_dir, mo
     assert _rows(on) == rows_off
 
 
-def test_retry_failed_runs_failed_trials_again(tmp_path, shared_data_dir, monkeypatch, capsys):
+def test_retry_failed_runs_failed_trials_again(tmp_path, mnist_small, monkeypatch, capsys):
     from sparsedp.execution.backends import worker
 
     monkeypatch.setenv("SPARSEDP_CACHE_DIR", str(tmp_path / "cache"))
-    path = _write(tmp_path, shared_data_dir, "retry", stop=False)
-    path.write_text(path.read_text() + "max_retries = 0\n")
+    path = _write(tmp_path, mnist_small, "retry", stop=False, engine="max_retries = 0\n")
     original = worker.TrialRun
 
     def failing(config, data, **kwargs):
@@ -149,7 +149,7 @@ def test_retry_failed_runs_failed_trials_again(tmp_path, shared_data_dir, monkey
     assert main(["run", str(path), "--retry-failed"]) == 0
     rows = _rows(path)
     assert len(rows) == 3 and rows[1][2] != "failed"
-    reference = _write(tmp_path, shared_data_dir, "reference", stop=False)
+    reference = _write(tmp_path, mnist_small, "reference", stop=False)
     reference.write_text(path.read_text().replace(str(tmp_path / "retry"),
                                                   str(tmp_path / "reference")))
     _run(reference)

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from small_mnist import small_mnist_tables
 from sparsedp.data.splits import SplitData
 from sparsedp.execution.runner import run_experiment
 from sparsedp.execution.tasks import TrialTask
@@ -140,14 +141,12 @@ def test_every_zero_never_saves(tmp_path: Path, mnist: SplitData) -> None:
 
 EXPERIMENT = """
 name = "checkpoints"
-workloads = ["mnist-simplecnn-momentum"]
 sparsities = [0.9]
 batch_sizes = [32]
 trials = 2
 results = "{results}"
-data_dir = "{data}"
 goal_error = 0.001         # never met: both trials run their whole budget
-max_steps = 320
+max_steps = 320            # long enough that a kill lands mid-trial on a fast machine
 eval_every = 16
 [pruning]
 snip_batches = 1
@@ -155,7 +154,12 @@ snip_batches = 1
 threads = 1
 eval_batch_size = 1000
 checkpoint_every = {every}
-"""
+"""  # then the cut MNIST's tables (tests/small_mnist.py)
+
+
+def _write(path: Path, npz: Path, results: Path, every: int) -> None:
+    path.write_text(EXPERIMENT.format(results=results, every=every)
+                    + small_mnist_tables(npz, "checkpoints-cnn"))
 
 
 def _outcomes(results: Path) -> list[tuple]:
@@ -171,14 +175,12 @@ def _resumed_at(results: Path) -> list[list[int]]:
     return [json.loads(engine).get("resumed_at", []) for (engine,) in rows]
 
 
-def test_killed_run_continues_its_trials(tmp_path: Path, shared_data_dir: Path,
+def test_killed_run_continues_its_trials(tmp_path: Path, mnist_small: Path,
                                          monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SPARSEDP_CACHE_DIR", str(tmp_path / "array-cache"))
-    data = shared_data_dir / "mnist"
     quiet = tmp_path / "undisturbed"
     quiet.mkdir()
-    (quiet / "exp.toml").write_text(EXPERIMENT.format(results=quiet / "results", data=data,
-                                                      every=0))
+    _write(quiet / "exp.toml", mnist_small, quiet / "results", every=0)
     spec = load_experiment(quiet / "exp.toml")
     with ResultStore(spec.results_dir) as store:
         assert run_experiment(spec, store, workers=1).finished == 2
@@ -187,8 +189,7 @@ def test_killed_run_continues_its_trials(tmp_path: Path, shared_data_dir: Path,
 
     killed = tmp_path / "killed"
     killed.mkdir()
-    (killed / "exp.toml").write_text(EXPERIMENT.format(results=killed / "results", data=data,
-                                                       every=1))
+    _write(killed / "exp.toml", mnist_small, killed / "results", every=1)
     inflight = killed / "results" / "cache" / "inflight"
     command = [sys.executable, "-m", "sparsedp.cli.main", "run", str(killed / "exp.toml")]
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import psutil
 
+from small_mnist import small_mnist_tables
 from sparsedp.execution.backends.worker import WorkerContext
 from sparsedp.execution.runner import run_experiment
 from sparsedp.execution.tasks import TrialGroup, TrialTask
@@ -22,13 +23,13 @@ from sparsedp.store import ResultStore
 
 EXPERIMENT = """
 name = "workers"
-workloads = ["mnist-simplecnn-momentum"]
+{workloads_line}
 sparsities = [0.0]
 batch_sizes = [16]
 trials = 4
 workers = {workers}
 results = "{results}"
-data_dir = "{data}"
+{data_line}
 goal_error = {goal}
 max_steps = {max_steps}
 eval_every = 8
@@ -37,16 +38,20 @@ eval_batch_size = 1000
 stop_hopeless = {stop}
 keep_complete = 1  # stopping at the best: what these tests follow
 batched_trials = {batched}
-{search}"""
+{search}"""  # then, for runs on the cut MNIST, its tables (tests/small_mnist.py)
 
 
-def _write(directory: Path, name: str, data: Path, *, workers: int = 2, batched: int = 1,
-           stop: bool = False, max_steps: int = 24, goal: float = 0.6, search: str = "") -> Path:
+def _write(directory: Path, name: str, data: Path | None = None, *, npz: Path | None = None,
+           workers: int = 2, batched: int = 1, stop: bool = False, max_steps: int = 24,
+           goal: float = 0.6, search: str = "") -> Path:
+    """The experiment on the cut MNIST ``npz``, or on the built-in MNIST in ``data``."""
     path = directory / f"{name}.toml"
-    path.write_text(EXPERIMENT.format(results=directory / name, data=data / "mnist",
-                                      workers=workers, batched=batched,
-                                      stop=str(stop).lower(), max_steps=max_steps, goal=goal,
-                                      search=search))
+    text = EXPERIMENT.format(
+        results=directory / name, workers=workers, batched=batched,
+        data_line=f'data_dir = "{data / "mnist"}"' if npz is None else "",
+        workloads_line='workloads = ["mnist-simplecnn-momentum"]' if npz is None else "",
+        stop=str(stop).lower(), max_steps=max_steps, goal=goal, search=search)
+    path.write_text(text + (small_mnist_tables(npz, "workers-cnn") if npz is not None else ""))
     return path
 
 
@@ -78,17 +83,17 @@ def _spawned_children(parent: psutil.Process) -> list[psutil.Process]:
 
 
 def test_killed_workers_with_batched_groups_are_replaced_and_their_trials_retried(
-        tmp_path, shared_data_dir, monkeypatch):
+        tmp_path, mnist_small, monkeypatch):
     """Two groups of two batched trials on two workers; every worker is killed once the first
     trial is stored. The groups in flight come back as failed attempts, run again on new
     workers, and the table is the one a plain in-process run stores."""
     monkeypatch.setenv("SPARSEDP_CACHE_DIR", str(tmp_path / "cache"))
-    plain = _write(tmp_path, "plain", shared_data_dir, workers=1)
+    plain = _write(tmp_path, "plain", npz=mnist_small, workers=1)
     spec = load_experiment(plain)
     with ResultStore(spec.results_dir) as store:
         run_experiment(spec, store)
 
-    path = _write(tmp_path, "killed", shared_data_dir, batched=2)
+    path = _write(tmp_path, "killed", npz=mnist_small, batched=2)
     spec = load_experiment(path)
     kills: list[int] = []
 
@@ -136,7 +141,9 @@ def test_orphaned_workers_exit(tmp_path, shared_data_dir):
     The trials cannot end on their own while the test watches (an unreachable goal, a
     budget of a million steps, learning rates too small to diverge), and a busy worker
     neither reads nor writes its pipes, so a closed pipe cannot be what ends them: only the
-    parent-death check can."""
+    parent-death check can.
+
+    On the built-in MNIST: a trial is seen to have started by the data cache it maps."""
     path = _write(tmp_path, "orphans", shared_data_dir, max_steps=1_000_000, stop=False,
                   goal=0.001, search="[search.lr]\nlow = 1e-4\nhigh = 1e-3\n")
     cache = tmp_path / "cache"
@@ -161,10 +168,10 @@ def test_orphaned_workers_exit(tmp_path, shared_data_dir):
     assert not alive
 
 
-def test_ctrl_c_with_workers_prints_one_line_and_no_worker_traceback(tmp_path, shared_data_dir):
+def test_ctrl_c_with_workers_prints_one_line_and_no_worker_traceback(tmp_path, mnist_small):
     """Ctrl-C reaches the whole foreground process group: the workers leave it to the main
     process, which ends with one line and exit 130, and no process is left behind."""
-    path = _write(tmp_path, "ctrl-c", shared_data_dir, max_steps=4000, stop=False)
+    path = _write(tmp_path, "ctrl-c", npz=mnist_small, max_steps=4000, stop=False)
     env = {**os.environ, "SPARSEDP_CACHE_DIR": str(tmp_path / "cache")}
     main = subprocess.Popen([sys.executable, "-m", "sparsedp.cli.main", "run", str(path)],
                             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
@@ -190,16 +197,16 @@ def test_ctrl_c_with_workers_prints_one_line_and_no_worker_traceback(tmp_path, s
     assert not alive
 
 
-def test_a_group_mates_success_stops_a_beaten_trial_of_the_group(tmp_path, shared_data_dir,
+def test_a_group_mates_success_stops_a_beaten_trial_of_the_group(tmp_path, mnist_small,
                                                                  monkeypatch):
     """In a batched group the slow trial alone would train to the budget; once its
     group-mate meets the goal it cannot be the best and ends ``stopped`` there."""
     monkeypatch.setenv("SPARSEDP_CACHE_DIR", str(tmp_path / "cache"))
-    path = _write(tmp_path, "group", shared_data_dir, stop=True, max_steps=160, workers=1,
+    path = _write(tmp_path, "group", npz=mnist_small, stop=True, max_steps=160, workers=1,
                   batched=2)  # both trials live at once
     spec = load_experiment(path)
     study = spec.studies()[0]
-    context = WorkerContext(spec.engine, str(shared_data_dir / "mnist"), None, {})
+    context = WorkerContext(spec.engine, None, None, {}, spec.plugins)
     slow = TrialTask(study, 0, {"lr": 0.0003, "momentum": 0.9})
     fast = TrialTask(study, 1, {"lr": 0.02, "momentum": 0.9})
     beaten, winner = context.run_group(TrialGroup((slow, fast)))
