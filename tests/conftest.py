@@ -88,6 +88,30 @@ def mnist_small(shared_data_dir: Path, tmp_path_factory: pytest.TempPathFactory)
                              tmp_path_factory.mktemp("mnist-small") / "mnist-small.npz")
 
 
+@pytest.fixture
+def registries():
+    """Restore every registry, sys.path and the imported plugin modules (``tp_*`` and the
+    examples' parts) after the test."""
+    import sys
+
+    from sparsedp.data.custom import DATASETS
+    from sparsedp.models import MODELS
+    from sparsedp.pruning import registry as pruner_registry
+    from sparsedp.training.workloads import WORKLOADS
+
+    tables = (MODELS, DATASETS, WORKLOADS, pruner_registry._REGISTRY)
+    saved = [dict(t) for t in tables]
+    path, modules = list(sys.path), set(sys.modules)
+    yield
+    for table, copy in zip(tables, saved, strict=True):
+        table.clear()
+        table.update(copy)
+    sys.path[:] = path
+    for name in set(sys.modules) - modules:
+        if name.startswith("tp_") or name in ("my_parts", "lenet_parts"):
+            del sys.modules[name]
+
+
 @pytest.fixture(autouse=True)
 def _torch_threads():
     """Keep tests on one thread so results do not depend on the runner's core count."""

@@ -180,28 +180,16 @@ register_workload(replace(get_workload("mnist-simplecnn-sgd"), name={workload!r}
 
 
 @pytest.fixture
-def plugins(tmp_path, monkeypatch):
+def plugins(tmp_path, monkeypatch, registries):
     """Writes plugin modules into the working directory (a fresh folder); the registries,
-    sys.path and the modules are restored after."""
-    from sparsedp.data.custom import DATASETS
-    from sparsedp.training.workloads import WORKLOADS
-
+    sys.path and the modules are restored after (conftest's ``registries``)."""
     monkeypatch.chdir(tmp_path)
-    saved, datasets, path, written = dict(WORKLOADS), dict(DATASETS), list(sys.path), []
 
     def write(module: str, text: str) -> str:
         (tmp_path / f"{module}.py").write_text(text)
-        written.append(module)
         return module
 
-    yield write
-    WORKLOADS.clear()
-    WORKLOADS.update(saved)
-    DATASETS.clear()
-    DATASETS.update(datasets)
-    sys.path[:] = path
-    for module in written:
-        sys.modules.pop(module, None)
+    return write
 
 
 @pytest.fixture

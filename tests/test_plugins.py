@@ -20,7 +20,7 @@ from torch import nn
 
 from sparsedp.cli.main import main
 from sparsedp.data import DataError
-from sparsedp.data.custom import DATASETS, DatasetSpec, ImageFolder, NpzFile, load_registered
+from sparsedp.data.custom import DatasetSpec, ImageFolder, NpzFile, load_registered
 from sparsedp.models import MODELS, build_model, prunable_parameters
 from sparsedp.plugins import (
     Pruner,
@@ -34,26 +34,10 @@ from sparsedp.plugins import (
 from sparsedp.pruning import registry as pruner_registry
 from sparsedp.specs import ExperimentFileError, StudySpec, load_experiment
 from sparsedp.store import ResultStore
-from sparsedp.training.workloads import WORKLOADS, get_workload
+from sparsedp.training.workloads import get_workload
 
 REPO = Path(__file__).resolve().parents[1]
 _unique = itertools.count()
-
-
-@pytest.fixture
-def registries():
-    """Restore every registry, sys.path and the imported plugin modules after the test."""
-    tables = (MODELS, DATASETS, WORKLOADS, pruner_registry._REGISTRY)
-    saved = [dict(t) for t in tables]
-    path, modules = list(sys.path), set(sys.modules)
-    yield
-    for table, copy in zip(tables, saved, strict=True):
-        table.clear()
-        table.update(copy)
-    sys.path[:] = path
-    for name in set(sys.modules) - modules:
-        if name.startswith("tp_") or name in ("my_parts", "lenet_parts"):
-            del sys.modules[name]
 
 
 class Tiny(nn.Module):
