@@ -45,6 +45,11 @@ queue() {  # CORE NAME...: run each NAME on CORE in turn
     done
 }
 
+is_queue() {  # PID: whether PID is still one of our queues (a pid left in the file from an
+    # earlier session may since have been given to an unrelated process)
+    [ -r "/proc/$1/cmdline" ] && tr '\0' ' ' < "/proc/$1/cmdline" | grep -q "queue [01] "
+}
+
 snapshot_all() {  # SQLite's online backup of each live database, staged for a commit
     for name in $names; do
         [ -f "$here/results/$name/sparsedp.sqlite" ] || continue
@@ -58,7 +63,7 @@ start)
     mkdir -p "$here/results"
     if [ -f "$pids" ]; then
         while read -r pid; do
-            if kill -0 "$pid" 2>/dev/null; then
+            if is_queue "$pid"; then
                 echo "already running (queue pid $pid): background.sh status shows them"
                 exit 0
             fi
@@ -85,7 +90,9 @@ status)
     ;;
 stop)
     if [ -f "$pids" ]; then
-        while read -r pid; do kill "$pid" 2>/dev/null || true; done < "$pids"
+        while read -r pid; do
+            if is_queue "$pid"; then kill "$pid" 2>/dev/null || true; fi
+        done < "$pids"
         rm -f "$pids"
     fi
     pkill -TERM -f "sparsedp run $here/" || true
