@@ -7,28 +7,12 @@ import os
 import sqlite3
 import sys
 
-from sparsedp.cli import (
-    experiment_cmds,
-    import_cmd,
-    plan_cmd,
-    probe_cmd,
-    repeat_cmd,
-    report_cmd,
-    trial_cmd,
-    workloads_cmd,
-)
-from sparsedp.cli.common import (
-    EXIT_BAD_INPUT,
-    EXIT_INTERNAL,
-    EXIT_SIGINT,
-    EXIT_SIGTERM,
-    SparsedpError,
-    Terminated,
-)
-from sparsedp.data import DataError
-from sparsedp.plugins import PluginError
-from sparsedp.specs import ExperimentFileError
 from sparsedp.version import __version__
+
+# Nothing heavier than argparse at import: a worker process started by ``sparsedp run``
+# imports this module again (multiprocessing's spawn re-imports the main module), and needs
+# none of the commands' imports (pandas, scipy, matplotlib, rich, the report): they load when
+# the parser is built or a command runs (tests/test_cli_imports.py).
 
 
 class _Parser(argparse.ArgumentParser):
@@ -37,19 +21,40 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from sparsedp.cli import (
+        experiment_cmds,
+        import_cmd,
+        plan_cmd,
+        probe_cmd,
+        repeat_cmd,
+        report_cmd,
+        trial_cmd,
+        workloads_cmd,
+    )
+
     parser = _Parser(prog="sparsedp", description=__doc__)
     parser.add_argument("--version", action="version", version=f"sparsedp {__version__}")
     subparsers = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
-    for module in _COMMANDS:
+    for module in (workloads_cmd, trial_cmd, report_cmd, plan_cmd, probe_cmd, repeat_cmd,
+                   import_cmd):
         module.add_parser(subparsers)
     experiment_cmds.add_parsers(subparsers)
     return parser
 
 
-_COMMANDS = [workloads_cmd, trial_cmd, report_cmd, plan_cmd, probe_cmd, repeat_cmd, import_cmd]
-
-
 def main(argv: list[str] | None = None) -> int:
+    from sparsedp.cli.common import (
+        EXIT_BAD_INPUT,
+        EXIT_INTERNAL,
+        EXIT_SIGINT,
+        EXIT_SIGTERM,
+        SparsedpError,
+        Terminated,
+    )
+    from sparsedp.data import DataError
+    from sparsedp.plugins import PluginError
+    from sparsedp.specs import ExperimentFileError
+
     parser = build_parser()
     args = parser.parse_args(argv)
     debug = bool(os.environ.get("SPARSEDP_DEBUG"))
