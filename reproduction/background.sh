@@ -9,6 +9,7 @@
 #   bash reproduction/background.sh status   # each run's stored trials and saved unfinished ones
 #   bash reproduction/background.sh stop     # SIGTERM, then a snapshot of each, staged for git
 #   bash reproduction/background.sh snapshot # a snapshot of each, staged, the runs going on
+#                                            # (a snapshot: database, CSV, unfinished trials' saves)
 #
 # A queue runs its experiments in turn; one that is finished is skipped. The shared last one
 # (W3) starts on the core that is free first, with one worker; when the other queue gets to
@@ -55,6 +56,7 @@ snapshot_all() {  # SQLite's online backup of each live database, staged for a c
         [ -f "$here/results/$name/sparsedp.sqlite" ] || continue
         bash "$here/snapshot.sh" "$name"
         git -C "$here/.." add -f "reproduction/$name.sqlite" "reproduction/$name-trials.csv"
+        git -C "$here/.." add -A "reproduction/inflight/$name" 2>/dev/null || true
     done
 }
 

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Run (or resume) one CPU reproduction in the background-friendly way: lowest priority,
-# results written as each trial ends. The committed snapshot reproduction/NAME.sqlite seeds
-# a fresh clone's results directory, so a new session continues where the last stopped.
+# results written as each trial ends. The committed snapshot reproduction/NAME.sqlite and the
+# unfinished trials saved beside it (reproduction/inflight/NAME/, by snapshot.sh) seed a fresh
+# clone's results directory, so a new session continues where the last stopped.
 #
 #   bash reproduction/run.sh [NAME] [sparsedp run options]   # NAME: w2-momentum-cpu (default),
 #                                                             # w2-nesterov-cpu, w1-sgd-cpu, …
@@ -16,5 +17,9 @@ live="$here/results/$name/sparsedp.sqlite"
 if [ ! -f "$live" ] && [ -f "$here/$name.sqlite" ]; then
     mkdir -p "$(dirname "$live")"
     cp "$here/$name.sqlite" "$live"
+    if [ -d "$here/inflight/$name" ]; then  # each is checked before use (same trial, same way)
+        mkdir -p "$(dirname "$live")/cache/inflight"
+        cp "$here/inflight/$name"/*.pt "$(dirname "$live")/cache/inflight/"
+    fi
 fi
 exec nice -n 19 sparsedp run "$here/$name.toml" "$@"

@@ -1,12 +1,35 @@
 #!/usr/bin/env bash
 # Copy a live results database to the committed snapshot (SQLite's online backup, so the copy
-# is consistent even while `run.sh` writes), and export the trial table as CSV for reading.
+# is consistent even while `run.sh` writes), export the trial table as CSV for reading, and
+# mirror the run's unfinished-trial saves into reproduction/inflight/NAME/ so that a fresh
+# clone continues them (`run.sh` puts them back).
 #
 #   bash reproduction/snapshot.sh [NAME]    # NAME: w2-momentum-cpu (default), w1-sgd-cpu, …
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 name="${1:-w2-momentum-cpu}"
 live="$here/results/$name/sparsedp.sqlite"
+# The saves first, then the database: a trial that ends in between is then both stored and
+# saved (its save is ignored: a stored trial is never run again), never neither.
+python - "$here/results/$name/cache/inflight" "$here/inflight/$name" <<'PY'
+import os, shutil, sys
+from pathlib import Path
+saves, kept = Path(sys.argv[1]), Path(sys.argv[2])
+live = {p.name: p for p in saves.glob("*.pt")} if saves.is_dir() else {}
+for old in kept.glob("*.pt") if kept.is_dir() else []:
+    if old.name not in live:  # the trial ended (or its save was dropped): not needed
+        old.unlink()
+for name, path in live.items():
+    kept.mkdir(parents=True, exist_ok=True)
+    tmp = kept / (name + ".tmp")
+    try:
+        shutil.copyfile(path, tmp)  # a save replaced meanwhile is read whole (rename)
+    except FileNotFoundError:  # the trial ended meanwhile
+        continue
+    os.replace(tmp, kept / name)
+if kept.is_dir() and not any(kept.iterdir()):
+    kept.rmdir()
+PY
 python - "$live" "$here/$name.sqlite" <<'PY'
 import sqlite3, sys
 src = sqlite3.connect(f"file:{sys.argv[1]}?mode=ro", uri=True)
@@ -17,4 +40,5 @@ dst.close()
 src.close()
 PY
 sparsedp export "$here/$name.toml" --format csv --out "$here/$name-trials.csv" >/dev/null
-echo "snapshot: $here/$name.sqlite, $here/$name-trials.csv"
+echo "snapshot: $here/$name.sqlite, $here/$name-trials.csv," \
+    "$(find "$here/inflight/$name" -name '*.pt' 2>/dev/null | wc -l) unfinished trials saved"
