@@ -211,6 +211,9 @@ def test_killed_run_continues_its_trials(tmp_path: Path, mnist_small: Path,
     assert re.search(r"saved mid-run: .*B=32: 2 unfinished trials at step [\d,]+(–[\d,]+)? "
                      r"\(the next run continues them\)", status.stdout), status.stdout
 
+    kept = tmp_path / "kept-save.pt"  # as a snapshot copies it while its trial ends
+    kept.write_bytes(sorted(inflight.glob("*.pt"))[0].read_bytes())
+
     rerun = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
     assert rerun.returncode == 0, rerun.stderr
     log = rerun.stdout + rerun.stderr
@@ -220,3 +223,10 @@ def test_killed_run_continues_its_trials(tmp_path: Path, mnist_small: Path,
     assert all(len(steps) == 1 and 0 < steps[0] < 320 and steps[0] % 16 == 0
                for steps in resumed), resumed
     assert not list(inflight.glob("*"))  # every save deleted once its trial ended
+
+    # a save of a trial that is stored (a snapshot's copy, put back) is not an unfinished trial
+    (inflight / "stale.pt").write_bytes(kept.read_bytes())
+    status = subprocess.run([*command[:3], "status", str(killed / "exp.toml")], env=env,
+                            capture_output=True, text=True, timeout=120)
+    assert status.returncode == 0, status.stderr
+    assert "saved mid-run" not in status.stdout, status.stdout

@@ -310,8 +310,10 @@ class Experiment:
             ))
         earlier = [row["study_key"] for row in linked if row["study_key"] not in keys]
         saved: dict[str, list[tuple[int, int]]] = {}
+        stored = {(row["study_key"], int(row["trial_index"])) for row in search}
         for trial in saved_trials(self.spec.results_dir / "cache" / INFLIGHT):
-            if trial.study_key in keys:
+            # a save of a stored trial (copied as it ended) is never continued: not unfinished
+            if trial.study_key in keys and (trial.study_key, trial.trial_index) not in stored:
                 saved.setdefault(trial.study_key, []).append((trial.trial_index, trial.step))
         return ExperimentStatus(self.name, self.spec.trials, out, len(earlier), len(set(earlier)),
                                 saved)
