@@ -6,6 +6,8 @@
 #   bash reproduction/background.sh start    # core 1: w1-sgd-cpu, then w3-resnet8-cpu
 #                                            # core 0: w2-nesterov-cpu, then w3-resnet8-cpu
 #                                            # (both cores for W3 once both got there)
+#   bash reproduction/background.sh focus    # stop both queues; run every experiment in turn
+#                                            # on both cores, two workers (W1 before W3)
 #   bash reproduction/background.sh status   # each run's stored trials and saved unfinished ones
 #   bash reproduction/background.sh stop     # SIGTERM, then a snapshot of each, staged for git
 #   bash reproduction/background.sh snapshot # a snapshot of each, staged, the runs going on
@@ -23,13 +25,14 @@ shared="w3-resnet8-cpu"  # in both queues: taken over by the second queue to get
 names="w1-sgd-cpu w2-nesterov-cpu w3-resnet8-cpu"
 pids="$here/results/background.pids"
 
-queue() {  # CORE NAME...: run each NAME on CORE in turn
-    local core="$1"
+queue() {  # CORES NAME...: run each NAME on CORES (e.g. 1 or 0,1), one worker a core, in turn
+    local core="$1" workers
     shift
+    workers=$(( $(tr -cd , <<< "$core" | wc -c) + 1 ))
     for name in "$@"; do
         mkdir -p "$here/results/$name"
         status=0
-        OMP_NUM_THREADS=1 taskset -c "$core" bash "$here/run.sh" "$name" --workers 1 \
+        OMP_NUM_THREADS=1 taskset -c "$core" bash "$here/run.sh" "$name" --workers "$workers" \
             >> "$here/results/$name/run.log" 2>&1 || status=$?
         if [ "$status" -eq 5 ] && [ "$name" = "$shared" ]; then
             # held by the other queue on its one core: stop it, go on with both cores
@@ -48,7 +51,7 @@ queue() {  # CORE NAME...: run each NAME on CORE in turn
 
 is_queue() {  # PID: whether PID is still one of our queues (a pid left in the file from an
     # earlier session may since have been given to an unrelated process)
-    [ -r "/proc/$1/cmdline" ] && tr '\0' ' ' < "/proc/$1/cmdline" | grep -q "queue [01] "
+    [ -r "/proc/$1/cmdline" ] && tr '\0' ' ' < "/proc/$1/cmdline" | grep -Eq "queue [0-9,]+ "
 }
 
 snapshot_all() {  # SQLite's online backup of each live database, staged for a commit
@@ -60,7 +63,26 @@ snapshot_all() {  # SQLite's online backup of each live database, staged for a c
     done
 }
 
+stop_all() {  # the queues first (so that none starts its next run), then the runs
+    if [ -f "$pids" ]; then
+        while read -r pid; do
+            if is_queue "$pid"; then kill "$pid" 2>/dev/null || true; fi
+        done < "$pids"
+        rm -f "$pids"
+    fi
+    pkill -TERM -f "sparsedp run $here/" || true
+    while pgrep -f "sparsedp run $here/" > /dev/null; do sleep 1; done
+}
+
 case "${1:-}" in
+focus)
+    stop_all
+    mkdir -p "$here/results"
+    : > "$pids"
+    nohup bash -c "$(declare -f queue); here='$here'; queue 0,1 $names" > /dev/null 2>&1 &
+    echo "$!" >> "$pids"
+    echo "cores 0,1: $names (queue pid $!)"
+    ;;
 start)
     mkdir -p "$here/results"
     if [ -f "$pids" ]; then
@@ -91,21 +113,14 @@ status)
     done
     ;;
 stop)
-    if [ -f "$pids" ]; then
-        while read -r pid; do
-            if is_queue "$pid"; then kill "$pid" 2>/dev/null || true; fi
-        done < "$pids"
-        rm -f "$pids"
-    fi
-    pkill -TERM -f "sparsedp run $here/" || true
-    while pgrep -f "sparsedp run $here/" > /dev/null; do sleep 1; done
+    stop_all
     snapshot_all
     ;;
 snapshot)
     snapshot_all
     ;;
 *)
-    echo "usage: bash reproduction/background.sh start|status|stop|snapshot" >&2
+    echo "usage: bash reproduction/background.sh start|focus|status|stop|snapshot" >&2
     exit 2
     ;;
 esac
