@@ -20,6 +20,10 @@ if [ ! -f "$live" ] && [ -f "$here/$name.sqlite" ]; then
     if [ -d "$here/inflight/$name" ]; then  # each is checked before use (same trial, same way)
         mkdir -p "$(dirname "$live")/cache/inflight"
         cp "$here/inflight/$name"/*.pt "$(dirname "$live")/cache/inflight/"
+        if [ -d "$here/inflight/$name/saliency" ]; then  # keyed by what they were computed from
+            mkdir -p "$(dirname "$live")/cache/saliency"
+            cp "$here/inflight/$name/saliency"/*.pt "$(dirname "$live")/cache/saliency/"
+        fi
     fi
 fi
 exec nice -n 19 sparsedp run "$here/$name.toml" "$@"

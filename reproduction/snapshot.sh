@@ -11,24 +11,34 @@ name="${1:-w2-momentum-cpu}"
 live="$here/results/$name/sparsedp.sqlite"
 # The saves first, then the database: a trial that ends in between is then both stored and
 # saved (its save is ignored: a stored trial is never run again), never neither.
-python - "$here/results/$name/cache/inflight" "$here/inflight/$name" <<'PY'
+python - "$here/results/$name/cache" "$here/inflight/$name" <<'PY'
 import os, shutil, sys
 from pathlib import Path
-saves, kept = Path(sys.argv[1]), Path(sys.argv[2])
-live = {p.name: p for p in saves.glob("*.pt")} if saves.is_dir() else {}
-for old in kept.glob("*.pt") if kept.is_dir() else []:
-    if old.name not in live:  # the trial ended (or its save was dropped): not needed
-        old.unlink()
-for name, path in live.items():
-    kept.mkdir(parents=True, exist_ok=True)
-    tmp = kept / (name + ".tmp")
-    try:
-        shutil.copyfile(path, tmp)  # a save replaced meanwhile is read whole (rename)
-    except FileNotFoundError:  # the trial ended meanwhile
-        continue
-    os.replace(tmp, kept / name)
-if kept.is_dir() and not any(kept.iterdir()):
-    kept.rmdir()
+
+def mirror(source: Path, target: Path) -> int:
+    """Copy source's *.pt into target whole (temporary file, rename); drop target's others."""
+    live = {p.name: p for p in source.glob("*.pt")} if source.is_dir() else {}
+    for old in target.glob("*.pt") if target.is_dir() else []:
+        if old.name not in live:  # the trial ended (or its save was dropped): not needed
+            old.unlink()
+    for name, path in live.items():
+        target.mkdir(parents=True, exist_ok=True)
+        tmp = target / (name + ".tmp")
+        try:
+            shutil.copyfile(path, tmp)  # a save replaced meanwhile is read whole (rename)
+        except FileNotFoundError:  # the trial ended meanwhile
+            continue
+        os.replace(tmp, target / name)
+    return len(live)
+
+cache, kept = Path(sys.argv[1]), Path(sys.argv[2])
+saved = mirror(cache / "inflight", kept)
+# the SNIP saliencies the saved trials' masks are rebuilt from (W3: a minute each on one
+# core), only while there are saved trials
+mirror(cache / "saliency" if saved else Path("/nonexistent"), kept / "saliency")
+for folder in (kept / "saliency", kept):
+    if folder.is_dir() and not any(folder.iterdir()):
+        folder.rmdir()
 PY
 python - "$live" "$here/$name.sqlite" <<'PY'
 import sqlite3, sys
