@@ -51,4 +51,4 @@ src.close()
 PY
 sparsedp export "$here/$name.toml" --format csv --out "$here/$name-trials.csv" >/dev/null
 echo "snapshot: $here/$name.sqlite, $here/$name-trials.csv," \
-    "$(find "$here/inflight/$name" -name '*.pt' 2>/dev/null | wc -l) unfinished trials saved"
+    "$(find "$here/inflight/$name" -maxdepth 1 -name '*.pt' 2>/dev/null | wc -l) unfinished trials saved"
