@@ -19,6 +19,7 @@ import torch
 
 from small_mnist import small_mnist_tables
 from sparsedp.data.splits import SplitData
+from sparsedp.execution.provenance import machine_description
 from sparsedp.execution.runner import run_experiment
 from sparsedp.execution.tasks import TrialTask
 from sparsedp.execution.trial_checkpoints import TrialCheckpoints
@@ -101,6 +102,28 @@ def test_resumed_twice_lists_both_steps(tmp_path: Path, mnist: SplitData) -> Non
     assert saves.resumed_at(task) == [8]
     saved = torch.load(saves.path(task), weights_only=True)
     assert saved["resumed_at"] == [8]
+    here = machine_description("cpu")
+    assert saved["machines"] == [here, here]  # one per stretch: before step 8, and since
+
+
+def test_the_machine_of_each_stretch_is_listed(tmp_path: Path, mnist: SplitData) -> None:
+    task = _task()
+    first = _run(mnist)
+    first.advance(checks=1)
+    TrialCheckpoints(tmp_path, every=1).save(task, first)
+    path = TrialCheckpoints(tmp_path, every=1).path(task)
+    saved = torch.load(path, weights_only=True)
+    saved["machines"] = ["Another CPU, family 6 model 143 stepping 8 (AVX2)"]
+    torch.save(saved, path)
+    saves = TrialCheckpoints(tmp_path, every=1)
+    assert saves.resume(task, _run(mnist)) == 8
+    assert saves.resumed_on(task) == ["Another CPU, family 6 model 143 stepping 8 (AVX2)"]
+
+    del saved["machines"]  # a save written before machines were recorded
+    torch.save(saved, path)
+    older = TrialCheckpoints(tmp_path, every=1)
+    assert older.resume(task, _run(mnist)) == 8
+    assert older.resumed_at(task) == [8] and older.resumed_on(task) == ["not recorded"]
 
 
 @pytest.mark.parametrize("change", ["other trial", "other threads", "damaged"])
@@ -169,10 +192,10 @@ def _outcomes(results: Path) -> list[tuple]:
             "ORDER BY trial_index").fetchall()
 
 
-def _resumed_at(results: Path) -> list[list[int]]:
+def _resumed_at(results: Path, field: str = "resumed_at") -> list[list]:
     with sqlite3.connect(f"file:{results / 'sparsedp.sqlite'}?mode=ro", uri=True) as db:
         rows = db.execute("SELECT engine_json FROM trials ORDER BY trial_index").fetchall()
-    return [json.loads(engine).get("resumed_at", []) for (engine,) in rows]
+    return [json.loads(engine).get(field, []) for (engine,) in rows]
 
 
 def test_killed_run_continues_its_trials(tmp_path: Path, mnist_small: Path,
@@ -222,6 +245,8 @@ def test_killed_run_continues_its_trials(tmp_path: Path, mnist_small: Path,
     resumed = _resumed_at(killed / "results")
     assert all(len(steps) == 1 and 0 < steps[0] < 320 and steps[0] % 16 == 0
                for steps in resumed), resumed
+    # the machine of the stretch before each continuation (here: this one)
+    assert _resumed_at(killed / "results", "resumed_on") == [[machine_description("cpu")]] * 2
     assert not list(inflight.glob("*"))  # every save deleted once its trial ended
 
     # a save of a trial that is stored (a snapshot's copy, put back) is not an unfinished trial

@@ -46,6 +46,42 @@ def device_description(device: str) -> str:
     return f"{platform.processor() or platform.machine()} CPU, {torch.get_num_threads()} threads"
 
 
+@lru_cache(maxsize=4)
+def cpu_model(cpuinfo: Path = Path("/proc/cpuinfo")) -> str:
+    """The CPU's model name with its family, model and stepping numbers (``/proc/cpuinfo`` on
+    Linux: a virtual machine's name can be generic, the numbers still tell generations
+    apart), else what ``platform`` says."""
+    fields: dict[str, str] = {}
+    try:
+        for line in cpuinfo.read_text().splitlines():
+            key, _, value = line.partition(":")
+            if not key.strip():  # the first processor's block ends here
+                break
+            fields.setdefault(key.strip(), value.strip())
+    except OSError:
+        pass
+    name = fields.get("model name") or platform.processor() or platform.machine()
+    numbers = [f"{label} {fields[key]}" for key, label in
+               (("cpu family", "family"), ("model", "model"), ("stepping", "stepping"))
+               if fields.get(key)]
+    return f"{name}, {' '.join(numbers)}" if numbers else name
+
+
+def cpu_capability() -> str | None:
+    """The instruction set PyTorch's CPU kernels dispatch to (e.g. ``AVX512``, ``AVX2``)."""
+    get = getattr(torch.backends.cpu, "get_cpu_capability", None)
+    return get() if get is not None else None
+
+
+def machine_description(device: str) -> str:
+    """What computes a trial, as far as it decides FP32 rounding: the GPU's name, or the
+    CPU's model with the instruction set PyTorch uses (two CPUs can round differently)."""
+    if device.startswith("cuda") and torch.cuda.is_available():
+        return torch.cuda.get_device_name(torch.device(device))
+    capability = cpu_capability()
+    return f"{cpu_model()} ({capability})" if capability else cpu_model()
+
+
 def provenance(device: str = "cpu") -> dict[str, str | None]:
     """Versions and machine facts stored with every trial."""
     return {
@@ -56,4 +92,6 @@ def provenance(device: str = "cpu") -> dict[str, str | None]:
         "host": socket.gethostname(),
         "platform": platform.platform(),
         "device": device_description(device),
+        "cpu": cpu_model(),
+        "cpu_capability": cpu_capability(),
     }

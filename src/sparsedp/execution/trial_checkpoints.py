@@ -28,6 +28,7 @@ from typing import Any
 
 import torch
 
+from sparsedp.execution.provenance import machine_description
 from sparsedp.execution.tasks import TrialTask
 from sparsedp.training import TrialRun
 
@@ -73,6 +74,7 @@ class TrialCheckpoints:
         self.clock = clock
         self._last: dict[tuple[str, int], float] = {}
         self._resumed: dict[tuple[str, int], list[int]] = {}
+        self._machines: dict[tuple[str, int], list[str]] = {}  # of the segments before those
 
     def path(self, task: TrialTask) -> Path:
         assert self.directory is not None
@@ -100,6 +102,7 @@ class TrialCheckpoints:
         key = _key(task)
         self._last[key] = self.clock()
         self._resumed[key] = []
+        self._machines[key] = []
         if self.directory is None or not (path := self.path(task)).exists():
             return None
         try:
@@ -111,11 +114,20 @@ class TrialCheckpoints:
             path.unlink(missing_ok=True)
             return None
         self._resumed[key] = [*saved.get("resumed_at", []), run.step]
+        machines = [str(m) for m in saved.get("machines", [])]  # none in saves before them
+        self._machines[key] = (machines if len(machines) == len(self._resumed[key])
+                               else ["not recorded"] * len(self._resumed[key]))
         return run.step
 
     def resumed_at(self, task: TrialTask) -> list[int]:
         """The steps this trial was continued from (none when it ran in one go)."""
         return list(self._resumed.get(_key(task), []))
+
+    def resumed_on(self, task: TrialTask) -> list[str]:
+        """The machine each stretch before a continuation ran on (one per ``resumed_at``
+        step; :func:`~sparsedp.execution.provenance.machine_description`): a trial continued
+        on another CPU model or instruction set may round differently from one run in one go."""
+        return list(self._machines.get(_key(task), []))
 
     def save_if_due(self, task: TrialTask, run: TrialRun) -> bool:
         """Save the unfinished ``run`` if ``every`` seconds passed since its last save (or
@@ -135,7 +147,9 @@ class TrialCheckpoints:
         path = self.path(task)
         tmp = path.with_suffix(f".{os.getpid()}.tmp")
         torch.save({"identity": self.identity(task, run), "state": run.state_dict(),
-                    "resumed_at": self.resumed_at(task)}, tmp)
+                    "resumed_at": self.resumed_at(task),
+                    "machines": [*self.resumed_on(task), machine_description(str(run.device))]},
+                   tmp)
         os.replace(tmp, path)
 
     def discard(self, task: TrialTask) -> None:
@@ -143,5 +157,6 @@ class TrialCheckpoints:
         key = _key(task)
         self._last.pop(key, None)
         self._resumed.pop(key, None)
+        self._machines.pop(key, None)
         if self.directory is not None:
             self.path(task).unlink(missing_ok=True)

@@ -189,7 +189,8 @@ class WorkerContext:
 
     def _record(self, task: TrialTask, config: TrialConfig, result: TrialResult,
                 engine: EngineSettings, data: SplitData, batched: int = 1,
-                resumed_at: list[int] | None = None) -> TrialRecord:
+                resumed_at: list[int] | None = None,
+                resumed_on: list[str] | None = None) -> TrialRecord:
         return TrialRecord(
             study_key=task.study.key,
             trial_index=task.index,
@@ -215,7 +216,8 @@ class WorkerContext:
             engine={**_settings(engine), "batched_trials": batched,
                     "stop_hopeless": self.engine.stop_hopeless, "order": self.engine.order,
                     "early_exit_order": "margin",  # what ordered the lower bounds in the curve
-                    **({"resumed_at": resumed_at} if resumed_at else {})},
+                    **({"resumed_at": resumed_at, "resumed_on": resumed_on or []}
+                       if resumed_at else {})},
             provenance={
                 **self.provenance,
                 "dataset_label": data.dataset.label,
@@ -248,7 +250,8 @@ class WorkerContext:
                 self.checkpoints.save_if_due(task, started.run)
                 return None
             record = self._record(task, started.config, started.run.result(), started.engine,
-                                  started.data, resumed_at=self.checkpoints.resumed_at(task))
+                                  started.data, resumed_at=self.checkpoints.resumed_at(task),
+                                  resumed_on=self.checkpoints.resumed_on(task))
         except (KeyboardInterrupt, SystemExit):
             raise
         except BaseException as exc:
