@@ -63,9 +63,15 @@ def regimes_verdict(curve: dict) -> str:
     return f"3 regimes: perfect to {end}, maximal from {onset}"
 
 
-def steps_verdict(row: dict | None) -> str:
-    """Claim (b) from the report's sparse-vs-dense summary row."""
+def steps_verdict(row: dict | None, ratios: list[dict] | None = None) -> str:
+    """Claim (b) from the report's sparse-vs-dense summary row; without a perfect-scaling
+    region (a single batch size, as W3 here), the ratio at each measured batch size, point
+    only."""
     if not row or row.get("geomean_ratio") is None:
+        if ratios:
+            at = ", ".join(f"{r['ratio']:.2f}× (2^{math.log2(r['ratio']):.2f}) at B = "
+                           f"{r['batch_size']}" for r in ratios)
+            return f"{at}; no perfect-scaling region measured, no interval: point only"
         return "not measured"
     ratio, ci = row["geomean_ratio"], row.get("geomean_ratio_ci")
     where = ", ".join(str(b) for b in row.get("perfect_scaling_batch_sizes") or [])
@@ -105,7 +111,9 @@ def claims_row(name: str, summary: dict) -> list[str]:
     first = summary["curves"][0] if summary["curves"] else {}
     label = f"{name} ({first.get('workload', '?')})"
     a = "; ".join(f"s = {s:g}: {regimes_verdict(c)}" for s, c in sorted(curves.items()))
-    return [label, a or "not measured", steps_verdict(row), b_crit_verdict(row, curves)]
+    at = [r for r in summary["sparse_vs_dense"].get("ratios") or []
+          if math.isclose(r["sparsity"], 0.9) and r.get("ratio")]
+    return [label, a or "not measured", steps_verdict(row, at), b_crit_verdict(row, curves)]
 
 
 def main() -> None:

@@ -44,6 +44,9 @@ def test_steps_rule_against_the_paper() -> None:
     assert claims.steps_verdict(row) == ("4.00× (2^2.00) at B = 16, 32; no interval: too few "
                                          "completed trials: point only")
     assert claims.steps_verdict(None) == "not measured"
+    one = [{"sparsity": 0.9, "batch_size": 64, "ratio": 2.0}]  # one batch size (W3 here)
+    assert claims.steps_verdict(None, one) == (
+        "2.00× (2^1.00) at B = 64; no perfect-scaling region measured, no interval: point only")
 
 
 def test_b_crit_rule() -> None:
