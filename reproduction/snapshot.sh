@@ -35,7 +35,10 @@ cache, kept = Path(sys.argv[1]), Path(sys.argv[2])
 saved = mirror(cache / "inflight", kept)
 # the SNIP saliencies the saved trials' masks are rebuilt from (W3: a minute each on one
 # core), only while there are saved trials
-mirror(cache / "saliency" if saved else Path("/nonexistent"), kept / "saliency")
+if saved:
+    mirror(cache / "saliency", kept / "saliency")
+else:
+    shutil.rmtree(kept / "saliency", ignore_errors=True)
 for folder in (kept / "saliency", kept):
     if folder.is_dir() and not any(folder.iterdir()):
         folder.rmdir()

@@ -77,7 +77,7 @@ def machine_description(device: str) -> str:
     """What computes a trial, as far as it decides FP32 rounding: the GPU's name, or the
     CPU's model with the instruction set PyTorch uses (two CPUs can round differently)."""
     if device.startswith("cuda") and torch.cuda.is_available():
-        return torch.cuda.get_device_name(torch.device(device))
+        return device_description(device)  # the GPU's name
     capability = cpu_capability()
     return f"{cpu_model()} ({capability})" if capability else cpu_model()
 
