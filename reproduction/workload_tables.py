@@ -140,6 +140,12 @@ def plan_vs_actual(name: str) -> str:
         ratio = f"{row['minutes'] / plan:.2f}" if plan else "—"
         lines.append(f"| s = {sp:g}, B = {b} | {int(row['stored'])} | {_minutes(plan)} | "
                      f"{_minutes(row['minutes'])} | {ratio} |")
+    planned = sum(expected.values())
+    done = actual.loc[[k for k in expected if k in actual.index]]
+    if planned and len(done):
+        lines.append(f"| total (the plan's studies; SNIP left out) | {int(done['stored'].sum())} | "
+                     f"{_minutes(planned)} | {_minutes(done['minutes'].sum())} | "
+                     f"{done['minutes'].sum() / planned:.2f} |")
     return "\n".join(lines)
 
 
